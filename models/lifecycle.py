@@ -1,0 +1,198 @@
+"""The node lifecycle: start, bootstrap, refresh, crash, timers, and what an ended lookup means.
+
+This module ties the concept modules together. ``react`` applies the consequences that follow
+from a state rather than from one event (the first routing-table peer starts the self-lookup;
+Ready starts queued provides), so every action ends in a state where they have been taken.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from kadspec.models import lookup as lookups
+from kadspec.models import provide
+from kadspec.models.network import can_dial, connect, disconnect
+from kadspec.models.policy import Policy
+from kadspec.models.requirements_registry import requirement
+from kadspec.models.routing import mark_failed
+from kadspec.models.state import (
+    Lookup,
+    NodeState,
+    PeerView,
+    Phase,
+    ProvideState,
+    Purpose,
+    World,
+    initial_mode,
+)
+
+__all__ = ["Purpose", "start_lookup"]
+
+
+def start_lookup(world: World, policy: Policy, node: int, purpose: Purpose, key: int) -> World:
+    world, finished = lookups.start(world, policy, node, purpose, key)
+    return finish(world, policy, node, finished)
+
+
+def finish(world: World, policy: Policy, node: int, finished: Lookup | None) -> World:
+    """Act on a lookup that just ended (or do nothing when ``finished`` is None)."""
+    if finished is None:
+        return world
+    if finished.purpose is Purpose.SELF:
+        if finished.answered:
+            world = world.with_node(node, attrs.evolve(world.nodes[node], self_lookup_done=True))
+        return world
+    if finished.purpose is Purpose.PROVIDE:
+        if provide.get(world, node, finished.key).phase is not Phase.LOOKUP:
+            return world
+        return provide.announce(world, policy, node, finished.key, lookups.result(world, finished))
+    state = world.nodes[node]
+    found = list(state.found)
+    found[finished.key] = finished.providers
+    return world.with_node(node, attrs.evolve(state, found=tuple(found)))
+
+
+@requirement("BOOT-01", "BOOT-03")
+def start(world: World, policy: Policy, node: int) -> World:
+    """Start (or restart) a node: listen, arm refresh, queue the provides kept on disk."""
+    old = world.nodes[node]
+    timing = world.config.timing
+    provides = tuple(
+        ProvideState(providing=True, phase=Phase.QUEUED, backoff=int(timing.retry_base))
+        if p.providing else ProvideState()
+        for p in old.provides
+    )
+    state = NodeState(
+        up=True,
+        mode=initial_mode(old.setting, False),
+        setting=old.setting,
+        peers=(PeerView(),) * len(old.peers),
+        refresh_at=world.clock + timing.refresh_interval,
+        provides=provides,
+        records=old.records,
+        found=(None,) * len(old.found),
+    )
+    return world.with_node(node, state)
+
+
+def crash(world: World, node: int) -> World:
+    """The process dies: connections close, memory is lost, the disk (records, keys) stays."""
+    for peer in range(len(world.nodes)):
+        if world.connected(node, peer):
+            world = disconnect(world, node, peer)
+    old = world.nodes[node]
+    state = NodeState(
+        up=False,
+        mode=initial_mode(old.setting, False),
+        setting=old.setting,
+        peers=(PeerView(),) * len(old.peers),
+        provides=tuple(ProvideState(providing=p.providing) for p in old.provides),
+        records=old.records,
+        found=(None,) * len(old.found),
+    )
+    return world.with_node(node, state)
+
+
+def bootstrap_candidates(world: World, node: int) -> tuple[int, ...]:
+    """BOOT-01: bootstrap peers still to dial (until two are connected or all were tried)."""
+    state = world.nodes[node]
+    configured = world.config.nodes[node].bootstrap
+    connected = sum(1 for p in configured if world.connected(node, p))
+    if not state.up or connected >= 2:
+        return ()
+    return tuple(p for p in configured if p not in state.boot_tried)
+
+
+def dial_bootstrap(world: World, policy: Policy, node: int, peer: int) -> World:
+    state = world.nodes[node]
+    world = world.with_node(node, attrs.evolve(state, boot_tried=state.boot_tried | {peer}))
+    if world.connected(node, peer):
+        return world
+    if can_dial(world, node, peer):
+        return connect(world, node, peer)
+    return mark_failed(world, policy, node, peer)
+
+
+@requirement("BOOT-02", "BOOT-03", "BOOT-04")
+def refresh(world: World, policy: Policy, node: int) -> World:
+    """Periodic refresh: re-dial bootstrap peers if the table is empty, then look up self."""
+    state = world.nodes[node]
+    empty = not state.table()
+    rearm = not empty or policy.rearm_refresh_when_empty
+    next_refresh = world.clock + world.config.timing.refresh_interval if rearm else None
+    state = attrs.evolve(state, refresh_at=next_refresh,
+                         boot_tried=frozenset() if empty else state.boot_tried)
+    world = world.with_node(node, state)
+    if lookups.find_index(world, node, Purpose.SELF, 0) is None:
+        world = start_lookup(world, policy, node, Purpose.SELF, 0)
+    return world
+
+
+def _due(deadline: int | None, now: int) -> bool:
+    return deadline is not None and deadline <= now
+
+
+def next_deadline(world: World) -> int | None:
+    """The earliest armed timer of any running node, or None."""
+    times: list[int] = []
+    for state in world.nodes:
+        if not state.up:
+            continue
+        if state.refresh_at is not None:
+            times.append(state.refresh_at)
+        for p in state.provides:
+            times.extend(t for t in (p.retry_at, p.republish_at) if t is not None)
+            times.extend(d for _, d in p.pending if d is not None)
+        for lk in state.lookups:
+            times.extend(d for _, d in lk.inflight if d is not None)
+    return min(times) if times else None
+
+
+@requirement("PROV-05", "PROV-06", "PROV-08")
+def fire_timers(world: World, policy: Policy) -> World:
+    """Fire every timer due at the current clock, node by node: deadlines, retries, refresh."""
+    now = world.clock
+    for node in range(len(world.nodes)):
+        if not world.nodes[node].up:
+            continue
+        # Per-request deadlines of lookups.
+        index = 0
+        while index < len(world.nodes[node].lookups):
+            lk = world.nodes[node].lookups[index]
+            late = [p for p, d in lk.inflight if _due(d, now)]
+            if not late:
+                index += 1
+                continue
+            world, finished = lookups.on_failure(world, policy, node, index, late[0])
+            world = finish(world, policy, node, finished)
+            index = 0
+        for key in range(len(world.config.keys)):
+            p = provide.get(world, node, key)
+            for peer, deadline in p.pending:
+                if _due(deadline, now):
+                    world = provide.settle_pending(world, policy, node, key, peer, delivered=False)
+            p = provide.get(world, node, key)
+            if p.phase is Phase.QUEUED and _due(p.retry_at, now):
+                world = provide.attempt(world, policy, node, key)
+            elif p.phase is Phase.IDLE and _due(p.republish_at, now):
+                world = provide.put(world, node, key, republish_at=None)
+                world = provide.attempt(world, policy, node, key)
+        if _due(world.nodes[node].refresh_at, now):
+            world = refresh(world, policy, node)
+    return world
+
+
+@requirement("BOOT-02", "BOOT-05")
+def react(world: World, policy: Policy) -> World:
+    """Take the consequences that follow from the state itself, for every running node."""
+    for node, state in enumerate(world.nodes):
+        if not state.up:
+            continue
+        if (state.table() and not state.self_lookup_done
+                and lookups.find_index(world, node, Purpose.SELF, 0) is None):
+            world = start_lookup(world, policy, node, Purpose.SELF, 0)
+        if policy.queue_provide_until_ready and provide.may_start(world, policy, node):
+            for key, p in enumerate(world.nodes[node].provides):
+                if p.phase is Phase.QUEUED and p.retry_at is None:
+                    world = provide.attempt(world, policy, node, key)
+    return world

@@ -1,0 +1,91 @@
+"""The k-bucket routing table: admission, eviction, removal and closest-peer answers.
+
+RT-01..RT-07 and BOOT-06 live here: which evidence admits a peer, which address backs an entry,
+what a full bucket does and when a peer leaves.
+"""
+
+from __future__ import annotations
+
+from kadspec.models.metric import closest, common_prefix_length
+from kadspec.models.network import set_view, view
+from kadspec.models.policy import Policy
+from kadspec.models.requirements_registry import requirement
+from kadspec.models.state import Addr, Proto, World
+
+
+def bucket_of(world: World, node: int, peer: int) -> int:
+    ids = world.config.ids
+    return common_prefix_length(ids[node], ids[peer], world.config.id_bits)
+
+
+def bucket_members(world: World, node: int, bucket: int) -> list[int]:
+    return [p for p in world.nodes[node].table() if bucket_of(world, node, p) == bucket]
+
+
+def routable(policy: Policy, addr: Addr) -> bool:
+    """RT-04: an entry needs a dialable address (listener-side remote addresses are not)."""
+    return addr is Addr.DIALABLE or (policy.listener_address_dialable and addr is Addr.REMOTE)
+
+
+@requirement("RT-02", "RT-03", "RT-04", "RT-05", "RT-07", "BOOT-06")
+def try_admit(world: World, policy: Policy, node: int, peer: int, *, evidence: bool = True) -> World:
+    """Admit ``peer`` to ``node``'s table if the rules allow it; otherwise leave the world alone.
+
+    ``evidence`` is False for the mutants that admit without identify's word (inbound request,
+    unknown protocols); with the spec policy every caller has it.
+    """
+    if peer == node:
+        return world
+    current = view(world, node, peer)
+    if current.in_table:
+        return world
+    if evidence and current.proto is not Proto.SERVER:
+        return world
+    if not routable(policy, current.addr):
+        return world
+    k = world.config.timing.k
+    table_size = len(world.nodes[node].table())
+    if (not policy.probe_only_when_table_full or table_size >= k) and not _probe_answers(
+        world, peer, node
+    ):
+        return world
+    members = bucket_members(world, node, bucket_of(world, node, peer))
+    if len(members) >= k:
+        stale = [p for p in members if view(world, node, p).failed]
+        if not stale:
+            return world  # RT-05: a full bucket keeps its responsive entries
+        world = set_view(world, node, stale[0], in_table=False)
+    return set_view(world, node, peer, in_table=True, failed=False)
+
+
+def _probe_answers(world: World, candidate: int, asker: int) -> bool:
+    """The admission probe (go's lookupCheck): would ``candidate`` return a closer peer?
+
+    Abstracted as a look at the candidate's table instead of a FIND_NODE round trip; in a
+    brand-new network the answer is always no, which is the deadlock BOOT-06 forbids.
+    """
+    state = world.nodes[candidate]
+    return state.up and any(p != asker for p in state.table())
+
+
+def remove(world: World, node: int, peer: int) -> World:
+    if not view(world, node, peer).in_table:
+        return world
+    return set_view(world, node, peer, in_table=False)
+
+
+@requirement("RT-06")
+def mark_failed(world: World, policy: Policy, node: int, peer: int) -> World:
+    """A dial or request to ``peer`` failed: note it and (spec) drop the peer from the table."""
+    world = set_view(world, node, peer, failed=True)
+    if policy.remove_failed_peers:
+        world = remove(world, node, peer)
+    return world
+
+
+@requirement("FIND-01", "RT-06")
+def closest_known(world: World, node: int, target: int, exclude: int) -> frozenset[int]:
+    """FIND_NODE answer: the k table peers closest to ``target``, minus the asker and failed peers."""
+    state = world.nodes[node]
+    candidates = [p for p in state.table() if p != exclude and not state.peers[p].failed]
+    return frozenset(closest(target, candidates, world.config.ids, world.config.timing.k))

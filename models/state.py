@@ -1,0 +1,254 @@
+"""The model's state: a world of nodes, the messages in flight between them, and a clock.
+
+Everything is immutable and hashable (frozen attrs classes, tuples, frozensets) because the
+explorer keeps a set of every state it has seen. The shape is fixed for a given configuration
+(one PeerView per ordered pair, one ProvideState per key), which is also what lets the
+symbolic layer encode a state as a fixed set of solver variables.
+
+What a node's state holds is what a running node can show through its adapter: mode, external
+addresses, connections with direction, the routing table with addresses, provide outcomes and
+stored provider records. Fields that only the model needs are marked as such.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from kadspec.models.config import Config, ModeSetting
+
+
+class Mode(enum.IntEnum):
+    CLIENT = 0
+    SERVER = 1
+
+
+class Conn(enum.IntEnum):
+    """The connection between a node and a peer, seen from the node."""
+
+    NONE = 0
+    OUTBOUND = 1  # this node dialed the peer
+    INBOUND = 2  # the peer dialed this node (listener side)
+
+
+class Proto(enum.IntEnum):
+    """What identify last said about the peer's kad protocol."""
+
+    UNKNOWN = 0
+    SERVER = 1  # /ipfs/kad/1.0.0 advertised
+    CLIENT = 2  # identified, kad not advertised
+
+
+class Addr(enum.IntEnum):
+    """The best address a node holds for a peer."""
+
+    NONE = 0
+    REMOTE = 1  # only the remote address of an inbound connection: not dialable (RT-04)
+    DIALABLE = 2  # announced in identify (public), or dialed successfully
+
+
+@attrs.frozen
+class PeerView:
+    """What one node knows about one other node."""
+
+    conn: Conn = Conn.NONE
+    proto: Proto = Proto.UNKNOWN
+    addr: Addr = Addr.NONE
+    in_table: bool = False
+    failed: bool = False  # the last dial or request to it failed (RT-06)
+
+
+class Phase(enum.IntEnum):
+    """Where a provide of one key stands."""
+
+    IDLE = 0  # not providing, or finished (see outcome)
+    QUEUED = 1  # waiting for Ready, an address, or a retry timer
+    LOOKUP = 2  # GetClosestPeers running
+    SENDING = 3  # ADD_PROVIDER sent, waiting for delivery
+
+
+class Outcome(enum.IntEnum):
+    """What the node last reported to the caller of provide."""
+
+    NONE = 0
+    SUCCEEDED = 1
+    FAILED = 2
+
+
+@attrs.frozen
+class ProvideState:
+    """A node's provide of one key. ``providing`` survives restarts (the reprovider's key store)."""
+
+    providing: bool = False
+    phase: Phase = Phase.IDLE
+    outcome: Outcome = Outcome.NONE
+    delivered_to: int = 0  # the count reported with SUCCEEDED (PROV-02)
+    attempts: int = 0
+    backoff: int = 0
+    retry_at: int | None = None
+    republish_at: int | None = None
+    published_at: int | None = None
+    pending: tuple[tuple[int, int | None], ...] = ()  # (peer, deadline) of undelivered ADD_PROVIDER
+    acked: frozenset[int] = frozenset()
+
+
+class Purpose(enum.IntEnum):
+    SELF = 0  # bootstrap / refresh self-lookup: FIND_NODE for our own ID
+    PROVIDE = 1  # GetClosestPeers(key) before ADD_PROVIDER
+    FIND_PROVIDERS = 2  # GET_PROVIDERS lookup
+
+
+@attrs.frozen
+class Lookup:
+    """An iterative lookup (FIND-03, FIND-04). ``key`` indexes Config.keys, unused for SELF."""
+
+    purpose: Purpose
+    key: int
+    target: int
+    seen: frozenset[int]
+    inflight: tuple[tuple[int, int | None], ...] = ()  # (peer, deadline)
+    answered: frozenset[int] = frozenset()
+    failed: frozenset[int] = frozenset()
+    providers: frozenset[int] = frozenset()
+
+
+@attrs.frozen
+class Record:
+    """A stored provider record: ``provider`` provides ``key`` (an index) until ``expires``."""
+
+    key: int
+    provider: int
+    expires: int
+
+
+@attrs.frozen
+class NodeState:
+    """One node. ``records`` and ``provides[*].providing`` are on disk and survive a crash."""
+
+    up: bool = False
+    mode: Mode = Mode.CLIENT
+    setting: ModeSetting = ModeSetting.AUTO
+    candidate: bool = False  # an observed address awaits confirmation (ADDR-03)
+    confirmed: bool = False  # a confirmed external address (ADDR-03, ADDR-04)
+    dial_back_tried: bool = False  # model-only: the AutoNAT probe for the candidate has run
+    peers: tuple[PeerView, ...] = ()
+    boot_tried: frozenset[int] = frozenset()  # bootstrap peers dialed since the last (re)start
+    self_lookup_done: bool = False
+    refresh_at: int | None = None
+    lookups: tuple[Lookup, ...] = ()
+    provides: tuple[ProvideState, ...] = ()
+    records: frozenset[Record] = frozenset()
+    found: tuple[frozenset[int] | None, ...] = ()  # per key: providers the last find returned
+
+    def table(self) -> tuple[int, ...]:
+        """The peers in this node's routing table."""
+        return tuple(p for p, view in enumerate(self.peers) if view.in_table)
+
+
+class Kind(enum.IntEnum):
+    """Message kinds, in the protocol's own vocabulary."""
+
+    IDENTIFY = 0
+    IDENTIFY_PUSH = 1
+    FIND_NODE = 2
+    FIND_NODE_REPLY = 3
+    GET_PROVIDERS = 4
+    GET_PROVIDERS_REPLY = 5
+    ADD_PROVIDER = 6
+
+
+@attrs.frozen
+class Message:
+    """A message in flight from ``src`` to ``dst``.
+
+    identify: ``server`` (kad advertised) and ``public`` (listen addresses are dialable).
+    FIND_NODE / GET_PROVIDERS: ``target``; replies add ``closer`` and ``providers``.
+    ADD_PROVIDER: ``key``, ``provider`` (whom the record names) and ``public`` (carries addresses).
+    """
+
+    kind: Kind
+    src: int
+    dst: int
+    server: bool = False
+    public: bool = False
+    target: int = 0
+    key: int = 0
+    provider: int = 0
+    closer: frozenset[int] = frozenset()
+    providers: frozenset[int] = frozenset()
+
+
+@attrs.frozen
+class Budget:
+    """What the environment may still do: the bound that keeps exploration finite."""
+
+    faults: int = 0
+    mode_changes: tuple[tuple[int, ModeSetting], ...] = ()
+    provides: tuple[tuple[int, int], ...] = ()  # (node, key index) the user may still provide
+    finds: tuple[tuple[int, int], ...] = ()  # (node, key index) the user may still look up
+    starts: frozenset[int] = frozenset()  # nodes not yet started
+
+
+@attrs.frozen
+class World:
+    """The whole model state."""
+
+    config: Config = attrs.field(eq=False, hash=False, repr=False)  # fixed for a run
+    horizon: int = attrs.field(eq=False, hash=False)
+    clock: int
+    nodes: tuple[NodeState, ...]
+    network: frozenset[Message]
+    budget: Budget
+
+    @classmethod
+    def initial(
+        cls,
+        config: Config,
+        *,
+        horizon: int,
+        faults: int = 0,
+        provides: tuple[tuple[int, int], ...] = (),
+        finds: tuple[tuple[int, int], ...] = (),
+        mode_changes: tuple[tuple[int, ModeSetting], ...] = (),
+    ) -> World:
+        """Every node down and unstarted; the environment may start them in any order."""
+        config.validate()
+        count = len(config.nodes)
+        node = NodeState(
+            peers=(PeerView(),) * count,
+            provides=(ProvideState(),) * len(config.keys),
+            found=(None,) * len(config.keys),
+        )
+        nodes = tuple(attrs.evolve(node, setting=c.mode, mode=initial_mode(c.mode, False))
+                      for c in config.nodes)
+        return cls(
+            config=config,
+            horizon=horizon,
+            clock=0,
+            nodes=nodes,
+            network=frozenset(),
+            budget=Budget(faults=faults, provides=provides, finds=finds,
+                          mode_changes=mode_changes, starts=frozenset(range(count))),
+        )
+
+    def with_node(self, index: int, node: NodeState) -> World:
+        nodes = list(self.nodes)
+        nodes[index] = node
+        return attrs.evolve(self, nodes=tuple(nodes))
+
+    def connected(self, a: int, b: int) -> bool:
+        return self.nodes[a].peers[b].conn is not Conn.NONE
+
+    def ready(self, node: int, ready_requires_self_lookup: bool = True) -> bool:
+        """BOOT-05: the table holds a peer and (normally) the first self-lookup finished."""
+        state = self.nodes[node]
+        has_peer = any(view.in_table for view in state.peers)
+        return has_peer and (state.self_lookup_done or not ready_requires_self_lookup)
+
+
+def initial_mode(setting: ModeSetting, confirmed: bool) -> Mode:
+    """ADDR-04: automatic mode is server exactly with a confirmed external address."""
+    if setting is ModeSetting.AUTO:
+        return Mode.SERVER if confirmed else Mode.CLIENT
+    return Mode.SERVER if setting is ModeSetting.SERVER else Mode.CLIENT
