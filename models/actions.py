@@ -16,10 +16,10 @@ import attrs
 from kadspec.models import addresses, lifecycle, provide
 from kadspec.models import lookup as lookups
 from kadspec.models.config import ModeSetting
-from kadspec.models.network import connect, disconnect, send
+from kadspec.models.network import connect, disconnect, pop, send
 from kadspec.models.policy import Policy
 from kadspec.models.routing import closest_known, try_admit
-from kadspec.models.state import Conn, Kind, Message, Mode, Phase, World
+from kadspec.models.state import Conn, Kind, Message, Mode, Phase, World, replace
 
 
 class Family(enum.Enum):
@@ -44,13 +44,19 @@ class Action:
         if self.message is not None:
             m = self.message
             text = f"{name(m.dst)} receives {describe_message(world, m)} from {name(m.src)}"
-            return text if self.kind == "deliver" else f"{describe_message(world, m)} from " \
-                f"{name(m.src)} to {name(m.dst)} is lost"
+            return (
+                text
+                if self.kind == "deliver"
+                else f"{describe_message(world, m)} from {name(m.src)} to {name(m.dst)} is lost"
+            )
         template = ACTIONS[self.kind].template
-        return template.format(node=name(self.node) if self.node >= 0 else "",
-                               peer=name(self.peer) if self.peer >= 0 else "",
-                               key=f"key{self.key}", setting=self.setting.name.lower(),
-                               clock=world.clock)
+        return template.format(
+            node=name(self.node) if self.node >= 0 else "",
+            peer=name(self.peer) if self.peer >= 0 else "",
+            key=f"key{self.key}",
+            setting=self.setting.name.lower(),
+            clock=world.clock,
+        )
 
 
 def describe_message(world: World, m: Message) -> str:
@@ -73,10 +79,11 @@ def describe_message(world: World, m: Message) -> str:
 
 # --- guards: the enabled instances of each kind ------------------------------------------------
 
+
 def _start(world: World, policy: Policy) -> Iterator[Action]:
     for node in sorted(world.budget.starts):
         yield Action("start", node=node)
-    if world.budget.faults > 0:
+    if world.budget.faults > 0 and "restart" in world.budget.fault_kinds:
         for node, state in enumerate(world.nodes):
             if not state.up and node not in world.budget.starts:
                 yield Action("restart", node=node)
@@ -103,36 +110,58 @@ def _tick(world: World, policy: Policy) -> Iterator[Action]:
 def _faults(world: World, policy: Policy) -> Iterator[Action]:
     if world.budget.faults <= 0:
         return
+    kinds = world.budget.fault_kinds
     count = len(world.nodes)
-    for node, state in enumerate(world.nodes):
-        if state.up:
-            yield Action("crash", node=node)
-    for a in range(count):
-        for b in range(a + 1, count):
-            if world.connected(a, b):
-                yield Action("disconnect", node=a, peer=b)
-    for message in sorted(world.network, key=_order):
-        if message.kind not in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
-            yield Action("lose", message=message)
+    if "crash" in kinds:
+        for node, state in enumerate(world.nodes):
+            if state.up:
+                yield Action("crash", node=node)
+    if "disconnect" in kinds:
+        for a in range(count):
+            for b in range(a + 1, count):
+                if world.connected(a, b):
+                    yield Action("disconnect", node=a, peer=b)
+    if "lose" not in kinds:
+        yield from _forgeries(world)
+        return
+    for channel in world.network:
+        # Only requests and replies are lost silently (a hung peer, a black hole); identify
+        # travels with its connection and dies with it.
+        if channel and channel[0].kind not in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
+            yield Action("lose", message=channel[0])
+    yield from _forgeries(world)
+
+
+def _forgeries(world: World) -> Iterator[Action]:
+    if "forge_add_provider" not in world.budget.fault_kinds:
+        return
+    count = len(world.nodes)
     for src, state in enumerate(world.nodes):
         for dst in range(count):
             if state.up and dst != src and world.connected(src, dst):
                 for claimed in range(count):
                     if claimed not in (src, dst):
                         for key in range(len(world.config.keys)):
-                            yield Action("forge_add_provider", node=src, peer=dst, key=key,
-                                         message=Message(Kind.ADD_PROVIDER, src, dst, key=key,
-                                                         provider=claimed, public=True))
-
-
-def _order(m: Message) -> tuple[int, ...]:
-    return (m.src, m.dst, int(m.kind), m.target, m.key, m.provider, int(m.server), int(m.public),
-            *sorted(m.closer), -1, *sorted(m.providers))
+                            yield Action(
+                                "forge_add_provider",
+                                node=src,
+                                peer=dst,
+                                key=key,
+                                message=Message(
+                                    Kind.ADD_PROVIDER,
+                                    src,
+                                    dst,
+                                    key=key,
+                                    provider=claimed,
+                                    public=True,
+                                ),
+                            )
 
 
 def _deliver(world: World, policy: Policy) -> Iterator[Action]:
-    for message in sorted(world.network, key=_order):
-        yield Action("deliver", message=message)
+    for channel in world.network:
+        if channel:
+            yield Action("deliver", message=channel[0])
 
 
 def _bootstrap(world: World, policy: Policy) -> Iterator[Action]:
@@ -157,44 +186,48 @@ def _dial_back(world: World, policy: Policy) -> Iterator[Action]:
 
 # --- effects ------------------------------------------------------------------------------------
 
+
 def _apply_start(world: World, policy: Policy, a: Action) -> World:
-    budget = attrs.evolve(world.budget, starts=world.budget.starts - {a.node})
-    return lifecycle.start(attrs.evolve(world, budget=budget), policy, a.node)
+    budget = replace(world.budget, starts=world.budget.starts - {a.node})
+    return lifecycle.start(replace(world, budget=budget), policy, a.node)
 
 
 def _spend(world: World) -> World:
-    return attrs.evolve(world, budget=attrs.evolve(world.budget, faults=world.budget.faults - 1))
+    return replace(world, budget=replace(world.budget, faults=world.budget.faults - 1))
 
 
 def _apply_provide(world: World, policy: Policy, a: Action) -> World:
     left = tuple(e for e in world.budget.provides if e != (a.node, a.key))
-    world = attrs.evolve(world, budget=attrs.evolve(world.budget, provides=left))
+    world = replace(world, budget=replace(world.budget, provides=left))
     return provide.user_provide(world, policy, a.node, a.key)
 
 
 def _apply_find(world: World, policy: Policy, a: Action) -> World:
     left = tuple(e for e in world.budget.finds if e != (a.node, a.key))
-    world = attrs.evolve(world, budget=attrs.evolve(world.budget, finds=left))
+    world = replace(world, budget=replace(world.budget, finds=left))
     if lookups.find_index(world, a.node, lifecycle.Purpose.FIND_PROVIDERS, a.key) is not None:
         return world
+    if not world.ready(a.node, policy.ready_requires_self_lookup):
+        return world  # BOOT-05: a find before Ready fails at once with a retryable error
     return lifecycle.start_lookup(world, policy, a.node, lifecycle.Purpose.FIND_PROVIDERS, a.key)
 
 
 def _apply_set_mode(world: World, policy: Policy, a: Action) -> World:
     left = tuple(e for e in world.budget.mode_changes if e != (a.node, a.setting))
-    world = attrs.evolve(world, budget=attrs.evolve(world.budget, mode_changes=left))
+    world = replace(world, budget=replace(world.budget, mode_changes=left))
     return addresses.set_mode(world, policy, a.node, a.setting)
 
 
 def _apply_tick(world: World, policy: Policy, a: Action) -> World:
     deadline = lifecycle.next_deadline(world)
     assert deadline is not None
-    return lifecycle.fire_timers(attrs.evolve(world, clock=deadline), policy)
+    return lifecycle.fire_timers(replace(world, clock=deadline), policy)
 
 
 def _apply_lose(world: World, policy: Policy, a: Action) -> World:
     assert a.message is not None
-    return _spend(attrs.evolve(world, network=world.network - {a.message}))
+    world, _ = pop(world, a.message.src, a.message.dst)
+    return _spend(world)
 
 
 def _apply_forge(world: World, policy: Policy, a: Action) -> World:
@@ -203,9 +236,8 @@ def _apply_forge(world: World, policy: Policy, a: Action) -> World:
 
 
 def _apply_deliver(world: World, policy: Policy, a: Action) -> World:
-    message = a.message
-    assert message is not None
-    world = attrs.evolve(world, network=world.network - {message})
+    assert a.message is not None
+    world, message = pop(world, a.message.src, a.message.dst)
     node = message.dst
     state = world.nodes[node]
     if not state.up:
@@ -215,7 +247,7 @@ def _apply_deliver(world: World, policy: Policy, a: Action) -> World:
     if state.peers[message.src].conn is Conn.NONE:
         return world  # the stream died with its connection
     if message.kind in (Kind.FIND_NODE_REPLY, Kind.GET_PROVIDERS_REPLY):
-        world, finished = lookups.on_reply(world, node, message)
+        world, finished = lookups.on_reply(world, policy, node, message)
         return lifecycle.finish(world, policy, node, finished)
     # A request: a client resets the stream (ADDR-01).
     if state.mode is Mode.CLIENT and policy.client_refuses_requests:
@@ -226,8 +258,10 @@ def _apply_deliver(world: World, policy: Policy, a: Action) -> World:
         closer = closest_known(world, node, message.target, message.src)
         if message.target == world.config.ids[node] and not policy.answer_lookup_for_own_id:
             closer = frozenset()
-        return send(world, Message(Kind.FIND_NODE_REPLY, node, message.src,
-                                   target=message.target, closer=closer))
+        return send(
+            world,
+            Message(Kind.FIND_NODE_REPLY, node, message.src, target=message.target, closer=closer),
+        )
     if message.kind is Kind.GET_PROVIDERS:
         return provide.on_get_providers(world, policy, node, message)
     return provide.on_add_provider(world, policy, node, message)
@@ -237,8 +271,9 @@ def _refused(world: World, policy: Policy, message: Message) -> World:
     """The requester sees its stream reset at once."""
     requester = message.src
     if message.kind is Kind.ADD_PROVIDER:
-        return provide.settle_pending(world, policy, requester, message.key, message.dst,
-                                      delivered=False)
+        return provide.settle_pending(
+            world, policy, requester, message.key, message.dst, delivered=False
+        )
     for index, lk in enumerate(world.nodes[requester].lookups):
         if lk.target == message.target and message.dst in lookups.inflight_peers(lk):
             world, finished = lookups.on_failure(world, policy, requester, index, message.dst)
@@ -276,38 +311,89 @@ def _connect_wrapper(world: World, policy: Policy, a: Action) -> World:
 
 ACTIONS: dict[str, ActionKind] = {
     "start": ActionKind(Family.ENVIRONMENT, ("BOOT-01",), "{node} starts", _start, _apply_start),
-    "restart": ActionKind(Family.ENVIRONMENT, ("BOOT-01", "PROV-05"), "{node} restarts",
-                          lambda w, p: iter(()), _apply_start),
-    "provide": ActionKind(Family.ENVIRONMENT, ("PROV-01", "BOOT-05"),
-                          "the user asks {node} to provide {key}", _user, _apply_provide),
-    "find_providers": ActionKind(Family.ENVIRONMENT, ("PROV-07",),
-                                 "the user asks {node} to find providers of {key}",
-                                 lambda w, p: iter(()), _apply_find),
-    "set_mode": ActionKind(Family.ENVIRONMENT, ("ADDR-02", "ADDR-04"),
-                           "the operator sets {node} to {setting} mode",
-                           lambda w, p: iter(()), _apply_set_mode),
-    "tick": ActionKind(Family.ENVIRONMENT, ("PROV-08", "BOOT-03"),
-                       "time passes to the next timer", _tick, _apply_tick),
-    "crash": ActionKind(Family.ENVIRONMENT, ("RT-06",), "{node} crashes", _faults,
-                        lambda w, p, a: _spend(lifecycle.crash(w, a.node))),
-    "disconnect": ActionKind(Family.ENVIRONMENT, ("RT-07",),
-                             "the connection between {node} and {peer} closes",
-                             lambda w, p: iter(()),
-                             lambda w, p, a: _spend(disconnect(w, a.node, a.peer))),
-    "lose": ActionKind(Family.ENVIRONMENT, ("PROV-08",), "a message is lost",
-                       lambda w, p: iter(()), _apply_lose),
-    "forge_add_provider": ActionKind(Family.ENVIRONMENT, ("PROV-03",),
-                                     "{node} forges ADD_PROVIDER for {key} to {peer}",
-                                     lambda w, p: iter(()), _apply_forge),
-    "deliver": ActionKind(Family.PROTOCOL, ("ADDR-01", "FIND-01", "PROV-03"),
-                          "a message is delivered", _deliver, _apply_deliver),
-    "dial_bootstrap": ActionKind(Family.PROTOCOL, ("BOOT-01",), "{node} dials bootstrap peer {peer}",
-                                 _bootstrap, _apply_dial_bootstrap),
-    "query": ActionKind(Family.PROTOCOL, ("FIND-03",), "{node} sends the next lookup request",
-                        _query, _apply_query),
-    "dial_back": ActionKind(Family.PROTOCOL, ("ADDR-03", "ADDR-05"),
-                            "a peer dials {node} back at its observed address (AutoNAT)",
-                            _dial_back, lambda w, p, a: addresses.dial_back(w, p, a.node)),
+    "restart": ActionKind(
+        Family.ENVIRONMENT,
+        ("BOOT-01", "PROV-05"),
+        "{node} restarts",
+        lambda w, p: iter(()),
+        _apply_start,
+    ),
+    "provide": ActionKind(
+        Family.ENVIRONMENT,
+        ("PROV-01", "BOOT-05"),
+        "the user asks {node} to provide {key}",
+        _user,
+        _apply_provide,
+    ),
+    "find_providers": ActionKind(
+        Family.ENVIRONMENT,
+        ("PROV-07",),
+        "the user asks {node} to find providers of {key}",
+        lambda w, p: iter(()),
+        _apply_find,
+    ),
+    "set_mode": ActionKind(
+        Family.ENVIRONMENT,
+        ("ADDR-02", "ADDR-04"),
+        "the operator sets {node} to {setting} mode",
+        lambda w, p: iter(()),
+        _apply_set_mode,
+    ),
+    "tick": ActionKind(
+        Family.ENVIRONMENT,
+        ("PROV-08", "BOOT-03"),
+        "time passes to the next timer",
+        _tick,
+        _apply_tick,
+    ),
+    "crash": ActionKind(
+        Family.ENVIRONMENT,
+        ("RT-06",),
+        "{node} crashes",
+        _faults,
+        lambda w, p, a: _spend(lifecycle.crash(w, a.node)),
+    ),
+    "disconnect": ActionKind(
+        Family.ENVIRONMENT,
+        ("RT-07",),
+        "the connection between {node} and {peer} closes",
+        lambda w, p: iter(()),
+        lambda w, p, a: _spend(disconnect(w, a.node, a.peer)),
+    ),
+    "lose": ActionKind(
+        Family.ENVIRONMENT, ("PROV-08",), "a message is lost", lambda w, p: iter(()), _apply_lose
+    ),
+    "forge_add_provider": ActionKind(
+        Family.ENVIRONMENT,
+        ("PROV-03",),
+        "{node} forges ADD_PROVIDER for {key} to {peer}",
+        lambda w, p: iter(()),
+        _apply_forge,
+    ),
+    "deliver": ActionKind(
+        Family.PROTOCOL,
+        ("ADDR-01", "FIND-01", "PROV-03"),
+        "a message is delivered",
+        _deliver,
+        _apply_deliver,
+    ),
+    "dial_bootstrap": ActionKind(
+        Family.PROTOCOL,
+        ("BOOT-01",),
+        "{node} dials bootstrap peer {peer}",
+        _bootstrap,
+        _apply_dial_bootstrap,
+    ),
+    "query": ActionKind(
+        Family.PROTOCOL, ("FIND-03",), "{node} sends the next lookup request", _query, _apply_query
+    ),
+    "dial_back": ActionKind(
+        Family.PROTOCOL,
+        ("ADDR-03", "ADDR-05"),
+        "a peer dials {node} back at its observed address (AutoNAT)",
+        _dial_back,
+        lambda w, p, a: addresses.dial_back(w, p, a.node),
+    ),
 }
 
 # Several kinds share one generator (it yields instances of each); list each generator once.
@@ -327,11 +413,10 @@ def apply(world: World, policy: Policy, action: Action) -> World:
 
 def quiescent(world: World, policy: Policy) -> bool:
     """No protocol action is enabled and no timer is due before the horizon."""
-    if world.network:
+    if any(world.network):
         return False
-    if any(True for g in (_bootstrap, _query, _dial_back, _tick) for _ in g(world, policy)):
-        return False
-    return True
+    protocol = (_bootstrap, _query, _dial_back, _tick)
+    return not any(True for g in protocol for _ in g(world, policy))
 
 
 def is_protocol(action: Action) -> bool:

@@ -7,14 +7,12 @@ dial-back confirms a candidate; in automatic mode a confirmed address makes a se
 
 from __future__ import annotations
 
-import attrs
-
 from kadspec.models.config import ModeSetting, Reach
 from kadspec.models.network import identify, send, set_view, view
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
 from kadspec.models.routing import remove, try_admit
-from kadspec.models.state import Addr, Conn, Kind, Message, Proto, World, initial_mode
+from kadspec.models.state import Addr, Conn, Kind, Message, Proto, World, initial_mode, replace
 
 
 @requirement("ADDR-03", "ADDR-06", "ADDR-02", "RT-07")
@@ -30,7 +28,7 @@ def on_identify(world: World, policy: Policy, node: int, message: Message) -> Wo
     if message.kind is Kind.IDENTIFY:
         # The peer tells us the address it saw us at: a candidate, nothing more (ADDR-03).
         state = world.nodes[node]
-        world = world.with_node(node, attrs.evolve(state, candidate=True))
+        world = world.with_node(node, replace(state, candidate=True))
         if not policy.confirm_needs_dial_back:
             world = confirm(world, policy, node)
     if message.server:
@@ -41,7 +39,7 @@ def on_identify(world: World, policy: Policy, node: int, message: Message) -> Wo
 @requirement("ADDR-03", "ADDR-05")
 def dial_back(world: World, policy: Policy, node: int) -> World:
     """AutoNAT: a peer dials the candidate back; only a public node can be reached."""
-    state = attrs.evolve(world.nodes[node], dial_back_tried=True)
+    state = replace(world.nodes[node], dial_back_tried=True)
     world = world.with_node(node, state)
     if world.config.nodes[node].reach is Reach.PUBLIC:
         world = confirm(world, policy, node)
@@ -49,7 +47,7 @@ def dial_back(world: World, policy: Policy, node: int) -> World:
 
 
 def confirm(world: World, policy: Policy, node: int) -> World:
-    state = attrs.evolve(world.nodes[node], confirmed=True)
+    state = replace(world.nodes[node], confirmed=True)
     return update_mode(world.with_node(node, state), policy, node)
 
 
@@ -60,7 +58,7 @@ def update_mode(world: World, policy: Policy, node: int) -> World:
     mode = initial_mode(state.setting, state.confirmed)
     if mode == state.mode:
         return world
-    world = world.with_node(node, attrs.evolve(state, mode=mode))
+    world = world.with_node(node, replace(state, mode=mode))
     if policy.push_mode_changes:
         for peer, peer_view in enumerate(state.peers):
             if peer_view.conn is not Conn.NONE:
@@ -70,7 +68,7 @@ def update_mode(world: World, policy: Policy, node: int) -> World:
 
 def set_mode(world: World, policy: Policy, node: int, setting: ModeSetting) -> World:
     """The operator pins a mode, or restores automatic mode."""
-    world = world.with_node(node, attrs.evolve(world.nodes[node], setting=setting))
+    world = world.with_node(node, replace(world.nodes[node], setting=setting))
     return update_mode(world, policy, node)
 
 

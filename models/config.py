@@ -50,8 +50,16 @@ class Timing:
     def problems(self) -> list[str]:
         """Every way these constants break TIME-01..03, one line each (empty when valid)."""
         found = []
-        for name in ("k", "alpha", "record_ttl", "republish_interval", "refresh_interval",
-                     "request_deadline", "retry_base", "retry_cap"):
+        for name in (
+            "k",
+            "alpha",
+            "record_ttl",
+            "republish_interval",
+            "refresh_interval",
+            "request_deadline",
+            "retry_base",
+            "retry_cap",
+        ):
             if getattr(self, name) <= 0:
                 found.append(f"{name} must be positive, got {getattr(self, name)}")
         if self.republish_interval >= self.record_ttl:
@@ -60,7 +68,9 @@ class Timing:
                 f"record_ttl ({self.record_ttl}) (TIME-02)"
             )
         if self.retry_base > self.retry_cap:
-            found.append(f"retry_base ({self.retry_base}) exceeds retry_cap ({self.retry_cap}) (TIME-03)")
+            found.append(
+                f"retry_base ({self.retry_base}) exceeds retry_cap ({self.retry_cap}) (TIME-03)"
+            )
         return found
 
 
@@ -69,9 +79,16 @@ def check_timing_defaults() -> list[str]:
     """The default constants are the spec's, and validation rejects inverted ones."""
     d = Timing()
     found = d.problems()
-    expected = {"k": 20, "alpha": 10, "record_ttl": 172800, "republish_interval": 79200,
-                "refresh_interval": 600, "request_deadline": 10, "retry_base": 0.1,
-                "retry_cap": 60.0}
+    expected = {
+        "k": 20,
+        "alpha": 10,
+        "record_ttl": 172800,
+        "republish_interval": 79200,
+        "refresh_interval": 600,
+        "request_deadline": 10,
+        "retry_base": 0.1,
+        "retry_cap": 60.0,
+    }
     for name, value in expected.items():
         if getattr(d, name) != value:
             found.append(f"default {name} is {getattr(d, name)}, the spec says {value}")
@@ -84,7 +101,7 @@ def check_timing_defaults() -> list[str]:
 
 @attrs.frozen
 class NodeConfig:
-    """One node of a model network: its small XOR ID, reachability, mode setting, bootstrap peers."""
+    """One node of a model network: small XOR ID, reachability, mode setting, bootstrap peers."""
 
     id: int
     reach: Reach = Reach.PUBLIC
@@ -103,8 +120,16 @@ class Config:
     nodes: tuple[NodeConfig, ...]
     keys: tuple[int, ...] = (0,)
     id_bits: int = 4
-    timing: Timing = Timing(k=2, alpha=2, record_ttl=6, republish_interval=3,
-                            refresh_interval=4, request_deadline=1, retry_base=1, retry_cap=2)
+    timing: Timing = Timing(
+        k=2,
+        alpha=2,
+        record_ttl=6,
+        republish_interval=3,
+        refresh_interval=4,
+        request_deadline=1,
+        retry_base=1,
+        retry_cap=2,
+    )
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -126,7 +151,9 @@ class Config:
             raise ConfigError(f"nodes: IDs {list(self.ids)} are not distinct")
         for index, node in enumerate(self.nodes):
             if not 0 <= node.id < limit:
-                raise ConfigError(f"nodes[{index}].id: {node.id} does not fit in {self.id_bits} bits")
+                raise ConfigError(
+                    f"nodes[{index}].id: {node.id} does not fit in {self.id_bits} bits"
+                )
             for peer in node.bootstrap:
                 if not 0 <= peer < count or peer == index:
                     raise ConfigError(f"nodes[{index}].bootstrap: {peer} is not another node")

@@ -7,11 +7,9 @@ Ready starts queued provides), so every action ends in a state where they have b
 
 from __future__ import annotations
 
-import attrs
-
 from kadspec.models import lookup as lookups
 from kadspec.models import provide
-from kadspec.models.network import can_dial, connect, disconnect
+from kadspec.models.network import can_dial, connect, disconnect, drop_channels
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
 from kadspec.models.routing import mark_failed
@@ -24,6 +22,7 @@ from kadspec.models.state import (
     Purpose,
     World,
     initial_mode,
+    replace,
 )
 
 __all__ = ["Purpose", "start_lookup"]
@@ -40,7 +39,7 @@ def finish(world: World, policy: Policy, node: int, finished: Lookup | None) -> 
         return world
     if finished.purpose is Purpose.SELF:
         if finished.answered:
-            world = world.with_node(node, attrs.evolve(world.nodes[node], self_lookup_done=True))
+            world = world.with_node(node, replace(world.nodes[node], self_lookup_done=True))
         return world
     if finished.purpose is Purpose.PROVIDE:
         if provide.get(world, node, finished.key).phase is not Phase.LOOKUP:
@@ -49,7 +48,7 @@ def finish(world: World, policy: Policy, node: int, finished: Lookup | None) -> 
     state = world.nodes[node]
     found = list(state.found)
     found[finished.key] = finished.providers
-    return world.with_node(node, attrs.evolve(state, found=tuple(found)))
+    return world.with_node(node, replace(state, found=tuple(found)))
 
 
 @requirement("BOOT-01", "BOOT-03")
@@ -59,7 +58,8 @@ def start(world: World, policy: Policy, node: int) -> World:
     timing = world.config.timing
     provides = tuple(
         ProvideState(providing=True, phase=Phase.QUEUED, backoff=int(timing.retry_base))
-        if p.providing else ProvideState()
+        if p.providing
+        else ProvideState()
         for p in old.provides
     )
     state = NodeState(
@@ -77,6 +77,7 @@ def start(world: World, policy: Policy, node: int) -> World:
 
 def crash(world: World, node: int) -> World:
     """The process dies: connections close, memory is lost, the disk (records, keys) stays."""
+    world = drop_channels(world, node)
     for peer in range(len(world.nodes)):
         if world.connected(node, peer):
             world = disconnect(world, node, peer)
@@ -105,7 +106,7 @@ def bootstrap_candidates(world: World, node: int) -> tuple[int, ...]:
 
 def dial_bootstrap(world: World, policy: Policy, node: int, peer: int) -> World:
     state = world.nodes[node]
-    world = world.with_node(node, attrs.evolve(state, boot_tried=state.boot_tried | {peer}))
+    world = world.with_node(node, replace(state, boot_tried=state.boot_tried | {peer}))
     if world.connected(node, peer):
         return world
     if can_dial(world, node, peer):
@@ -120,8 +121,9 @@ def refresh(world: World, policy: Policy, node: int) -> World:
     empty = not state.table()
     rearm = not empty or policy.rearm_refresh_when_empty
     next_refresh = world.clock + world.config.timing.refresh_interval if rearm else None
-    state = attrs.evolve(state, refresh_at=next_refresh,
-                         boot_tried=frozenset() if empty else state.boot_tried)
+    state = replace(
+        state, refresh_at=next_refresh, boot_tried=frozenset() if empty else state.boot_tried
+    )
     world = world.with_node(node, state)
     if lookups.find_index(world, node, Purpose.SELF, 0) is None:
         world = start_lookup(world, policy, node, Purpose.SELF, 0)
@@ -188,8 +190,11 @@ def react(world: World, policy: Policy) -> World:
     for node, state in enumerate(world.nodes):
         if not state.up:
             continue
-        if (state.table() and not state.self_lookup_done
-                and lookups.find_index(world, node, Purpose.SELF, 0) is None):
+        if (
+            state.table()
+            and not state.self_lookup_done
+            and lookups.find_index(world, node, Purpose.SELF, 0) is None
+        ):
             world = start_lookup(world, policy, node, Purpose.SELF, 0)
         if policy.queue_provide_until_ready and provide.may_start(world, policy, node):
             for key, p in enumerate(world.nodes[node].provides):

@@ -6,14 +6,12 @@ ended lookup means (Ready, ADD_PROVIDER, found providers) is decided by ``lifecy
 
 from __future__ import annotations
 
-import attrs
-
 from kadspec.models.metric import closest
 from kadspec.models.network import can_dial, connect, send, set_view, view
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
-from kadspec.models.routing import mark_failed, routable
-from kadspec.models.state import Addr, Kind, Lookup, Message, Purpose, World
+from kadspec.models.routing import mark_failed, routable, try_admit
+from kadspec.models.state import Addr, Kind, Lookup, Message, Purpose, World, replace
 
 Finished = Lookup | None
 
@@ -24,7 +22,7 @@ def _replace(world: World, node: int, index: int, lookup: Lookup | None) -> Worl
         del lookups[index]
     else:
         lookups[index] = lookup
-    return world.with_node(node, attrs.evolve(world.nodes[node], lookups=tuple(lookups)))
+    return world.with_node(node, replace(world.nodes[node], lookups=tuple(lookups)))
 
 
 def inflight_peers(lookup: Lookup) -> frozenset[int]:
@@ -59,7 +57,9 @@ def find_index(world: World, node: int, purpose: Purpose, key: int) -> int | Non
 
 
 @requirement("BOOT-04")
-def start(world: World, policy: Policy, node: int, purpose: Purpose, key: int) -> tuple[World, Finished]:
+def start(
+    world: World, policy: Policy, node: int, purpose: Purpose, key: int
+) -> tuple[World, Finished]:
     """Start a lookup seeded from the routing table; with no candidate it fails at once."""
     state = world.nodes[node]
     target = world.config.ids[node] if purpose is Purpose.SELF else world.config.keys[key]
@@ -68,7 +68,7 @@ def start(world: World, policy: Policy, node: int, purpose: Purpose, key: int) -
     if not seeds and policy.empty_lookup_fails_fast:
         return world, lookup  # ended at once: 'no peers in table'
     lookups = (*state.lookups, lookup)
-    return world.with_node(node, attrs.evolve(state, lookups=lookups)), None
+    return world.with_node(node, replace(state, lookups=lookups)), None
 
 
 def can_query(world: World, policy: Policy, node: int, index: int) -> bool:
@@ -89,12 +89,14 @@ def query(world: World, policy: Policy, node: int, index: int) -> tuple[World, F
             world = connect(world, node, peer)
         else:
             world = mark_failed(world, policy, node, peer)
-            return _settle(world, node, index, attrs.evolve(lookup, failed=lookup.failed | {peer}))
+            return _settle(world, node, index, replace(lookup, failed=lookup.failed | {peer}))
     kind = Kind.FIND_NODE if lookup.purpose is not Purpose.FIND_PROVIDERS else Kind.GET_PROVIDERS
     world = send(world, Message(kind, node, peer, target=lookup.target, key=lookup.key))
-    deadline = world.clock + world.config.timing.request_deadline if policy.per_request_deadline else None
+    deadline = (
+        world.clock + world.config.timing.request_deadline if policy.per_request_deadline else None
+    )
     inflight = tuple(sorted((*lookup.inflight, (peer, deadline)), key=lambda e: e[0]))
-    return _settle(world, node, index, attrs.evolve(lookup, inflight=inflight))
+    return _settle(world, node, index, replace(lookup, inflight=inflight))
 
 
 def _settle(world: World, node: int, index: int, lookup: Lookup) -> tuple[World, Finished]:
@@ -104,18 +106,24 @@ def _settle(world: World, node: int, index: int, lookup: Lookup) -> tuple[World,
 
 
 def _matching(world: World, node: int, message: Message, peer: int) -> int | None:
-    purpose_kinds = {Kind.FIND_NODE_REPLY: (Purpose.SELF, Purpose.PROVIDE),
-                     Kind.GET_PROVIDERS_REPLY: (Purpose.FIND_PROVIDERS,)}
+    purpose_kinds = {
+        Kind.FIND_NODE_REPLY: (Purpose.SELF, Purpose.PROVIDE),
+        Kind.GET_PROVIDERS_REPLY: (Purpose.FIND_PROVIDERS,),
+    }
     for index, lookup in enumerate(world.nodes[node].lookups):
-        if (lookup.purpose in purpose_kinds.get(message.kind, ())
-                and lookup.target == message.target and peer in inflight_peers(lookup)):
+        if (
+            lookup.purpose in purpose_kinds.get(message.kind, ())
+            and lookup.target == message.target
+            and peer in inflight_peers(lookup)
+        ):
             return index
     return None
 
 
 @requirement("FIND-05")
-def on_reply(world: World, node: int, message: Message) -> tuple[World, Finished]:
-    """A FIND_NODE or GET_PROVIDERS reply: closer peers become candidates, never table entries."""
+def on_reply(world: World, policy: Policy, node: int, message: Message) -> tuple[World, Finished]:
+    """A reply: closer peers become candidates, never table entries; the responder, which has
+    just shown it serves kad, is (re)admitted if identify vouched for it (go validPeerFound)."""
     index = _matching(world, node, message, message.src)
     if index is None:
         return world, None  # late reply for a request that already timed out
@@ -125,7 +133,8 @@ def on_reply(world: World, node: int, message: Message) -> tuple[World, Finished
         if view(world, node, peer).addr is not Addr.DIALABLE:  # closerPeers carry addresses
             world = set_view(world, node, peer, addr=Addr.DIALABLE)
     world = set_view(world, node, message.src, failed=False)
-    lookup = attrs.evolve(
+    world = try_admit(world, policy, node, message.src)
+    lookup = replace(
         lookup,
         inflight=tuple(e for e in lookup.inflight if e[0] != message.src),
         answered=lookup.answered | {message.src},
@@ -135,11 +144,13 @@ def on_reply(world: World, node: int, message: Message) -> tuple[World, Finished
     return _settle(world, node, index, lookup)
 
 
-def on_failure(world: World, policy: Policy, node: int, index: int, peer: int) -> tuple[World, Finished]:
+def on_failure(
+    world: World, policy: Policy, node: int, index: int, peer: int
+) -> tuple[World, Finished]:
     """A request to ``peer`` was refused or missed its deadline."""
     lookup = world.nodes[node].lookups[index]
     world = mark_failed(world, policy, node, peer)
-    lookup = attrs.evolve(
+    lookup = replace(
         lookup,
         inflight=tuple(e for e in lookup.inflight if e[0] != peer),
         failed=lookup.failed | {peer},

@@ -16,11 +16,13 @@ def distance(a: int, b: int) -> int:
 
 
 def common_prefix_length(a: int, b: int, bits: int) -> int:
-    """Leading bits shared by two IDs of width ``bits``; this is the bucket index of b in a's table."""
+    """Leading bits shared by two IDs of width ``bits``: the bucket index of b in a's table."""
     return bits - (a ^ b).bit_length()
 
 
-def closest(target: int, candidates: Iterable[int], ids: tuple[int, ...], k: int) -> tuple[int, ...]:
+def closest(
+    target: int, candidates: Iterable[int], ids: tuple[int, ...], k: int
+) -> tuple[int, ...]:
     """The at most k node indexes whose IDs are closest to ``target``, nearest first.
 
     XOR distance is a strict total order on distinct IDs around a target, so the result is

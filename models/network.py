@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import attrs
-
-from kadspec.models.state import Addr, Conn, Kind, Message, PeerView, World
+from kadspec.models.state import Addr, Conn, Kind, Message, PeerView, World, replace
 
 
 def view(world: World, node: int, peer: int) -> PeerView:
@@ -15,12 +13,35 @@ def set_view(world: World, node: int, peer: int, **changes: object) -> World:
     """Replace fields of ``node``'s view of ``peer``."""
     state = world.nodes[node]
     peers = list(state.peers)
-    peers[peer] = attrs.evolve(peers[peer], **changes)
-    return world.with_node(node, attrs.evolve(state, peers=tuple(peers)))
+    peers[peer] = replace(peers[peer], **changes)
+    return world.with_node(node, replace(state, peers=tuple(peers)))
 
 
 def send(world: World, message: Message) -> World:
-    return attrs.evolve(world, network=world.network | {message})
+    """Append ``message`` to its channel."""
+    index = message.src * len(world.nodes) + message.dst
+    network = list(world.network)
+    network[index] = (*network[index], message)
+    return replace(world, network=tuple(network))
+
+
+def pop(world: World, src: int, dst: int) -> tuple[World, Message]:
+    """Take the oldest message off the channel from ``src`` to ``dst``."""
+    index = src * len(world.nodes) + dst
+    network = list(world.network)
+    head, *rest = network[index]
+    network[index] = tuple(rest)
+    return replace(world, network=tuple(network)), head
+
+
+def drop_channels(world: World, node: int) -> World:
+    """Everything in flight to or from ``node`` dies with its process."""
+    count = len(world.nodes)
+    network = tuple(
+        () if index // count == node or index % count == node else channel
+        for index, channel in enumerate(world.network)
+    )
+    return replace(world, network=network)
 
 
 def identify(world: World, src: int, dst: int, *, push: bool) -> Message:

@@ -6,14 +6,12 @@ to a provide that cannot run yet).
 
 from __future__ import annotations
 
-import attrs
-
 from kadspec.models.config import Reach
 from kadspec.models.network import send
 from kadspec.models.policy import Policy, Retry
 from kadspec.models.requirements_registry import requirement
 from kadspec.models.routing import closest_known, mark_failed
-from kadspec.models.state import Kind, Message, Outcome, Phase, ProvideState, Record, World
+from kadspec.models.state import Kind, Message, Outcome, Phase, ProvideState, Record, World, replace
 
 
 def get(world: World, node: int, key: int) -> ProvideState:
@@ -23,8 +21,8 @@ def get(world: World, node: int, key: int) -> ProvideState:
 def put(world: World, node: int, key: int, **changes: object) -> World:
     state = world.nodes[node]
     provides = list(state.provides)
-    provides[key] = attrs.evolve(provides[key], **changes)
-    return world.with_node(node, attrs.evolve(state, provides=tuple(provides)))
+    provides[key] = replace(provides[key], **changes)
+    return world.with_node(node, replace(state, provides=tuple(provides)))
 
 
 def store(world: World, holder: int, key: int, provider: int) -> World:
@@ -33,7 +31,7 @@ def store(world: World, holder: int, key: int, provider: int) -> World:
     expires = world.clock + world.config.timing.record_ttl
     kept = frozenset(r for r in state.records if (r.key, r.provider) != (key, provider))
     records = kept | {Record(key=key, provider=provider, expires=expires)}
-    return world.with_node(holder, attrs.evolve(state, records=records))
+    return world.with_node(holder, replace(state, records=records))
 
 
 @requirement("ADDR-07")
@@ -53,8 +51,17 @@ def user_provide(world: World, policy: Policy, node: int, key: int) -> World:
     """The user asks ``node`` to provide key number ``key``: store locally first, then announce."""
     world = store(world, node, key, node)
     base = int(world.config.timing.retry_base)
-    world = put(world, node, key, providing=True, phase=Phase.QUEUED, outcome=Outcome.NONE,
-                backoff=base, retry_at=None, attempts=0)
+    world = put(
+        world,
+        node,
+        key,
+        providing=True,
+        phase=Phase.QUEUED,
+        outcome=Outcome.NONE,
+        backoff=base,
+        retry_at=None,
+        attempts=0,
+    )
     if policy.queue_provide_until_ready:
         return world  # lifecycle.react starts it once Ready (BOOT-05)
     return attempt(world, policy, node, key)
@@ -86,14 +93,38 @@ def fail(world: World, policy: Policy, node: int, key: int) -> World:
         return put(world, node, key, phase=Phase.IDLE, pending=(), acked=frozenset())
     if policy.retry is Retry.FIXED_THEN_GIVE_UP:
         if state.attempts >= policy.give_up_after:
-            return put(world, node, key, phase=Phase.IDLE, outcome=Outcome.FAILED, retry_at=None,
-                       pending=(), acked=frozenset())
-        return put(world, node, key, phase=Phase.QUEUED, outcome=Outcome.FAILED,
-                   retry_at=world.clock + int(timing.retry_base), pending=(), acked=frozenset())
+            return put(
+                world,
+                node,
+                key,
+                phase=Phase.IDLE,
+                outcome=Outcome.FAILED,
+                retry_at=None,
+                pending=(),
+                acked=frozenset(),
+            )
+        return put(
+            world,
+            node,
+            key,
+            phase=Phase.QUEUED,
+            outcome=Outcome.FAILED,
+            retry_at=world.clock + int(timing.retry_base),
+            pending=(),
+            acked=frozenset(),
+        )
     backoff = max(state.backoff, int(timing.retry_base))
-    return put(world, node, key, phase=Phase.QUEUED, outcome=Outcome.FAILED,
-               retry_at=world.clock + backoff, backoff=min(2 * backoff, int(timing.retry_cap)),
-               pending=(), acked=frozenset())
+    return put(
+        world,
+        node,
+        key,
+        phase=Phase.QUEUED,
+        outcome=Outcome.FAILED,
+        retry_at=world.clock + backoff,
+        backoff=min(2 * backoff, int(timing.retry_cap)),
+        pending=(),
+        acked=frozenset(),
+    )
 
 
 @requirement("PROV-01", "PROV-08", "ADDR-07")
@@ -102,12 +133,21 @@ def announce(world: World, policy: Policy, node: int, key: int, peers: tuple[int
     if not peers:
         return fail(world, policy, node, key)
     public = _carries_addresses(world, policy, node)
-    deadline = world.clock + world.config.timing.request_deadline if policy.per_request_deadline else None
+    deadline = (
+        world.clock + world.config.timing.request_deadline if policy.per_request_deadline else None
+    )
     for peer in peers:
-        world = send(world, Message(Kind.ADD_PROVIDER, node, peer, key=key, provider=node,
-                                    public=public))
-    return put(world, node, key, phase=Phase.SENDING, pending=tuple((p, deadline) for p in peers),
-               acked=frozenset())
+        world = send(
+            world, Message(Kind.ADD_PROVIDER, node, peer, key=key, provider=node, public=public)
+        )
+    return put(
+        world,
+        node,
+        key,
+        phase=Phase.SENDING,
+        pending=tuple((p, deadline) for p in peers),
+        acked=frozenset(),
+    )
 
 
 @requirement("PROV-02", "PROV-05")
@@ -118,13 +158,24 @@ def conclude(world: World, policy: Policy, node: int, key: int) -> World:
         return fail(world, policy, node, key)
     timing = world.config.timing
     world = store(world, node, key, node)
-    return put(world, node, key, phase=Phase.IDLE, outcome=Outcome.SUCCEEDED,
-               delivered_to=len(state.acked), published_at=world.clock,
-               republish_at=world.clock + timing.republish_interval if policy.republish else None,
-               backoff=int(timing.retry_base), retry_at=None, pending=())
+    return put(
+        world,
+        node,
+        key,
+        phase=Phase.IDLE,
+        outcome=Outcome.SUCCEEDED,
+        delivered_to=len(state.acked),
+        published_at=world.clock,
+        republish_at=world.clock + timing.republish_interval if policy.republish else None,
+        backoff=int(timing.retry_base),
+        retry_at=None,
+        pending=(),
+    )
 
 
-def settle_pending(world: World, policy: Policy, node: int, key: int, peer: int, delivered: bool) -> World:
+def settle_pending(
+    world: World, policy: Policy, node: int, key: int, peer: int, delivered: bool
+) -> World:
     """One ADD_PROVIDER to ``peer`` was delivered, refused or timed out."""
     state = get(world, node, key)
     if state.phase is not Phase.SENDING or peer not in {p for p, _ in state.pending}:
@@ -152,13 +203,20 @@ def on_add_provider(world: World, policy: Policy, node: int, message: Message) -
 def providers_to_serve(world: World, policy: Policy, node: int, key: int) -> frozenset[int]:
     """GET_PROVIDERS answer: stored records for the key that have not expired."""
     return frozenset(
-        r.provider for r in world.nodes[node].records
+        r.provider
+        for r in world.nodes[node].records
         if r.key == key and (r.expires > world.clock or not policy.check_expiry_when_serving)
     )
 
 
 def on_get_providers(world: World, policy: Policy, node: int, message: Message) -> World:
-    reply = Message(Kind.GET_PROVIDERS_REPLY, node, message.src, target=message.target,
-                    key=message.key, providers=providers_to_serve(world, policy, node, message.key),
-                    closer=closest_known(world, node, message.target, message.src))
+    reply = Message(
+        Kind.GET_PROVIDERS_REPLY,
+        node,
+        message.src,
+        target=message.target,
+        key=message.key,
+        providers=providers_to_serve(world, policy, node, message.key),
+        closer=closest_known(world, node, message.target, message.src),
+    )
     return send(world, reply)

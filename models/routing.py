@@ -28,7 +28,9 @@ def routable(policy: Policy, addr: Addr) -> bool:
 
 
 @requirement("RT-02", "RT-03", "RT-04", "RT-05", "RT-07", "BOOT-06")
-def try_admit(world: World, policy: Policy, node: int, peer: int, *, evidence: bool = True) -> World:
+def try_admit(
+    world: World, policy: Policy, node: int, peer: int, *, evidence: bool = True
+) -> World:
     """Admit ``peer`` to ``node``'s table if the rules allow it; otherwise leave the world alone.
 
     ``evidence`` is False for the mutants that admit without identify's word (inbound request,
@@ -85,7 +87,8 @@ def mark_failed(world: World, policy: Policy, node: int, peer: int) -> World:
 
 @requirement("FIND-01", "RT-06")
 def closest_known(world: World, node: int, target: int, exclude: int) -> frozenset[int]:
-    """FIND_NODE answer: the k table peers closest to ``target``, minus the asker and failed peers."""
+    """FIND_NODE answer: the k table peers closest to ``target``, minus the asker and failed
+    peers."""
     state = world.nodes[node]
     candidates = [p for p in state.table() if p != exclude and not state.peers[p].failed]
     return frozenset(closest(target, candidates, world.config.ids, world.config.timing.k))

@@ -13,10 +13,25 @@ stored provider records. Fields that only the model needs are marked as such.
 from __future__ import annotations
 
 import enum
+from typing import Any, TypeVar
 
 import attrs
 
 from kadspec.models.config import Config, ModeSetting
+
+T = TypeVar("T")
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def replace(instance: T, **changes: Any) -> T:
+    """``attrs.evolve`` without its per-call introspection: the explorer calls this millions
+    of times, and the field names of a class never change."""
+    cls = type(instance)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in attrs.fields(cls))  # type: ignore[arg-type]
+    values = {n: changes[n] if n in changes else getattr(instance, n) for n in names}
+    return cls(**values)
 
 
 class Mode(enum.IntEnum):
@@ -48,7 +63,7 @@ class Addr(enum.IntEnum):
     DIALABLE = 2  # announced in identify (public), or dialed successfully
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class PeerView:
     """What one node knows about one other node."""
 
@@ -76,7 +91,7 @@ class Outcome(enum.IntEnum):
     FAILED = 2
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class ProvideState:
     """A node's provide of one key. ``providing`` survives restarts (the reprovider's key store)."""
 
@@ -99,7 +114,7 @@ class Purpose(enum.IntEnum):
     FIND_PROVIDERS = 2  # GET_PROVIDERS lookup
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Lookup:
     """An iterative lookup (FIND-03, FIND-04). ``key`` indexes Config.keys, unused for SELF."""
 
@@ -113,7 +128,7 @@ class Lookup:
     providers: frozenset[int] = frozenset()
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Record:
     """A stored provider record: ``provider`` provides ``key`` (an index) until ``expires``."""
 
@@ -122,7 +137,7 @@ class Record:
     expires: int
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class NodeState:
     """One node. ``records`` and ``provides[*].providing`` are on disk and survive a crash."""
 
@@ -158,7 +173,7 @@ class Kind(enum.IntEnum):
     ADD_PROVIDER = 6
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Message:
     """A message in flight from ``src`` to ``dst``.
 
@@ -179,18 +194,23 @@ class Message:
     providers: frozenset[int] = frozenset()
 
 
-@attrs.frozen
+#: the faults the environment can inject, each spending one unit of the budget
+FAULT_KINDS = ("crash", "restart", "disconnect", "lose", "forge_add_provider")
+
+
+@attrs.frozen(cache_hash=True)
 class Budget:
     """What the environment may still do: the bound that keeps exploration finite."""
 
     faults: int = 0
+    fault_kinds: frozenset[str] = frozenset()
     mode_changes: tuple[tuple[int, ModeSetting], ...] = ()
     provides: tuple[tuple[int, int], ...] = ()  # (node, key index) the user may still provide
     finds: tuple[tuple[int, int], ...] = ()  # (node, key index) the user may still look up
     starts: frozenset[int] = frozenset()  # nodes not yet started
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class World:
     """The whole model state."""
 
@@ -198,7 +218,8 @@ class World:
     horizon: int = attrs.field(eq=False, hash=False)
     clock: int
     nodes: tuple[NodeState, ...]
-    network: frozenset[Message]
+    #: one FIFO channel per ordered pair (src * len(nodes) + dst): a connection delivers in order
+    network: tuple[tuple[Message, ...], ...]
     budget: Budget
 
     @classmethod
@@ -208,6 +229,7 @@ class World:
         *,
         horizon: int,
         faults: int = 0,
+        fault_kinds: frozenset[str] = frozenset(),
         provides: tuple[tuple[int, int], ...] = (),
         finds: tuple[tuple[int, int], ...] = (),
         mode_changes: tuple[tuple[int, ModeSetting], ...] = (),
@@ -220,22 +242,36 @@ class World:
             provides=(ProvideState(),) * len(config.keys),
             found=(None,) * len(config.keys),
         )
-        nodes = tuple(attrs.evolve(node, setting=c.mode, mode=initial_mode(c.mode, False))
-                      for c in config.nodes)
+        nodes = tuple(
+            replace(node, setting=c.mode, mode=initial_mode(c.mode, False)) for c in config.nodes
+        )
         return cls(
             config=config,
             horizon=horizon,
             clock=0,
             nodes=nodes,
-            network=frozenset(),
-            budget=Budget(faults=faults, provides=provides, finds=finds,
-                          mode_changes=mode_changes, starts=frozenset(range(count))),
+            network=((),) * (count * count),
+            budget=Budget(
+                faults=faults,
+                fault_kinds=fault_kinds,
+                provides=provides,
+                finds=finds,
+                mode_changes=mode_changes,
+                starts=frozenset(range(count)),
+            ),
         )
 
     def with_node(self, index: int, node: NodeState) -> World:
         nodes = list(self.nodes)
         nodes[index] = node
-        return attrs.evolve(self, nodes=tuple(nodes))
+        return replace(self, nodes=tuple(nodes))
+
+    def messages(self) -> list[Message]:
+        """Every message in flight, channel by channel, oldest first."""
+        return [m for channel in self.network for m in channel]
+
+    def channel(self, src: int, dst: int) -> tuple[Message, ...]:
+        return self.network[src * len(self.nodes) + dst]
 
     def connected(self, a: int, b: int) -> bool:
         return self.nodes[a].peers[b].conn is not Conn.NONE
