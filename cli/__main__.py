@@ -1,0 +1,5 @@
+"""``python -m kadspec``."""
+
+from kadspec.main import main
+
+main()
