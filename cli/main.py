@@ -136,12 +136,12 @@ def print_mutants(runs: list[MutantRun]) -> None:
     for column in ("mutant", "engine", "expected", "detected", "violated", "steps", "seconds"):
         table.add_column(column)
     for run in runs:
-        caught = run.detected and run.mutant.expected in run.violated
+        hit = run.detected and run.mutant.expected in run.violated
         table.add_row(
             run.mutant.name,
             run.engine,
             run.mutant.expected,
-            "yes" if caught else "NO",
+            "yes" if hit else "NO",
             ",".join(run.violated) or "-",
             str(len(run.counterexample.steps)) if run.counterexample else "-",
             f"{run.seconds:.2f}",
