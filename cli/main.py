@@ -37,7 +37,8 @@ from kadspec.reports import (
 )
 from kadspec.spec import requirements
 
-out = Console(highlight=False, soft_wrap=True)
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns and cut mutant names.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 
