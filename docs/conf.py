@@ -4,7 +4,8 @@ Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
 
 The requirements are not written in these pages: the local extension ``kadspec_spec`` renders
 them from ``kadspec.spec`` (spec/requirements.toml) as sphinx-needs items, so an ID is defined
-in exactly one place.
+in exactly one place. Likewise ``kadspec_model`` renders the model's tables (actions, policy
+knobs, mutants, scenarios, traceability) from ``kadspec.models`` while the docs build.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ copyright = "2026, kadspec contributors"
 release = _installed_version("kadspec")
 version = release
 
-extensions = ["sphinx_needs", "kadspec_spec"]
+extensions = ["sphinx_needs", "kadspec_spec", "kadspec_model"]
 
 exclude_patterns = ["_build"]
 html_theme = "alabaster"

@@ -1,0 +1,557 @@
+"""Render kadspec's model as tables, read from the code at build time.
+
+The pages that describe the model name no action, knob, mutant, scenario or requirement
+themselves; these directives read them from ``kadspec.models`` while the docs build, so a page
+cannot drift from the code it describes:
+
+``.. kadspec-modules::``
+   every module of ``kadspec.models`` with the summary its docstring opens with (reStructuredText,
+   as docstrings are).
+``.. kadspec-actions::``
+   the transition relation: one row per kind of ``kadspec.models.actions.ACTIONS``.
+``.. kadspec-policy::``
+   the knobs of ``kadspec.models.policy.Policy``: the spec's default and the ``#:`` comment above
+   the field, read by Sphinx's own source analyser (the one autodoc uses).
+``.. kadspec-mutants::`` and ``.. kadspec-scenarios::``
+   ``MUTANTS`` (with the knobs each changes, computed against ``SPEC``) and ``SCENARIOS``.
+``.. kadspec-traceability::``
+   requirement -> model checks -> mutants, then the requirements no mutant shows necessary.
+``.. kadspec-try:: MUTANT``
+   the commands that show MUTANT's bug (checked against the command line's own options) and the
+   counterexample they print, computed by running the same exploration.
+
+As in ``kadspec_spec``, each directive generates reStructuredText and parses it in place, so the
+tables are ordinary list-tables. Requirement IDs in them are written with the role
+``:kadspec-req:`ID```, which becomes a link to the requirement's need once every page has been
+read. An ID that is in the requirements document but on no page is left as plain text, because
+``kadspec_spec`` has already failed the build for it; an ID the document lacks is a warning.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import enum
+import importlib.util
+import pkgutil
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import ClassVar
+
+import attrs
+from docutils import nodes
+from docutils.statemachine import StringList
+from kadspec_spec import load_requirements
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.errors import NoUri, PycodeError
+from sphinx.pycode import ModuleAnalyzer
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective, SphinxRole
+from sphinx.util.nodes import make_refnode
+from sphinx.util.parsing import nested_parse_to_nodes
+from sphinx.util.typing import ExtensionMetadata, OptionSpec
+from sphinx_needs.api import get_needs_view
+
+import kadspec.main
+import kadspec.models
+import kadspec.spec
+from kadspec import reports
+from kadspec.models.actions import ACTIONS
+from kadspec.models.mutants import MUTANTS, Mutant
+from kadspec.models.policy import SPEC, Policy
+from kadspec.models.scenarios import SCENARIOS
+from kadspec.models.trace import render
+from kadspec.spec import GROUPS, SpecError, requirements
+
+__all__ = [
+    "RequirementReference",
+    "RequirementRole",
+    "changed_knobs",
+    "describe_template",
+    "knob_value",
+    "list_table",
+    "module_summaries",
+    "policy_comments",
+    "setup",
+]
+
+logger = logging.getLogger(__name__)
+
+# The config value kadspec_spec reads the requirements document from; both extensions must agree
+# on which IDs are documented.
+REQUIREMENTS_FILE = "kadspec_requirements_file"
+
+# Every ASCII punctuation character is escaped, as in kadspec_spec: the generated cells hold
+# prose and names from the code, never markup.
+_PUNCTUATION = re.compile(f"([{re.escape(string.punctuation)}])")
+_REQUIREMENT_ID = re.compile(rf"\b(?:{'|'.join(GROUPS)})-\d{{2}}\b")
+
+# Sphinx labels of the rows of the mutants and scenarios tables, so other tables can link them.
+MUTANT_LABEL = "mutant-{}"
+SCENARIO_LABEL = "scenario-{}"
+
+# The command a reader types, as the README spells it: it works without the console script.
+PROGRAM = "python3 -m kadspec"
+
+Cell = str | Sequence[str]
+"""One table cell: a line of reStructuredText, or several (blank lines separate paragraphs)."""
+
+
+# -- reStructuredText building blocks -----------------------------------------------------------
+
+
+def _literal(text: str) -> str:
+    if "`" in text:
+        raise ValueError(f"cannot write {text!r} as an inline literal")
+    return f"``{text}``"
+
+
+def _req(rid: str) -> str:
+    return f":kadspec-req:`{rid}`"
+
+
+def _escape(text: str) -> str:
+    """Text escaped as in kadspec_spec, keeping its (single) spaces at either end."""
+    return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def _text(text: str) -> str:
+    """Text from the code as literal prose on one line."""
+    return _escape(" ".join(text.split()))
+
+
+def _prose(text: str) -> str:
+    """Text from the code as literal prose, with every requirement ID in it linked."""
+    text = " ".join(text.split())
+    out, start = [], 0
+    for match in _REQUIREMENT_ID.finditer(text):
+        before, after = text[start : match.start()], text[match.end() : match.end() + 1]
+        out.append(_escape(before))
+        # Inline markup must not touch a word character; an escaped space is reStructuredText's
+        # "nothing here", so "PROV-06's" still links its ID.
+        out.append("\\ " if before and not before[-1].isspace() else "")
+        out.append(_req(match.group()))
+        out.append("\\ " if after and not after.isspace() else "")
+        start = match.end()
+    out.append(_escape(text[start:]))
+    return "".join(out)
+
+
+def _joined(items: Iterable[str], empty: str = "none") -> str:
+    listed = list(items)
+    return ", ".join(listed) if listed else empty
+
+
+def list_table(caption: str, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> list[str]:
+    """The lines of a ``list-table`` with one header row."""
+    lines = [f".. list-table:: {_text(caption)}", "   :header-rows: 1", "   :widths: auto", ""]
+    for row in [list(header), *rows]:
+        if len(row) != len(header):
+            raise ValueError(f"row {row!r} has {len(row)} cells, the header {len(header)}")
+        for index, cell in enumerate(row):
+            cell_lines = [cell] if isinstance(cell, str) else list(cell)
+            bullet = "   * - " if index == 0 else "     - "
+            lines.append(bullet + cell_lines[0])
+            lines.extend(" " * len(bullet) + line if line else "" for line in cell_lines[1:])
+    lines.append("")
+    return lines
+
+
+def _labelled(label: str, text: str) -> list[str]:
+    """A cell that other pages can link to with ``:ref:`` (an explicit target on its text)."""
+    return [f".. _{label}:", "", text]
+
+
+# -- what the tables say ------------------------------------------------------------------------
+
+
+def describe_template(template: str) -> str:
+    """An action's sentence with each placeholder shown as its parameter's name, in italics.
+
+    ``"{node} dials bootstrap peer {peer}"`` -> ``*node* dials bootstrap peer *peer*``.
+    """
+    parts = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        parts.append(_escape(literal))
+        if field is not None:
+            if spec or conversion or not field.isidentifier():
+                raise ValueError(f"template {template!r}: cannot describe {{{field}}}")
+            parts.append(f"*{field.replace('_', ' ')}*")
+    return "".join(parts)
+
+
+def knob_value(value: object) -> str:
+    """A knob's value as the policy comments speak of it: on/off, an enum's value, a number."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def policy_comments() -> dict[str, str]:
+    """Policy field -> the ``#:`` comment above it, read from the module's source."""
+    analyzer = ModuleAnalyzer.for_module(Policy.__module__)
+    docs = analyzer.find_attr_docs()
+    return {
+        name: " ".join(" ".join(lines).split())
+        for (namespace, name), lines in docs.items()
+        if namespace == Policy.__qualname__
+    }
+
+
+def changed_knobs(policy: Policy, reference: Policy = SPEC) -> dict[str, object]:
+    """The knobs on which ``policy`` differs from ``reference``, in field order."""
+    return {
+        field.name: getattr(policy, field.name)
+        for field in attrs.fields(Policy)
+        if getattr(policy, field.name) != getattr(reference, field.name)
+    }
+
+
+def _mutant_ref(mutant: Mutant) -> str:
+    return f":ref:`{mutant.name} <{MUTANT_LABEL.format(mutant.name)}>`"
+
+
+def _command(*args: str) -> str:
+    """A command line a reader can run, checked against the options the command line has."""
+    command = kadspec.main.cli.commands.get(args[0])
+    if command is None:
+        raise ValueError(f"kadspec has no command {args[0]!r}")
+    options = {opt for param in command.params for opt in param.opts}
+    unknown = [arg for arg in args[1:] if arg.startswith("-") and arg not in options]
+    if unknown:
+        raise ValueError(f"'kadspec {args[0]}' has no option {', '.join(unknown)}")
+    return " ".join([PROGRAM, *args])
+
+
+# -- directives ---------------------------------------------------------------------------------
+
+
+def _note_model_sources(env: BuildEnvironment) -> None:
+    """Re-read a generated page in an incremental build whenever the code it reads changes."""
+    package = Path(kadspec.models.__file__).parent
+    spec = Path(kadspec.spec.__file__).parent
+    sources = [
+        *package.rglob("*.py"),
+        *spec.glob("*.py"),
+        *spec.glob("*.toml"),
+        Path(reports.__file__),
+        Path(kadspec.main.__file__),
+    ]
+    for path in sorted(sources):
+        # Resolved: in a strict editable install these are symlinks to the files people edit.
+        env.note_dependency(str(path.resolve()))
+
+
+class _Generated(SphinxDirective):
+    """A directive whose output is generated reStructuredText, parsed in place.
+
+    ``generate`` raises ValueError (or the loaders' own errors) for input it cannot render; the
+    build reports that as an error of the directive, naming it.
+    """
+
+    has_content = False
+    option_spec: ClassVar[OptionSpec] = {}
+
+    def generate(self) -> list[str]:
+        raise NotImplementedError
+
+    def run(self) -> list[nodes.Node]:
+        _note_model_sources(self.env)
+        try:
+            lines = self.generate()
+        except (ValueError, SpecError, PycodeError) as err:
+            raise self.error(f"{self.name}: {err}") from None
+        # Every generated line points at this directive, so a warning about a cell names the
+        # page and line that produced it.
+        source, line = self.get_source_info()
+        content = StringList()
+        for text in lines:
+            content.append(text, source, (line or 1) - 1)
+        return nested_parse_to_nodes(self.state, content, allow_section_headings=False)
+
+
+def module_summaries(package: ModuleType) -> dict[str, str]:
+    """Dotted name -> first paragraph of the docstring, for every module below ``package``.
+
+    The sources are parsed, not imported, so listing a module cannot run it.
+    """
+    summaries = {}
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+        spec = importlib.util.find_spec(info.name)
+        if spec is None or spec.origin is None:
+            continue
+        docstring = ast.get_docstring(ast.parse(Path(spec.origin).read_text("utf-8")))
+        if info.ispkg and not docstring:
+            continue  # a namespace-only package: its modules are listed
+        summaries[info.name] = (docstring or "").strip().split("\n\n")[0]
+    return summaries
+
+
+class KadspecModules(_Generated):
+    """``.. kadspec-modules::``: every module of kadspec.models with its docstring's summary."""
+
+    def generate(self) -> list[str]:
+        rows = [
+            [_literal(name), " ".join(summary.split()) or "(no module docstring)"]
+            for name, summary in sorted(module_summaries(kadspec.models).items())
+        ]
+        return list_table("The modules of kadspec.models", ["module", "what it holds"], rows)
+
+
+class KadspecActions(_Generated):
+    """``.. kadspec-actions::``: the transition relation, one row per action kind."""
+
+    def generate(self) -> list[str]:
+        rows = [
+            [
+                _literal(kind),
+                action.family.value,
+                _joined(_req(rid) for rid in action.requirements),
+                describe_template(action.template),
+            ]
+            for kind, action in ACTIONS.items()
+        ]
+        header = ["action", "family", "requirements", "description"]
+        return list_table("The transition relation", header, rows)
+
+
+class KadspecPolicy(_Generated):
+    """``.. kadspec-policy::``: every knob of Policy, its spec default and its comment."""
+
+    def generate(self) -> list[str]:
+        comments = policy_comments()
+        rows = []
+        for field in attrs.fields(Policy):
+            comment = comments.get(field.name)
+            if not comment:
+                logger.warning(
+                    "policy knob %s has no '#:' comment in %s",
+                    field.name,
+                    Policy.__module__,
+                    location=self.get_location(),
+                    type="kadspec",
+                    subtype="policy",
+                )
+            meaning = _prose(comment or "undocumented")
+            if comment is not None and comment in requirements():
+                # A bare ID says which requirement decides the knob; its title says what for.
+                meaning += f": {_text(requirements()[comment].title)}"
+            if isinstance(field.default, enum.Enum):
+                members = type(field.default)
+                choices = _joined(_literal(knob_value(member)) for member in members)
+                meaning += f" (one of {choices})"
+            rows.append([_literal(field.name), _literal(knob_value(field.default)), meaning])
+        header = ["knob", "spec default", "what it decides"]
+        return list_table("The policy knobs", header, rows)
+
+
+class KadspecMutants(_Generated):
+    """``.. kadspec-mutants::``: every mutant, the requirement it breaks and its knobs."""
+
+    def generate(self) -> list[str]:
+        rows: list[list[Cell]] = []
+        for mutant in MUTANTS.values():
+            knobs = changed_knobs(mutant.policy)
+            if not knobs:
+                logger.warning(
+                    "mutant %s does not differ from the spec policy",
+                    mutant.name,
+                    location=self.get_location(),
+                    type="kadspec",
+                    subtype="mutant",
+                )
+            rows.append(
+                [
+                    _labelled(MUTANT_LABEL.format(mutant.name), _literal(mutant.name)),
+                    _text(mutant.source),
+                    _prose(mutant.summary),
+                    _req(mutant.expected),
+                    f":ref:`{mutant.scenario} <{SCENARIO_LABEL.format(mutant.scenario)}>`",
+                    _joined(f"{_literal(k)} = {_literal(knob_value(v))}" for k, v in knobs.items()),
+                ]
+            )
+        header = ["mutant", "source", "what goes wrong", "must break", "scenario", "knobs changed"]
+        return list_table("The mutants", header, rows)
+
+
+class KadspecScenarios(_Generated):
+    """``.. kadspec-scenarios::``: every scenario: size, horizon, fault budget, summary."""
+
+    def generate(self) -> list[str]:
+        rows: list[list[Cell]] = []
+        for scenario in SCENARIOS.values():
+            faults = (
+                f"{scenario.faults} ({', '.join(sorted(scenario.fault_kinds))})"
+                if scenario.faults
+                else "none"
+            )
+            rows.append(
+                [
+                    _labelled(SCENARIO_LABEL.format(scenario.name), _literal(scenario.name)),
+                    str(len(scenario.config.nodes)),
+                    str(scenario.horizon),
+                    _text(faults),
+                    _prose(scenario.summary),
+                ]
+            )
+        header = ["scenario", "nodes", "horizon", "faults", "summary"]
+        return list_table("The scenarios", header, rows)
+
+
+class KadspecTraceability(_Generated):
+    """``.. kadspec-traceability::``: requirement -> model checks -> mutants that need it."""
+
+    def generate(self) -> list[str]:
+        checks = reports.checks_by_requirement()
+        shown_by: dict[str, list[Mutant]] = {}
+        for mutant in MUTANTS.values():
+            shown_by.setdefault(mutant.expected, []).append(mutant)
+        rows = []
+        for rid, req in requirements().items():
+            carried = []
+            for check in checks[rid]:
+                kind, _, function = check.partition(":")
+                carried.append(f"{_literal(function)} ({kind})")
+            rows.append(
+                [
+                    _req(rid),
+                    _text(req.level),
+                    req.check,
+                    _joined(carried),
+                    _joined(_mutant_ref(m) for m in shown_by.get(rid, [])),
+                ]
+            )
+        header = ["requirement", "level", "check kind", "model checks", "shown necessary by"]
+        lines = list_table("Requirements, checks and mutants", header, rows)
+
+        unchecked = [rid for rid in requirements() if not checks[rid]]
+        if unchecked:
+            links = _joined(_req(rid) for rid in unchecked)
+            lines += [f"Not yet carried by any model check: {links}.", ""]
+        else:
+            lines += ["Every requirement is carried by at least one model check.", ""]
+        untested = [rid for rid in requirements() if rid not in shown_by]
+        if untested:
+            links = _joined(_req(rid) for rid in untested)
+            lines += [
+                f"No mutant shows these {len(untested)} of {len(requirements())} requirements "
+                f"necessary yet: {links}.",
+                "",
+            ]
+        else:
+            lines += ["Every requirement is shown necessary by at least one mutant.", ""]
+        return lines
+
+
+class KadspecTry(_Generated):
+    """``.. kadspec-try:: MUTANT``: commands that show MUTANT's bug, and what they print."""
+
+    required_arguments = 1
+
+    def generate(self) -> list[str]:
+        name = self.arguments[0]
+        if name not in MUTANTS:
+            raise ValueError(f"unknown mutant {name!r}; expected one of {', '.join(MUTANTS)}")
+        mutant = MUTANTS[name]
+        lines = [".. code-block:: console", ""]
+        lines += [
+            f"   $ {_command('mutants')}",
+            f"   $ {_command('check', '--policy', name, '--scenario', mutant.scenario)}",
+            "",
+        ]
+        # The exploration `kadspec check` runs, so the page shows the trace the reader will see.
+        report = reports.run_check(mutant.policy, [mutant.scenario_spec], policy_name=name)
+        if report.counterexample is None:
+            logger.warning(
+                "mutant %s is not caught in scenario %s: the page cannot show its counterexample",
+                name,
+                mutant.scenario,
+                location=self.get_location(),
+                type="kadspec",
+                subtype="mutant",
+            )
+            return lines
+        lines += [
+            f"The second command ends with this counterexample: {_req(mutant.expected)} broken "
+            f"in scenario :ref:`{mutant.scenario} <{SCENARIO_LABEL.format(mutant.scenario)}>`.",
+            "",
+            ".. code-block:: text",
+            "",
+        ]
+        trace = render(report.counterexample).split("\n")
+        lines += [f"   {line}" if line else "" for line in trace]
+        lines.append("")
+        return lines
+
+
+# -- requirement links --------------------------------------------------------------------------
+
+
+# docutils ships no type information, so its node classes are Any to mypy.
+class RequirementReference(nodes.Inline, nodes.TextElement):  # type: ignore[misc]
+    """A requirement ID, resolved to a link to its need once every page has been read."""
+
+
+class RequirementRole(SphinxRole):
+    """``:kadspec-req:`BOOT-01```: a link to requirement BOOT-01, showing its ID."""
+
+    def run(self) -> tuple[list[nodes.Node], list[nodes.system_message]]:
+        node = RequirementReference(self.rawtext, self.text, requirement=self.text)
+        self.set_source_info(node)
+        return [node], []
+
+
+def _documented_ids(app: Sphinx) -> Mapping[str, object]:
+    try:
+        documented, _ = load_requirements(app.config[REQUIREMENTS_FILE])
+    except (SpecError, OSError):
+        return {}  # the directive that tried to load them has already reported why
+    return documented
+
+
+def _resolve_requirement_links(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    found = list(doctree.findall(RequirementReference))
+    if not found:
+        return
+    needs = get_needs_view(app)
+    documented = _documented_ids(app)
+    for node in found:
+        rid: str = node["requirement"]
+        need = needs.get(rid)
+        new: nodes.Node = nodes.Text(rid)
+        if need is not None and need["docname"]:
+            # A builder without links (text, man) raises NoUri: the ID alone is what it shows.
+            with contextlib.suppress(NoUri):
+                new = make_refnode(app.builder, docname, need["docname"], rid, new, need["title"])
+        elif rid not in documented:
+            logger.warning(
+                "unknown requirement %s: the requirements document does not define it",
+                rid,
+                location=node,
+                type="kadspec",
+                subtype="link",
+            )
+        # Otherwise the requirement is documented but on no page: kadspec_spec has said so.
+        node.replace_self(new)
+
+
+def setup(app: Sphinx) -> ExtensionMetadata:
+    """Register the directives, the requirement role and its link resolution."""
+    app.setup_extension("kadspec_spec")
+    app.add_role("kadspec-req", RequirementRole())
+    app.add_node(RequirementReference)
+    app.connect("doctree-resolved", _resolve_requirement_links)
+    app.add_directive("kadspec-modules", KadspecModules)
+    app.add_directive("kadspec-actions", KadspecActions)
+    app.add_directive("kadspec-policy", KadspecPolicy)
+    app.add_directive("kadspec-mutants", KadspecMutants)
+    app.add_directive("kadspec-scenarios", KadspecScenarios)
+    app.add_directive("kadspec-traceability", KadspecTraceability)
+    app.add_directive("kadspec-try", KadspecTry)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
