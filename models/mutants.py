@@ -1,4 +1,4 @@
-"""Mutants: the real bugs, each written as a policy set that differs from the spec in one knob.
+"""Mutants: the real bugs, each written as a policy set that differs from the spec in one behaviour.
 
 Every mutant names its source (an issue, a pull request or a code reading), the requirement it
 is expected to violate, and the scenario in which the bug shows. ``kadspec mutants`` runs each
