@@ -164,24 +164,42 @@ def _deliver(world: World, policy: Policy) -> Iterator[Action]:
             yield Action("deliver", message=channel[0])
 
 
+# The node's own protocol actions. Each guard reads only that node's state (and the fixed
+# configuration and policy), which is what lets the explorer memoize them per node state.
+
+
+def bootstrap_of(world: World, policy: Policy, node: int) -> Iterator[Action]:
+    for peer in lifecycle.bootstrap_candidates(world, node):
+        yield Action("dial_bootstrap", node=node, peer=peer)
+
+
+def query_of(world: World, policy: Policy, node: int) -> Iterator[Action]:
+    state = world.nodes[node]
+    if state.up:
+        for index in range(len(state.lookups)):
+            if lookups.can_query(world, policy, node, index):
+                yield Action("query", node=node, key=index)
+
+
+def dial_back_of(world: World, policy: Policy, node: int) -> Iterator[Action]:
+    state = world.nodes[node]
+    if state.up and state.candidate and not state.confirmed and not state.dial_back_tried:
+        yield Action("dial_back", node=node)
+
+
 def _bootstrap(world: World, policy: Policy) -> Iterator[Action]:
     for node in range(len(world.nodes)):
-        for peer in lifecycle.bootstrap_candidates(world, node):
-            yield Action("dial_bootstrap", node=node, peer=peer)
+        yield from bootstrap_of(world, policy, node)
 
 
 def _query(world: World, policy: Policy) -> Iterator[Action]:
-    for node, state in enumerate(world.nodes):
-        if state.up:
-            for index in range(len(state.lookups)):
-                if lookups.can_query(world, policy, node, index):
-                    yield Action("query", node=node, key=index)
+    for node in range(len(world.nodes)):
+        yield from query_of(world, policy, node)
 
 
 def _dial_back(world: World, policy: Policy) -> Iterator[Action]:
-    for node, state in enumerate(world.nodes):
-        if state.up and state.candidate and not state.confirmed and not state.dial_back_tried:
-            yield Action("dial_back", node=node)
+    for node in range(len(world.nodes)):
+        yield from dial_back_of(world, policy, node)
 
 
 # --- effects ------------------------------------------------------------------------------------
@@ -265,6 +283,33 @@ def _apply_deliver(world: World, policy: Policy, a: Action) -> World:
     if message.kind is Kind.GET_PROVIDERS:
         return provide.on_get_providers(world, policy, node, message)
     return provide.on_add_provider(world, policy, node, message)
+
+
+def deliver_reads_sender(world: World, policy: Policy, message: Message) -> bool:
+    """Whether delivering ``message`` may read or change its sender's state.
+
+    Decided from the receiver's state alone, following :func:`_apply_deliver`: admitting the
+    sender probes the sender's table (``routing.try_admit``, when the table is full or every
+    candidate is probed); a refused request and a delivered ADD_PROVIDER settle the sender's
+    side. Everything else a delivery does happens at the receiver. The explorer memoizes a
+    delivery that does not read its sender per receiver state only; ``True`` is always safe.
+    """
+    state = world.nodes[message.dst]
+    if not state.up:
+        return False  # lost with the process
+    view = state.peers[message.src]
+    probes = not policy.probe_only_when_table_full or len(state.table()) >= world.config.timing.k
+    if message.kind in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
+        if view.conn is Conn.NONE and policy.discard_identify_after_close:
+            return False
+        return message.server and probes
+    if view.conn is Conn.NONE:
+        return False  # the stream died with its connection
+    if message.kind in (Kind.FIND_NODE_REPLY, Kind.GET_PROVIDERS_REPLY):
+        return probes
+    if state.mode is Mode.CLIENT and policy.client_refuses_requests:
+        return True  # the requester's stream is reset
+    return message.kind is Kind.ADD_PROVIDER or policy.admit_on_inbound_request
 
 
 def _refused(world: World, policy: Policy, message: Message) -> World:
@@ -398,6 +443,18 @@ ACTIONS: dict[str, ActionKind] = {
 
 # Several kinds share one generator (it yields instances of each); list each generator once.
 _GENERATORS = (_start, _user, _tick, _faults, _deliver, _bootstrap, _query, _dial_back)
+
+
+def user_actions(world: World, policy: Policy) -> Iterator[Action]:
+    """Starts, restarts and the user's and operator's actions: their guards read only the
+    budget and which nodes are up."""
+    yield from _start(world, policy)
+    yield from _user(world, policy)
+
+
+def fault_actions(world: World, policy: Policy) -> Iterator[Action]:
+    """The faults the remaining budget allows (crash, disconnect, lose, forgeries)."""
+    return _faults(world, policy)
 
 
 def enabled(world: World, policy: Policy) -> list[Action]:

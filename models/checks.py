@@ -240,19 +240,24 @@ def advertised_protocols_match_mode(world: World, policy: Policy) -> list[str]:
     """The newest identify on each live connection advertises kad exactly for a server."""
     found = []
     count = len(world.nodes)
-    for src, state in enumerate(world.nodes):
-        for dst in range(count):
-            if not state.up or not world.connected(src, dst):
-                continue
-            sent = [
-                m for m in world.channel(src, dst) if m.kind in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH)
-            ]
-            if sent and sent[-1].server != (state.mode is Mode.SERVER):
-                found.append(
-                    f"{world.config.name(src)} advertises kad={sent[-1].server} to "
-                    f"{world.config.name(dst)} while in {state.mode.name} mode"
-                )
+    # Only a channel with messages in it can hold an identify: most are empty, skip them.
+    for index, channel in enumerate(world.network):
+        if not channel:
+            continue
+        src, dst = divmod(index, count)
+        state = world.nodes[src]
+        if not state.up or not world.connected(src, dst):
+            continue
+        newest = next((m for m in reversed(channel) if m.kind in _IDENTIFY), None)
+        if newest is not None and newest.server != (state.mode is Mode.SERVER):
+            found.append(
+                f"{world.config.name(src)} advertises kad={newest.server} to "
+                f"{world.config.name(dst)} while in {state.mode.name} mode"
+            )
     return found
+
+
+_IDENTIFY = (Kind.IDENTIFY, Kind.IDENTIFY_PUSH)
 
 
 @requirement("ADDR-07")
@@ -260,7 +265,9 @@ def provider_records_carry_addresses(world: World, policy: Policy) -> list[str]:
     return [
         f"{world.config.name(m.src)} sends ADD_PROVIDER(key{m.key}) to "
         f"{world.config.name(m.dst)} without any address"
-        for m in world.messages()
+        for channel in world.network
+        if channel
+        for m in channel
         if m.kind is Kind.ADD_PROVIDER and m.provider == m.src and not m.public
     ]
 
@@ -310,9 +317,11 @@ def sent_messages(pre: World, action: Action, post: World) -> list[Message]:
     Channels are FIFO: a step appends to channels, and a delivery or a loss first takes the
     oldest message off the one channel its message travels on.
     """
-    cached = _SENT.get((pre, post))
-    if cached is not None:
-        return cached
+    # Every step check asks for the same transition's messages in turn: keep the last answer.
+    # The cache holds its two worlds, so identity cannot be confused with a recycled id.
+    last_pre, last_post, last_sent = _SENT[0]
+    if last_pre is pre and last_post is post:
+        return last_sent
     popped = -1
     if action.message is not None and action.kind in ("deliver", "lose"):
         popped = action.message.src * len(pre.nodes) + action.message.dst
@@ -320,12 +329,11 @@ def sent_messages(pre: World, action: Action, post: World) -> list[Message]:
     for index, (before, after) in enumerate(zip(pre.network, post.network, strict=True)):
         if after is not before:
             sent.extend(after[len(before) - (index == popped) :])
-    _SENT.clear()
-    _SENT[(pre, post)] = sent
+    _SENT[0] = (pre, post, sent)
     return sent
 
 
-_SENT: dict[tuple[World, World], list[Message]] = {}
+_SENT: list[tuple[World | None, World | None, list[Message]]] = [(None, None, [])]
 
 
 @requirement("ADDR-01")
@@ -598,19 +606,34 @@ def _tagged(checks: tuple[Callable[..., list[str]], ...]) -> tuple[tuple[str, An
 
 _NODE = _tagged(NODE_INVARIANTS)
 _WORLD = _tagged(WORLD_INVARIANTS)
+#: (requirement ID, world invariant) pairs, in the order check_state runs them
+WORLD_CHECKS: tuple[tuple[str, StateCheck], ...] = _WORLD
 _STEP = _tagged(STEP_CHECKS)
 _PROGRESS = _tagged(PROGRESS)
-_NODE_CACHE: dict[tuple[int, int, NodeState], tuple[Violation, ...]] = {}
+NodeCache = dict[tuple[int, NodeState], tuple[Violation, ...]]
+#: id(config) -> (config, its memo). The entry holds the configuration itself, so the id cannot
+#: be recycled by another configuration while the memo lives.
+_NODE_CACHES: dict[int, tuple[Config, NodeCache]] = {}
+
+
+def node_cache(config: Config) -> NodeCache:
+    """The memo of node invariants for one configuration (node states recur across worlds)."""
+    entry = _NODE_CACHES.get(id(config))
+    if entry is None or entry[0] is not config:
+        if len(_NODE_CACHES) > 64:
+            _NODE_CACHES.clear()
+        entry = _NODE_CACHES[id(config)] = (config, {})
+    return entry[1]
 
 
 def check_node(config: Config, n: int, state: NodeState) -> tuple[Violation, ...]:
     """Every node invariant on one node, memoized per (configuration, node, state)."""
-    key = (id(config), n, state)
-    found = _NODE_CACHE.get(key)
+    cache = node_cache(config)
+    found = cache.get((n, state))
     if found is None:
-        if len(_NODE_CACHE) > 500_000:
-            _NODE_CACHE.clear()
-        found = _NODE_CACHE[key] = tuple(
+        if len(cache) > 500_000:
+            cache.clear()
+        found = cache[(n, state)] = tuple(
             Violation(rid, d) for rid, c in _NODE for d in c(config, n, state)
         )
     return found

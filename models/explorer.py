@@ -2,20 +2,42 @@
 
 Every reachable state is checked against every invariant, every transition against every step
 check, and every quiescent state against every progress property.
+
+Successors come from :class:`~kadspec.models.successors.Successors`, which memoizes each local
+step and returns exactly what ``apply`` and the checks would, and names each state by an
+integer key. The search keeps the set of keys seen and, per state, the index of its parent and
+the action that reached it (a counterexample is rebuilt by replaying those actions with the
+public functions), so memory goes to states, not to bookkeeping: about 125 bytes a state
+on the 4-node star, against some 500 for a set of worlds with parent and depth maps.
+
+Two reductions can be switched on; both are off by default, and the default search is the
+plain one whose counts the regression tests pin:
+
+* ``symmetry=True`` stores one state per orbit of the configuration's automorphisms
+  (:class:`~kadspec.models.reductions.Symmetry`);
+* ``partial_order=True`` expands only an ample subset of the enabled actions where that is
+  sound (:class:`~kadspec.models.reductions.PartialOrder`).
+
+With either, states and transitions count the reduced graph, and a counterexample is a real
+trace but no longer necessarily a shortest one. See ``reductions.py`` for what each preserves.
 """
 
 from __future__ import annotations
 
+import gc
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable
+from functools import partial
 
 import attrs
 
-from kadspec.models.actions import Action, apply, enabled, quiescent
+from kadspec.models.actions import Action, apply, enabled
 from kadspec.models.checks import Violation, check_quiescent, check_state, check_step
 from kadspec.models.policy import Policy
-from kadspec.models.state import World, replace
+from kadspec.models.reductions import PartialOrder, Symmetry
+from kadspec.models.state import World
+from kadspec.models.successors import Successors
 
 
 @attrs.frozen
@@ -28,7 +50,8 @@ class Step:
 
 @attrs.frozen
 class Counterexample:
-    """A shortest trace from the initial state to a violation."""
+    """A trace from the initial state to a violation: a shortest one unless a reduction was
+    on."""
 
     initial: World
     steps: tuple[Step, ...]
@@ -66,25 +89,59 @@ def explore(
     max_states: int | None = None,
     progress: Progress | None = None,
     target: str | None = None,
+    symmetry: bool = False,
+    partial_order: bool = False,
 ) -> Exploration:
     """Breadth-first search from ``initial``; stop at the first violation or when done.
 
     With ``target`` (a requirement ID) only a violation of that requirement stops the search;
     other violations are recorded in ``also_violated`` and the search goes on past them, as a
     mutant run must find the requirement its bug is expected to break.
+
+    ``symmetry`` and ``partial_order`` switch the reductions of ``reductions.py`` on; each
+    does nothing where its conditions do not hold. ``progress`` is called with (states,
+    transitions, depth) about every thousand states.
     """
+    # The search allocates millions of small objects that are never garbage (the model makes
+    # no reference cycles); the cyclic collector would rescan all of them again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _explore(initial, policy, max_states, progress, target, symmetry, partial_order)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _explore(
+    initial: World,
+    policy: Policy,
+    max_states: int | None,
+    progress: Progress | None,
+    target: str | None,
+    symmetry: bool,
+    partial_order: bool,
+) -> Exploration:
     started = time.perf_counter()
-    parent: dict[World, tuple[World, Action] | None] = {initial: None}
-    depth_of = {initial: 0}
-    frontier: deque[World] = deque([initial])
+    engine = Successors(initial, policy)
+    group = Symmetry.of(initial, policy) if symmetry else None
+    orbit = partial(group.canonical, engine=engine) if group is not None and group.group else None
+    reduction = PartialOrder(initial, policy) if partial_order else None
+    # States are held as integer keys (see Successors.key); a world is rebuilt from its key when
+    # it is checked and when it is expanded. Per state, in discovery order (which is also the
+    # order states are expanded in): the index of its parent and the action taken from it.
+    # A trace is rebuilt from these.
+    root_key = engine.key(initial) if orbit is None else orbit(engine.key(initial))
+    seen = {root_key}
+    parent = array("q", [-1])
+    taken: list[Action | None] = [None]
     transitions = 0
     depth = 0
-
     also: set[str] = set()
 
     def done(found: Counterexample | None, complete: bool) -> Exploration:
         return Exploration(
-            len(parent),
+            len(seen),
             transitions,
             depth,
             time.perf_counter() - started,
@@ -93,54 +150,163 @@ def explore(
             frozenset(also),
         )
 
-    def stops(violations: list[Violation]) -> bool:
+    def stops(violations: list[Violation] | tuple[Violation, ...]) -> bool:
         if target is None:
             return bool(violations)
         also.update(v.requirement for v in violations if v.requirement != target)
         return any(v.requirement == target for v in violations)
 
-    def trace(world: World, violations: list[Violation]) -> Counterexample:
-        steps: list[Step] = []
-        cursor: World = world
-        while (link := parent[cursor]) is not None:
-            before, action = link
-            steps.append(Step(action, cursor))
-            cursor = before
-        return Counterexample(initial, tuple(reversed(steps)), tuple(violations))
+    def trace(index: int, last: Action | None, kind: str) -> Counterexample:
+        actions: list[Action] = []
+        while index > 0:
+            action = taken[index]
+            assert action is not None
+            actions.append(action)
+            index = parent[index]
+        actions.reverse()
+        if last is not None:
+            actions.append(last)
+        return _rebuild(initial, policy, actions, kind, target, engine, orbit)
 
-    violations = check_state(initial, policy)
-    if stops(violations):
-        return done(trace(initial, violations), False)
-    while frontier:
-        world = frontier.popleft()
-        depth = max(depth, depth_of[world])
-        actions = enabled(world, policy)
-        if quiescent(world, policy):
-            violations = check_quiescent(world, policy)
-            if stops(violations):
-                return done(trace(world, violations), False)
-        for action in actions:
-            after = apply(world, policy, action)
-            transitions += 1
-            violations = check_step(world, action, after, policy)
-            if after not in parent:
-                parent[after] = (world, action)
-                depth_of[after] = depth_of[world] + 1
-                violations += check_state(after, policy)
-                frontier.append(after)
-            if stops(violations):
-                if parent[after] != (world, action):
-                    # A step violation on a transition into a known state: trace through it.
-                    return done(_via(trace(world, []), action, after, violations), False)
-                return done(trace(after, violations), False)
-        if progress is not None and len(parent) % 1000 < len(actions):
-            progress(len(parent), transitions, depth)
-        if max_states is not None and len(parent) >= max_states:
-            return done(None, False)
+    root = engine.world(root_key)
+    if stops(engine.invariants(root, root_key)):
+        return done(trace(0, None, "state"), False)
+    level = [root_key]
+    worlds = [root]  # the worlds of the level's first states, kept to save decoding them again
+    expanded = 0  # the index of the next state to expand: BFS expands in discovery order
+    discovered: set[int] = set()  # the keys of the level being discovered (for the proviso)
+
+    def old(key: int) -> bool:
+        """Seen before this level began (the partial order's cycle proviso asks)."""
+        if orbit is not None:
+            key = orbit(key)  # the proviso is about the graph actually searched: of orbits
+        return key in seen and key not in discovered
+
+    while level:
+        following: list[int] = []
+        following_worlds: list[World] = []
+        discovered.clear()
+        for position, key in enumerate(level):
+            world = worlds[position] if position < len(worlds) else engine.world(key)
+            index = expanded
+            expanded += 1
+            moves, quiet = engine.enabled(world, key)
+            if quiet and stops(check_quiescent(world, policy)):
+                return done(trace(index, None, "quiescent"), False)
+            if reduction is not None:
+                moves = reduction.ample(world, key, moves, engine, old)
+            for move in moves:
+                after, step_violations = engine.step(world, key, move)
+                transitions += 1
+                if orbit is not None:
+                    after = orbit(after)
+                if after in seen:
+                    if step_violations and stops(step_violations):
+                        # A step violation on a transition into a known state: trace through it.
+                        return done(trace(index, move.action, "step"), False)
+                    continue
+                seen.add(after)
+                if reduction is not None:
+                    discovered.add(after)
+                parent.append(index)
+                taken.append(move.action)
+                following.append(after)
+                successor = engine.world(after)
+                if len(following_worlds) < _KEEP_WORLDS:
+                    following_worlds.append(successor)
+                found = engine.invariants(successor, after)
+                if step_violations:
+                    found = list(step_violations) + found
+                if found and stops(found):
+                    return done(trace(len(seen) - 1, None, "state"), False)
+            if progress is not None and len(seen) % 1000 < len(moves):
+                progress(len(seen), transitions, depth)
+            if max_states is not None and len(seen) >= max_states:
+                return done(None, False)
+        level, worlds = following, following_worlds
+        depth += 1 if level else 0
     return done(None, True)
 
 
-def _via(
-    prefix: Counterexample, action: Action, after: World, violations: list[Violation]
+#: worlds of the next level kept decoded (beyond it, a wide level costs only its keys)
+_KEEP_WORLDS = 200_000
+
+
+def _rebuild(
+    initial: World,
+    policy: Policy,
+    actions: list[Action],
+    kind: str,
+    target: str | None,
+    engine: Successors,
+    orbit: Callable[[int], int] | None,
 ) -> Counterexample:
-    return replace(prefix, steps=(*prefix.steps, Step(action, after)), violations=tuple(violations))
+    """Replay ``actions`` from ``initial`` with the public functions and re-check the end.
+
+    ``kind`` says which checks found the violation: "state" (the step into a new state and the
+    state's invariants), "step" (a step into a state already seen) or "quiescent".
+
+    Without symmetry the replay retraces the stored states exactly. With symmetry the stored
+    states are orbit representatives and each action was taken from a representative: each
+    step is replayed as an action of the real state that leads into the same orbit (one exists
+    because the symmetry maps transitions to transitions), so the trace shows real states.
+    """
+    if orbit is None:
+        worlds = [initial]
+        for action in actions:
+            worlds.append(apply(worlds[-1], policy, action))
+        steps = [Step(a, w) for a, w in zip(actions, worlds[1:], strict=True)]
+    else:
+
+        def orbit_of(world: World) -> int:
+            return orbit(engine.key(world))
+
+        representative = initial
+        wanted = []
+        for action in actions:
+            wanted.append(orbit_of(apply(representative, policy, action)))
+            representative = engine.world(wanted[-1])  # the explorer went on from this one
+        steps = []
+        world = initial
+        for number, want in enumerate(wanted, start=1):
+            last = kind if number == len(wanted) else None
+            action, world = _into_orbit(world, policy, want, orbit_of, last, target)
+            steps.append(Step(action, world))
+    return Counterexample(initial, tuple(steps), tuple(_found(initial, policy, steps, kind)))
+
+
+def _found(initial: World, policy: Policy, steps: list[Step], kind: str) -> list[Violation]:
+    """The violations at the end of a trace, by the checks of ``kind``."""
+    end = steps[-1].world if steps else initial
+    if kind == "quiescent":
+        return check_quiescent(end, policy)
+    if not steps:
+        return check_state(end, policy)
+    before = steps[-2].world if len(steps) > 1 else initial
+    found = check_step(before, steps[-1].action, end, policy)
+    return found if kind == "step" else found + check_state(end, policy)
+
+
+def _into_orbit(
+    world: World,
+    policy: Policy,
+    want: int,
+    orbit: Callable[[World], int],
+    kind: str | None,
+    target: str | None,
+) -> tuple[Action, World]:
+    """An enabled action of ``world`` whose successor lies in orbit ``want``; on the last
+    step (``kind`` given) one whose checks break the requirement searched for."""
+    fallback = None
+    for action in enabled(world, policy):
+        after = apply(world, policy, action)
+        if orbit(after) != want:
+            continue
+        if kind is None:
+            return action, after
+        fallback = fallback or (action, after)
+        broken = {v.requirement for v in _found(world, policy, [Step(action, after)], kind)}
+        if broken and (target is None or target in broken):
+            return action, after
+    assert fallback is not None, "the symmetry does not map transitions to transitions"
+    return fallback

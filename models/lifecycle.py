@@ -136,17 +136,22 @@ def _due(deadline: int | None, now: int) -> bool:
 
 def next_deadline(world: World) -> int | None:
     """The earliest armed timer of any running node, or None."""
+    times = [t for t in map(node_deadline, world.nodes) if t is not None]
+    return min(times) if times else None
+
+
+def node_deadline(state: NodeState) -> int | None:
+    """The earliest armed timer of one node, or None (a node that is down has none)."""
+    if not state.up:
+        return None
     times: list[int] = []
-    for state in world.nodes:
-        if not state.up:
-            continue
-        if state.refresh_at is not None:
-            times.append(state.refresh_at)
-        for p in state.provides:
-            times.extend(t for t in (p.retry_at, p.republish_at) if t is not None)
-            times.extend(d for _, d in p.pending if d is not None)
-        for lk in state.lookups:
-            times.extend(d for _, d in lk.inflight if d is not None)
+    if state.refresh_at is not None:
+        times.append(state.refresh_at)
+    for p in state.provides:
+        times.extend(t for t in (p.retry_at, p.republish_at) if t is not None)
+        times.extend(d for _, d in p.pending if d is not None)
+    for lk in state.lookups:
+        times.extend(d for _, d in lk.inflight if d is not None)
     return min(times) if times else None
 
 
@@ -191,12 +196,17 @@ def react(world: World, policy: Policy) -> World:
         if not state.up:
             continue
         if (
-            state.table()
-            and not state.self_lookup_done
+            not state.self_lookup_done
+            and state.table()
             and lookups.find_index(world, node, Purpose.SELF, 0) is None
         ):
             world = start_lookup(world, policy, node, Purpose.SELF, 0)
-        if policy.queue_provide_until_ready and provide.may_start(world, policy, node):
+        # Cheapest test first: most nodes have no provide waiting to start.
+        if (
+            policy.queue_provide_until_ready
+            and any(p.phase is Phase.QUEUED and p.retry_at is None for p in state.provides)
+            and provide.may_start(world, policy, node)
+        ):
             for key, p in enumerate(world.nodes[node].provides):
                 if p.phase is Phase.QUEUED and p.retry_at is None:
                     world = provide.attempt(world, policy, node, key)

@@ -13,6 +13,7 @@ stored provider records. Fields that only the model needs are marked as such.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -20,18 +21,37 @@ import attrs
 from kadspec.models.config import Config, ModeSetting
 
 T = TypeVar("T")
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_REPLACERS: dict[type, Callable[..., Any]] = {}
 
 
 def replace(instance: T, **changes: Any) -> T:
     """``attrs.evolve`` without its per-call introspection: the explorer calls this millions
     of times, and the field names of a class never change."""
     cls = type(instance)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in attrs.fields(cls))  # type: ignore[arg-type]
-    values = {n: changes[n] if n in changes else getattr(instance, n) for n in names}
-    return cls(**values)
+    replacer = _REPLACERS.get(cls)
+    if replacer is None:
+        replacer = _REPLACERS[cls] = _replacer(cls)
+    result: T = replacer(instance, changes)
+    return result
+
+
+def _replacer(cls: type) -> Callable[..., Any]:
+    """A function building ``cls`` from an instance and a dict of changes, its fields named
+    in its code: one dictionary lookup per field, and the constructor called positionally."""
+    names = [f.name for f in attrs.fields(cls)]
+    arguments = ", ".join(f"get({n!r}, instance.{n})" for n in names)
+    source = (
+        "def replace(instance, changes):\n"
+        "    if not changes.keys() <= fields:\n"
+        "        unknown = sorted(changes.keys() - fields)\n"
+        "        raise TypeError(f'{cls.__name__} has no field(s) {unknown}')\n"
+        "    get = changes.get\n"
+        f"    return cls({arguments})\n"
+    )
+    namespace: dict[str, Any] = {"cls": cls, "fields": frozenset(names)}
+    exec(source, namespace)  # the generated code names only cls and its fields
+    function: Callable[..., Any] = namespace["replace"]
+    return function
 
 
 class Mode(enum.IntEnum):
@@ -264,7 +284,7 @@ class World:
     def with_node(self, index: int, node: NodeState) -> World:
         nodes = list(self.nodes)
         nodes[index] = node
-        return replace(self, nodes=tuple(nodes))
+        return World(self.config, self.horizon, self.clock, tuple(nodes), self.network, self.budget)
 
     def messages(self) -> list[Message]:
         """Every message in flight, channel by channel, oldest first."""

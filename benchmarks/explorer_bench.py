@@ -1,0 +1,500 @@
+"""Benchmark of the explorer, written as JSON (timings are measured here, never asserted).
+
+What it measures:
+
+* machine: CPU count, Python, load average when the run started (other work on the machine
+  slows wall-clock figures down; CPU-time figures are what one core did);
+* throughput: distinct states per second of the explorer on scenario ``trio`` (3 nodes), as
+  CPU time and wall time, best of a few runs; and, for comparison, a breadth-first search that
+  calls the public functions (``enabled``, ``apply``, the checks) directly, as the explorer did
+  before it memoized them;
+* growth: state counts of the same star scenario with 2, 3 and 4 nodes
+  (``configurations.star``) and of the islands (``configurations.islands``), each plain and
+  with each reduction;
+* the 4-node exhaustive run: states, seconds and peak RSS, in a child process of its own;
+* per mutant and per engine, the time to detection: engine "explorer" (``explore`` with the
+  mutant's target) and engine "hypothesis" (``kadspec.models.stateful.hunt``), whose runs stop
+  at the first failing example (generation only: shrinking is not detection time);
+* goals: each figure against the goal it answers, ``met`` true or false.
+
+Usage::
+
+    python benchmarks/explorer_bench.py --out results/bench-explorer.json
+    python benchmarks/explorer_bench.py --quick             # under a minute
+    python benchmarks/explorer_bench.py --four-node-exhaustive   # adds the full star-4 run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from kadspec.models.actions import apply, enabled, quiescent
+from kadspec.models.checks import check_quiescent, check_state, check_step
+from kadspec.models.configurations import islands, star
+from kadspec.models.explorer import Exploration, explore
+from kadspec.models.mutants import MUTANTS
+from kadspec.models.policy import SPEC
+from kadspec.models.scenarios import SCENARIOS, Scenario
+
+SEED_BUGS = ("provide-before-ready-error-dropped", "identify-addresses-not-routed")
+#: name -> (symmetry, partial_order)
+REDUCTIONS: dict[str, tuple[bool, bool]] = {
+    "none": (False, False),
+    "symmetry": (True, False),
+    "partial-order": (False, True),
+    "both": (True, True),
+}
+GiB = 1 << 30
+
+Json = dict[str, Any]
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def run(
+    scenario: str, reduction: str = "none", max_states: int | None = None
+) -> tuple[Exploration, float, float]:
+    """Explore a scenario under SPEC with a reduction; the result, wall and CPU seconds."""
+    symmetry, partial_order = REDUCTIONS[reduction]
+    initial = scenario_of(scenario).initial()
+    return timed(
+        partial(
+            explore,
+            initial,
+            SPEC,
+            max_states=max_states,
+            symmetry=symmetry,
+            partial_order=partial_order,
+        )
+    )
+
+
+def timed(run: Callable[[], Exploration]) -> tuple[Exploration, float, float]:
+    """The run's result, its wall seconds and its CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def summary(result: Exploration, wall: float, cpu: float) -> Json:
+    return {
+        "states": result.states,
+        "transitions": result.transitions,
+        "depth": result.depth,
+        "complete": result.complete,
+        "violated": list(result.counterexample.requirements) if result.counterexample else [],
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+    }
+
+
+def scenario_of(name: str) -> Scenario:
+    """A scenario by name: SCENARIOS, ``star-<n>`` or ``islands-<n>``."""
+    if name in SCENARIOS:
+        return SCENARIOS[name]
+    family, _, count = name.partition("-")
+    return {"star": star, "islands": islands}[family](int(count))
+
+
+def machine() -> Json:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB, 1),
+    }
+
+
+def reference_bfs(name: str, limit: int | None) -> Json:
+    """Breadth-first search straight on the public functions, no memo: the explorer before."""
+    initial = scenario_of(name).initial()
+    wall, cpu = time.perf_counter(), time.process_time()
+    seen = {initial}
+    order = [initial]
+    transitions = 0
+    for world in order:
+        if quiescent(world, SPEC):
+            check_quiescent(world, SPEC)
+        for action in enabled(world, SPEC):
+            after = apply(world, SPEC, action)
+            transitions += 1
+            check_step(world, action, after, SPEC)
+            if after not in seen:
+                seen.add(after)
+                order.append(after)
+                check_state(after, SPEC)
+        if limit is not None and len(seen) >= limit:
+            break
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        "scenario": name,
+        "states": len(seen),
+        "transitions": transitions,
+        "complete": limit is None or len(seen) < limit,
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "states_per_second_cpu": round(len(seen) / cpu),
+        "states_per_second_wall": round(len(seen) / wall),
+    }
+
+
+def throughput(repeats: int, reference_limit: int | None) -> Json:
+    runs = [run("trio") for _ in range(repeats)]
+    result = runs[0][0]
+    cpu = min(c for _, _, c in runs)
+    wall = min(w for _, w, _ in runs)
+    return {
+        "scenario": "trio",
+        "nodes": 3,
+        "states": result.states,
+        "transitions": result.transitions,
+        "repeats": repeats,
+        "best_cpu_seconds": round(cpu, 3),
+        "best_wall_seconds": round(wall, 3),
+        "states_per_second_cpu": round(result.states / cpu),
+        "states_per_second_wall": round(result.states / wall),
+        "reference_public_functions": reference_bfs("trio", reference_limit),
+    }
+
+
+def growth(four_node_cap: int, reductions: tuple[str, ...]) -> Json:
+    """State counts by network size, plain and with each reduction."""
+    found: Json = {}
+    for family in ("star", "islands"):
+        for count in (2, 3, 4):
+            name = f"{family}-{count}"
+            cap = four_node_cap if name == "star-4" else None
+            runs = {label: summary(*run(name, label, cap)) for label in reductions}
+            found[name] = {"nodes": count, "max_states": cap, "runs": runs}
+    return found
+
+
+# --- runs in a child process (peak memory of their own) -----------------------------------------
+
+
+def child(request: Json, timeout: float | None) -> Json:
+    """Run ``request`` in a fresh interpreter; its JSON answer, or why there is none."""
+    command = [sys.executable, __file__, "--child", json.dumps(request)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "timeout_seconds": timeout}
+    if done.returncode != 0:
+        return {"status": "failed", "stderr": done.stderr[-2000:]}
+    answer: Json = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def run_child(request: Json) -> Json:
+    """The child side of :func:`child`."""
+    # Fail with MemoryError rather than push the machine (and everyone on it) into swap or
+    # the OOM killer: the goal is 24 GiB, the cap leaves room for the rest of the system.
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cap = min(22 * GiB, int(physical * 0.9))
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if request["kind"] == "explore":
+        answer = summary(*run(request["scenario"], request["reduction"]))
+        answer["scenario"] = request["scenario"]
+        answer["reduction"] = request["reduction"]
+        answer["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        return answer
+    return hunt_child(request["mutant"], request["max_examples"])
+
+
+def hunt_child(name: str, max_examples: int) -> Json:
+    """One Hypothesis hunt, stopped at the first failing example."""
+    from hypothesis import Phase
+    from hypothesis import settings as Settings
+
+    from kadspec.models import stateful
+
+    # Time to detection is the time to the first failing run; shrinking it afterwards (which
+    # can take minutes) is not part of it. hunt() fixes its phases, so the bench narrows them.
+    namespace = vars(stateful)
+    original: Callable[..., None] = namespace["run_state_machine_as_test"]
+
+    def generate_only(machine: Any, *, settings: Settings) -> None:
+        original(machine, settings=Settings(settings, phases=(Phase.generate,)))
+
+    namespace["run_state_machine_as_test"] = generate_only
+    mutant = MUTANTS[name]
+    found = stateful.hunt(
+        mutant.scenario_spec,
+        mutant.policy,
+        mutant.expected,
+        max_examples=max_examples,
+        seed=0,
+        minimize_trace=False,
+    )
+    return {
+        "detected": found.detected,
+        "seconds": round(found.seconds, 3),
+        "seconds_to_detect": _rounded(getattr(found, "seconds_to_detect", None)),
+        "examples": found.examples,
+        "examples_to_detect": getattr(found, "examples_to_detect", None),
+        "trace_length": len(found.counterexample.steps) if found.counterexample else None,
+        "phases": "generate only",
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+# --- mutants ------------------------------------------------------------------------------------
+
+
+def mutants(hypothesis: str, max_examples: int, timeout: float) -> Json:
+    """Per mutant, per engine: detected, and how long it took."""
+    try:
+        from kadspec.models.stateful import hunt  # noqa: F401
+    except ImportError as missing:
+        hypothesis_status = f"unavailable: {missing}"
+    else:
+        hypothesis_status = "available"
+    found: Json = {}
+    for name, mutant in MUTANTS.items():
+        initial = mutant.scenario_spec.initial()
+        result, wall, cpu = timed(partial(explore, initial, mutant.policy, target=mutant.expected))
+        ce = result.counterexample
+        engines: Json = {
+            "explorer": {
+                "detected": ce is not None and mutant.expected in ce.requirements,
+                "seconds": round(wall, 3),
+                "cpu_seconds": round(cpu, 3),
+                "states": result.states,
+                "trace_length": len(ce.steps) if ce else None,
+            }
+        }
+        if hypothesis_status != "available":
+            engines["hypothesis"] = {"status": hypothesis_status}
+        elif hypothesis == "all" or (hypothesis == "seeds" and name in SEED_BUGS):
+            request = {"kind": "hunt", "mutant": name, "max_examples": max_examples}
+            engines["hypothesis"] = child(request, timeout)
+        else:
+            engines["hypothesis"] = {"status": "skipped (--quick)"}
+        found[name] = {
+            "expected": mutant.expected,
+            "scenario": mutant.scenario,
+            "engines": engines,
+        }
+    return found
+
+
+# --- goals --------------------------------------------------------------------------------------
+
+
+def goals(report: Json) -> list[Json]:
+    found = []
+    by_engine: dict[str, list[tuple[str, Json]]] = {}
+    for name, row in report["mutants"].items():
+        for engine, figures in row["engines"].items():
+            by_engine.setdefault(engine, []).append((name, figures))
+    for engine, all_rows in by_engine.items():
+        rows = [(n, f) for n, f in all_rows if "skipped" not in f.get("status", "")]
+        if not rows:
+            continue
+        times = [_detect_time(f) for _, f in rows]
+        measured = [t for t in times if t is not None]
+        complete = len(measured) == len(rows)
+        slowest = max(measured) if measured else None
+        found.append(
+            {
+                "goal": f"every mutant detected in under 10 s ({engine})",
+                "measured": {
+                    "detected": f"{len(measured)}/{len(rows)}",
+                    "slowest_seconds": slowest,
+                    "slowest": max(rows, key=lambda r: _detect_time(r[1]) or 0.0)[0],
+                    "undetected": [n for n, f in rows if _detect_time(f) is None],
+                },
+                "met": complete and slowest is not None and slowest < 10,
+            }
+        )
+        seeds = {n: _detect_time(f) for n, f in rows if n in SEED_BUGS}
+        found.append(
+            {
+                "goal": f"the two seed bugs detected in under 1 s ({engine})",
+                "measured": seeds,
+                "met": len(seeds) == 2 and all(t is not None and t < 1 for t in seeds.values()),
+            }
+        )
+    rate = report["throughput"]["states_per_second_cpu"]
+    found.append(
+        {
+            "goal": "explorer >= 25,000 distinct states/s on one core, 3 nodes (trio)",
+            "measured": {
+                "states_per_second_cpu": rate,
+                "states_per_second_wall": report["throughput"]["states_per_second_wall"],
+                "before": report["throughput"]["reference_public_functions"][
+                    "states_per_second_cpu"
+                ],
+            },
+            "met": rate >= 25_000,
+        }
+    )
+    stars = {
+        name: row["runs"]["none"]["states"]
+        for name, row in report["growth"].items()
+        if name.startswith("star-")
+    }
+    exact = {n: report["growth"][n]["runs"]["none"]["complete"] for n in stars}
+    four = report.get("four_node_exhaustive", {})
+    if four.get("scenario") == "star-4" and four.get("complete"):
+        stars["star-4"], exact["star-4"] = four["states"], True
+    found.append(
+        {
+            "goal": "state count growth from 2 to 4 nodes reported",
+            "measured": {"states": stars, "exact": exact},
+            "met": all(exact.values()),
+        }
+    )
+    rss = four.get("peak_rss_mib")
+    found.append(
+        {
+            "goal": "a 4-node configuration explored exhaustively within 24 GiB",
+            "measured": {
+                k: four.get(k)
+                for k in ("scenario", "reduction", "states", "complete", "violated", "wall_seconds")
+            }
+            | {"peak_rss_mib": rss},
+            "met": bool(four.get("complete")) and rss is not None and rss < 24 * 1024,
+        }
+    )
+    return found
+
+
+def _detect_time(figures: Json) -> float | None:
+    if not figures.get("detected"):
+        return None
+    value = figures.get("seconds_to_detect", figures.get("seconds"))
+    return None if value is None else float(value)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results/bench-explorer.json"))
+    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    parser.add_argument(
+        "--four-node-exhaustive",
+        action="store_true",
+        help="explore star-4 exhaustively (tens of minutes; default: islands-4)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child))))
+        return 0
+
+    started = time.perf_counter()
+    report: Json = {"machine": machine(), "mode": "quick" if args.quick else "full"}
+    step = _announcer(started)
+    step("throughput on trio")
+    report["throughput"] = throughput(
+        repeats=1 if args.quick else 3, reference_limit=5_000 if args.quick else None
+    )
+    step("state counts by network size")
+    report["growth"] = growth(
+        four_node_cap=10_000 if args.quick else 200_000,
+        reductions=("none", "both") if args.quick else tuple(REDUCTIONS),
+    )
+    if args.four_node_exhaustive:
+        step("star-4 exhaustively, in a child process")
+        request: Json = {"kind": "explore", "scenario": "star-4", "reduction": "none"}
+    else:
+        step("islands-4 exhaustively, in a child process")
+        request = {"kind": "explore", "scenario": "islands-4", "reduction": "none"}
+    report["four_node_exhaustive"] = child(request, timeout=None)
+    step("mutants, per engine")
+    report["mutants"] = mutants(
+        hypothesis="seeds" if args.quick else "all",
+        max_examples=100 if args.quick else 400,
+        timeout=30 if args.quick else 60,
+    )
+    report["goals"] = goals(report)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print_summary(report, args.out)
+    return 0
+
+
+def _announcer(started: float) -> Callable[[str], None]:
+    def step(what: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {what}", file=sys.stderr, flush=True)
+
+    return step
+
+
+def print_summary(report: Json, out: Path) -> None:
+    m = report["machine"]
+    t = report["throughput"]
+    ref = t["reference_public_functions"]
+    print(f"\nmachine: {m['cpu_count']} CPUs ({m['cpu_model']}), Python {m['python']}, ", end="")
+    print(f"load {m['load_average_at_start']}")
+    print(
+        f"trio: {t['states']} states; explorer {t['states_per_second_cpu']:,} states/s CPU "
+        f"({t['states_per_second_wall']:,} wall); public functions without memo "
+        f"{ref['states_per_second_cpu']:,} states/s CPU"
+    )
+    print("\nstates by network size (plain / symmetry / partial order / both):")
+    for name, row in report["growth"].items():
+        runs = row["runs"]
+        cells = " / ".join(
+            f"{runs[r]['states']:,}{'' if runs[r]['complete'] else '+'}" if r in runs else "-"
+            for r in REDUCTIONS
+        )
+        print(f"  {name:10s} {cells}")
+    four = report["four_node_exhaustive"]
+    if "states" in four:
+        print(
+            f"\n4-node exhaustive: {four['scenario']} ({four['reduction']}): {four['states']:,} "
+            f"states, {four['wall_seconds']:.0f} s wall, {four['cpu_seconds']:.0f} s CPU, "
+            f"peak RSS {four['peak_rss_mib']:,} MiB, complete={four['complete']}, "
+            f"violated={four['violated'] or 'none'}"
+        )
+    else:
+        print(f"\n4-node exhaustive: {four}")
+    print("\nmutants: explorer seconds | hypothesis seconds to detect")
+    for name, row in report["mutants"].items():
+        ex = row["engines"]["explorer"]
+        hy = row["engines"]["hypothesis"]
+        hy_text = (
+            f"{hy['seconds_to_detect']}" if hy.get("detected") else hy.get("status", "not found")
+        )
+        mark = "" if ex["detected"] else " NOT DETECTED"
+        print(f"  {name:36s} {ex['seconds']:7.2f}{mark} | {hy_text}")
+    print("\ngoals:")
+    for goal in report["goals"]:
+        print(f"  [{'met' if goal['met'] else 'NOT met'}] {goal['goal']}: {goal['measured']}")
+    print(f"\n{report['seconds']} s in all; written to {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,597 @@
+"""Memoized successors: each local step of the model is computed once, then replayed.
+
+A global state is a handful of node states and channels, and the same node states recur in
+thousands of global states (scenario ``trio``: 35,522 worlds, 293 distinct node states, 5,513
+distinct local situations behind 133,157 transitions). Most actions read and write only one or
+two nodes: a delivery from ``src`` to ``dst`` reads and writes those two (a reply's admission
+probes the sender's table; ADD_PROVIDER and a refused request settle the sender's side), pops
+the channel it came from and appends to channels leaving the two. ``query`` and
+``dial_bootstrap`` touch the node and the peer it dials, ``dial_back`` only the node, the
+user's actions one node and the budget, ``lose`` and ``disconnect`` a pair and the budget.
+``crash`` and ``tick`` touch every node. ``lifecycle.react`` looks at each node alone, and a
+node the action did not change is already a fixed point of it. No effect reads a channel
+beyond the head it pops.
+
+So the effect of an action is a function of its *situation*: the action, the clock, the
+states of the nodes it touches ("parties"), and the budget when it spends some. Most deliveries
+do not touch their sender at all (``actions.deliver_reads_sender`` decides it from the
+receiver's state); their situation is the receiver's state alone.
+:class:`Successors` computes it the first time with the public
+:func:`~kadspec.models.actions.apply` and :func:`~kadspec.models.checks.check_step`, records
+what changed (new party states, channels popped, cleared or appended to, budget, clock, step
+violations) and patches that onto every later world in the same situation. Recording refuses an
+effect that reaches beyond the parties (it is then recomputed each time), and ``verify=True``
+recomputes every patched step with the public functions and fails on the first difference:
+the tests run whole scenarios and mutants that way.
+
+Guards and checks are memoized by what they read: a node's own protocol actions, its next
+timer and its invariants by its state; starts and the user's actions by the budget and which
+nodes are up; deliveries and the checks of messages in flight by the network.
+
+States are also *interned*: every distinct node state, network (all channels) and budget gets
+a small integer, and a world is identified by one integer key packing the clock, the budget's,
+the network's and each node state's id. Two worlds are equal exactly when their keys are (world
+equality ignores the fixed configuration and horizon). The explorer's set of seen states holds
+these keys, a few dozen bytes each instead of a world's object graph, and a successor's key is
+computed from the effect without building the successor at all when it was seen before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from kadspec.models import actions as transitions
+from kadspec.models.actions import Action, apply, deliver_reads_sender, enabled, quiescent
+from kadspec.models.checks import (
+    WORLD_CHECKS,
+    StateCheck,
+    Violation,
+    advertised_protocols_match_mode,
+    check_node,
+    check_state,
+    check_step,
+    node_cache,
+    provider_records_carry_addresses,
+    records_name_real_providers,
+)
+from kadspec.models.lifecycle import node_deadline
+from kadspec.models.lookup import next_candidate
+from kadspec.models.policy import Policy
+from kadspec.models.state import Budget, Kind, Message, NodeState, World
+
+#: action kinds that touch one node (``node``) and spend from the budget
+_ONE_NODE_SPENDING = frozenset({"start", "restart", "provide", "find_providers", "set_mode"})
+#: action kinds that touch a pair of nodes (``node``, ``peer``) and spend from the budget
+_TWO_NODES_SPENDING = frozenset({"disconnect", "forge_add_provider"})
+
+
+class Effect:
+    """What a move did in one situation, ready to patch onto another world in the same one.
+
+    ``edits`` are (channel index, dropped, appended): dropped is 1 for a pop, -1 to clear it.
+    ``node_ids`` and ``budget_id`` are the interned ids of the new node states and budget, so
+    that a successor's key can be computed without building the successor.
+    """
+
+    __slots__ = (
+        "budget",
+        "budget_id",
+        "changes",
+        "clock",
+        "edits",
+        "node_ids",
+        "serial",
+        "violations",
+    )
+
+    def __init__(
+        self,
+        changes: tuple[tuple[int, NodeState], ...],
+        edits: tuple[tuple[int, int, tuple[Message, ...]], ...],
+        budget: Budget | None,
+        clock: int | None,
+        violations: tuple[Violation, ...],
+    ) -> None:
+        self.changes = changes
+        self.edits = edits
+        self.budget = budget
+        self.clock = clock
+        self.violations = violations
+        self.serial = 0
+        self.node_ids: tuple[tuple[int, int], ...] = ()
+        self.budget_id = -1
+
+
+class Move:
+    """An enabled action, the nodes it touches and its memo of effects by situation.
+
+    ``parties`` None means every node (``tick``, ``crash``).
+    """
+
+    __slots__ = ("action", "cleared", "memo", "parties", "popped", "spends")
+
+    def __init__(
+        self,
+        action: Action,
+        parties: tuple[int, ...] | None,
+        count: int,
+        *,
+        spends: bool = False,
+    ) -> None:
+        self.action = action
+        self.parties = parties
+        self.spends = spends  # the effect reads and changes the budget
+        self.memo: dict[tuple[Any, ...], Effect] = {}
+        message = action.message
+        #: the channel whose head the action takes (deliver, lose)
+        self.popped = (
+            message.src * count + message.dst
+            if message is not None and action.kind in ("deliver", "lose")
+            else -1
+        )
+        #: the channels the action empties: everything to and from a crashing node
+        self.cleared = (
+            frozenset(i for i in range(count * count) if action.node in divmod(i, count))
+            if action.kind == "crash"
+            else frozenset()
+        )
+
+    def __repr__(self) -> str:
+        return f"Move({self.action!r}, parties={self.parties})"
+
+
+#: a node's own moves by generator (bootstrap, query, dial-back) and its next timer
+Local = tuple[tuple[tuple[Move, ...], tuple[Move, ...], tuple[Move, ...]], int | None]
+
+
+class Successors:
+    """Enabled actions, successors and checks of one (configuration, policy), memoized.
+
+    Every answer equals the public functions' (``enabled``, ``quiescent``, ``apply`` followed
+    by ``check_step``, ``check_state``); only the cost differs.
+    """
+
+    #: bits per field of a key; an id that does not fit raises (it never has: trio needs 9 bits)
+    NODE_BITS = 24
+    NETWORK_BITS = 32
+    BUDGET_BITS = 24
+    #: entries kept in the (network, effect) -> network cache before it is emptied
+    NETWORK_CACHE = 1 << 20
+    #: entries kept in the per (clock, budget, node states) cache before it is emptied
+    PART_CACHE = 1 << 20
+
+    def __init__(self, initial: World, policy: Policy, *, verify: bool = False) -> None:
+        """Successors of the worlds reachable from ``initial`` (they share its configuration
+        and horizon)."""
+        self.config = config = initial.config
+        self.horizon = initial.horizon
+        self.policy = policy
+        self.verify = verify
+        self.replayed = 0  # steps patched from the memo
+        self.computed = 0  # steps computed by the public functions
+        self._count = count = len(config.nodes)
+        self._local: dict[tuple[int, NodeState], Local] = {}
+        self._user: dict[tuple[Budget, tuple[bool, ...]], tuple[Move, ...]] = {}
+        self._deliveries: dict[Message, Move] = {}
+        self._alone: dict[tuple[Move, NodeState], bool] = {}  # delivery reads only receiver
+        self._faults: dict[Action, Move] = {}
+        self._node_checks = node_cache(config)
+        self._tick = Move(Action("tick"), None, count)
+        self._effects = 0
+        # interning: object -> id and id -> object, per kind
+        self._node_id: dict[NodeState, int] = {}
+        self._nodes: list[NodeState] = []
+        self._network_id: dict[tuple[tuple[Message, ...], ...], int] = {}
+        self._networks: list[tuple[tuple[Message, ...], ...]] = []
+        self._budget_id: dict[Budget, int] = {}
+        self._budgets: list[Budget] = []
+        self._messages: dict[Message, Message] = {}
+        self._next_network: dict[tuple[int, int], int] = {}  # (network, effect) -> network
+        self._by_nodes: dict[int, NodesPart] = {}  # by key with the network's bits cleared
+        self._by_network: dict[int, NetworkPart] = {}  # by network id
+        # key layout, from the low bits: node 0 .. node count-1, network, budget, clock
+        self._network_shift = count * self.NODE_BITS
+        self._budget_shift = self._network_shift + self.NETWORK_BITS
+        self._clock_shift = self._budget_shift + self.BUDGET_BITS
+        self._nodes_mask = ~(((1 << self.NETWORK_BITS) - 1) << self._network_shift)
+
+    # --- interning and keys -------------------------------------------------------------------
+
+    def _intern(self, table: dict[Any, int], objects: list[Any], item: Any, bits: int) -> int:
+        found = table.get(item)
+        if found is None:
+            found = table[item] = len(objects)
+            if found >> bits:
+                raise OverflowError(f"more than 2**{bits} distinct {type(item).__name__} values")
+            objects.append(item)
+        return found
+
+    def _network_key(self, network: tuple[tuple[Message, ...], ...]) -> int:
+        found = self._network_id.get(network)
+        if found is None:
+            # Share one object per distinct message, so that comparing channels rarely has to
+            # look inside a message.
+            messages = self._messages
+            network = tuple(
+                [tuple([messages.setdefault(m, m) for m in ch]) if ch else ch for ch in network]
+            )
+            found = self._intern(self._network_id, self._networks, network, self.NETWORK_BITS)
+        return found
+
+    def key(self, world: World) -> int:
+        """The integer identifying ``world`` (among worlds of this configuration)."""
+        assert world.config is self.config and world.horizon == self.horizon
+        key = world.clock
+        key = key << self.BUDGET_BITS | self._intern(
+            self._budget_id, self._budgets, world.budget, self.BUDGET_BITS
+        )
+        key = key << self.NETWORK_BITS | self._network_key(world.network)
+        for state in reversed(world.nodes):
+            key = key << self.NODE_BITS | self._intern(
+                self._node_id, self._nodes, state, self.NODE_BITS
+            )
+        return key
+
+    def fields(self, key: int) -> tuple[int, int, int, tuple[int, ...]]:
+        """A key's parts: clock, budget id, network id and each node's state id."""
+        node_mask = (1 << self.NODE_BITS) - 1
+        nodes = tuple([(key >> (n * self.NODE_BITS)) & node_mask for n in range(self._count)])
+        network = (key >> self._network_shift) & ((1 << self.NETWORK_BITS) - 1)
+        budget = (key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)
+        return key >> self._clock_shift, budget, network, nodes
+
+    def compose(self, clock: int, budget: int, network: int, nodes: list[int]) -> int:
+        """The key with these parts (the inverse of :meth:`fields`)."""
+        key = (clock << self.BUDGET_BITS | budget) << self.NETWORK_BITS | network
+        for state in reversed(nodes):
+            key = key << self.NODE_BITS | state
+        return key
+
+    def node_id(self, state: NodeState) -> int:
+        return self._intern(self._node_id, self._nodes, state, self.NODE_BITS)
+
+    def network_id(self, network: tuple[tuple[Message, ...], ...]) -> int:
+        return self._network_key(network)
+
+    def budget_id(self, budget: Budget) -> int:
+        return self._intern(self._budget_id, self._budgets, budget, self.BUDGET_BITS)
+
+    def node_state(self, state_id: int) -> NodeState:
+        return self._nodes[state_id]
+
+    def network(self, network_id: int) -> tuple[tuple[Message, ...], ...]:
+        return self._networks[network_id]
+
+    def budget(self, budget_id: int) -> Budget:
+        return self._budgets[budget_id]
+
+    def world(self, key: int) -> World:
+        """The world a key identifies."""
+        mask = (1 << self.NODE_BITS) - 1
+        nodes = self._nodes
+        states = tuple([nodes[(key >> (n * self.NODE_BITS)) & mask] for n in range(self._count)])
+        network = self._networks[(key >> self._network_shift) & ((1 << self.NETWORK_BITS) - 1)]
+        budget = self._budgets[(key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)]
+        return World(self.config, self.horizon, key >> self._clock_shift, states, network, budget)
+
+    # --- guards ---------------------------------------------------------------------------------
+
+    def enabled(self, world: World, key: int | None = None) -> tuple[list[Move], bool]:
+        """The enabled moves in :func:`~kadspec.models.actions.enabled`'s order, and whether
+        ``world`` is quiescent. ``key`` is the world's key (computed when not given)."""
+        if key is None:
+            key = self.key(world)
+        nodes_part = self._nodes_part(world, key)
+        network = self._network_part(world, key)
+        moves = list(nodes_part.head)
+        if world.budget.faults > 0:
+            moves.extend(self._fault_moves(world))
+        moves.extend(network.deliveries)
+        moves.extend(nodes_part.tail)
+        busy = nodes_part.busy or bool(network.deliveries)
+        if self.verify:
+            expected = enabled(world, self.policy)
+            assert [m.action for m in moves] == expected, (moves, expected)
+            assert quiescent(world, self.policy) is not busy
+        return moves, not busy
+
+    def _nodes_part(self, world: World, key: int) -> NodesPart:
+        """What depends on the clock, the budget and the node states only (not the network)."""
+        nodes_key = key & self._nodes_mask
+        part = self._by_nodes.get(nodes_key)
+        if part is not None:
+            return part
+        if len(self._by_nodes) >= self.PART_CACHE:
+            self._by_nodes.clear()  # a pure cache: start over rather than grow without bound
+        nodes = world.nodes
+        budget = world.budget
+        user_key = (budget, tuple([s.up for s in nodes]))
+        user = self._user.get(user_key)
+        if user is None:
+            user = self._user[user_key] = self._user_moves(world)
+        head = list(user)
+        local = self._local
+        locals_ = [local.get((n, s)) or self._local_moves(world, n, s) for n, s in enumerate(nodes)]
+        busy = False
+        deadlines = [entry[1] for entry in locals_ if entry[1] is not None]
+        if deadlines and world.clock < min(deadlines) <= world.horizon:
+            head.append(self._tick)
+            busy = True
+        tail: list[Move] = []
+        for part_index in (0, 1, 2):  # all nodes' bootstrap dials, then queries, then dial-backs
+            for entry in locals_:
+                tail.extend(entry[0][part_index])
+        busy = busy or bool(tail)
+        checks = self._node_checks
+        found: list[Violation] = []
+        for n, state in enumerate(nodes):
+            node_found = checks.get((n, state))
+            if node_found is None:
+                node_found = check_node(self.config, n, state)
+            found.extend(node_found)
+        by_nodes = {
+            check: tuple(Violation(rid, d) for d in check(world, self.policy))
+            for rid, check in WORLD_CHECKS
+            if check in _READ_NODES_ONLY
+        }
+        part = NodesPart(tuple(head), tuple(tail), busy, tuple(found), by_nodes)
+        self._by_nodes[nodes_key] = part
+        return part
+
+    def _network_part(self, world: World, key: int) -> NetworkPart:
+        """What depends on the network only: deliveries, and checks of messages in flight."""
+        network_id = (key >> self._network_shift) & ((1 << self.NETWORK_BITS) - 1)
+        part = self._by_network.get(network_id)
+        if part is not None:
+            return part
+        deliveries = []
+        for channel in world.network:
+            if channel:
+                head = channel[0]
+                move = self._deliveries.get(head)
+                if move is None:
+                    action = Action("deliver", message=head)
+                    move = self._deliveries[head] = Move(action, (head.src, head.dst), self._count)
+                deliveries.append(move)
+        kinds = {m.kind for channel in world.network for m in channel}
+        by_network = {
+            check: tuple(Violation(rid, d) for d in check(world, self.policy))
+            for rid, check in WORLD_CHECKS
+            if check in _READ_NETWORK_ONLY
+        }
+        # ADDR-01 compares the newest identify in flight with its sender's mode: with no
+        # identify in flight it has nothing to say, whatever the nodes.
+        silent = frozenset(
+            check
+            for check, needs in _NEEDS_MESSAGES.items()
+            if not kinds.intersection(needs) and check not in by_network
+        )
+        part = NetworkPart(tuple(deliveries), by_network, silent)
+        self._by_network[network_id] = part
+        return part
+
+    def _user_moves(self, world: World) -> tuple[Move, ...]:
+        return tuple(
+            Move(a, (a.node,), self._count, spends=True)
+            for a in transitions.user_actions(world, self.policy)
+        )
+
+    def _fault_moves(self, world: World) -> list[Move]:
+        found = []
+        for action in transitions.fault_actions(world, self.policy):
+            move = self._faults.get(action)
+            if move is None:
+                parties: tuple[int, ...] | None
+                if action.kind == "crash":
+                    parties = None
+                elif action.kind in _TWO_NODES_SPENDING:
+                    parties = (action.node, action.peer)
+                else:
+                    assert action.kind == "lose" and action.message is not None
+                    parties = (action.message.src, action.message.dst)
+                move = self._faults[action] = Move(action, parties, self._count, spends=True)
+            found.append(move)
+        return found
+
+    def _local_moves(self, world: World, node: int, state: NodeState) -> Local:
+        count = self._count
+        boot = tuple(
+            Move(a, (node, a.peer), count)
+            for a in transitions.bootstrap_of(world, self.policy, node)
+        )
+        query = []
+        for a in transitions.query_of(world, self.policy, node):
+            peer = next_candidate(world, state.lookups[a.key])
+            assert peer is not None
+            query.append(Move(a, (node, peer), count))
+        back = tuple(
+            Move(a, (node,), count) for a in transitions.dial_back_of(world, self.policy, node)
+        )
+        entry = ((boot, tuple(query), back), node_deadline(state))
+        self._local[(node, state)] = entry
+        return entry
+
+    # --- effects --------------------------------------------------------------------------------
+
+    def step(self, world: World, key: int, move: Move) -> tuple[int, tuple[Violation, ...]]:
+        """The key of the successor of ``world`` (whose key is ``key``) under ``move``, and the
+        step checks' violations on that transition."""
+        parties = move.parties
+        nodes = world.nodes
+        situation: tuple[Any, ...]
+        if parties is None:
+            situation = (world.clock, nodes)
+        elif move.popped >= 0 and not move.spends:
+            # A delivery: most depend on the receiver alone (see deliver_reads_sender).
+            receiver = nodes[parties[1]]
+            alone = self._alone.get((move, receiver))
+            if alone is None:
+                message = move.action.message
+                assert message is not None
+                alone = not deliver_reads_sender(world, self.policy, message)
+                self._alone[(move, receiver)] = alone
+            if alone:
+                situation = (world.clock, receiver)
+            else:
+                situation = (world.clock, nodes[parties[0]], receiver)
+        elif len(parties) == 2:
+            situation = (world.clock, nodes[parties[0]], nodes[parties[1]])
+        else:
+            situation = (world.clock, nodes[parties[0]])
+        if move.spends:
+            situation += (world.budget,)
+        effect = move.memo.get(situation)
+        if effect is None:
+            return self._compute(world, move, situation)
+        self.replayed += 1
+        bits = self.NODE_BITS
+        node_mask = (1 << bits) - 1
+        after = key
+        for n, state_id in effect.node_ids:
+            shift = n * bits
+            after = after & ~(node_mask << shift) | state_id << shift
+        if effect.edits:
+            network_mask = (1 << self.NETWORK_BITS) - 1
+            network = (key >> self._network_shift) & network_mask
+            following = self._next_network.get((network, effect.serial))
+            if following is None:
+                if len(self._next_network) >= self.NETWORK_CACHE:
+                    # A pure cache that would otherwise grow with the transitions: start over.
+                    self._next_network.clear()
+                following = self._next_network[(network, effect.serial)] = self._patched(
+                    network, effect
+                )
+            after = after & ~(network_mask << self._network_shift) | (
+                following << self._network_shift
+            )
+        if effect.budget_id >= 0:
+            budget_mask = (1 << self.BUDGET_BITS) - 1
+            after = after & ~(budget_mask << self._budget_shift) | (
+                effect.budget_id << self._budget_shift
+            )
+        if effect.clock is not None:
+            after = after & ((1 << self._clock_shift) - 1) | effect.clock << self._clock_shift
+        if self.verify:
+            expected = apply(world, self.policy, move.action)
+            assert self.world(after) == expected, (move.action, self.world(after), expected)
+            assert effect.violations == tuple(check_step(world, move.action, expected, self.policy))
+        return after, effect.violations
+
+    def _patched(self, network: int, effect: Effect) -> int:
+        channels = list(self._networks[network])
+        for index, dropped, appended in effect.edits:
+            kept = () if dropped < 0 else channels[index][dropped:]
+            channels[index] = kept + appended
+        return self._network_key(tuple(channels))
+
+    def _compute(
+        self, world: World, move: Move, situation: tuple[Any, ...]
+    ) -> tuple[int, tuple[Violation, ...]]:
+        self.computed += 1
+        after = apply(world, self.policy, move.action)
+        violations = tuple(check_step(world, move.action, after, self.policy))
+        key = self.key(after)
+        after = self.world(key)  # the interned copy: its node states are the shared objects
+        effect = self._effect(world, move, after, violations)
+        if effect is not None and len(situation) == 2 and move.popped >= 0:
+            # Keyed by the receiver alone: the sender must have stayed as it was.
+            sender = move.action.message.src if move.action.message is not None else -1
+            if any(n == sender for n, _ in effect.changes):
+                effect = None
+        if effect is not None:
+            self._effects += 1
+            effect.serial = self._effects
+            effect.node_ids = tuple((n, self._node_id[state]) for n, state in effect.changes)
+            if effect.budget is not None:
+                effect.budget_id = self._budget_id[effect.budget]
+            move.memo[situation] = effect
+        return key, violations
+
+    def _effect(
+        self, world: World, move: Move, after: World, violations: tuple[Violation, ...]
+    ) -> Effect | None:
+        """What ``move`` changed, or None when it reached beyond its situation."""
+        parties = move.parties
+        if not move.spends and after.budget != world.budget:
+            return None
+        changes = []
+        for n, (before, now) in enumerate(zip(world.nodes, after.nodes, strict=True)):
+            if before is not now and before != now:
+                if parties is not None and n not in parties:
+                    return None
+                changes.append((n, now))
+        edits = []
+        for index, (before_ch, now_ch) in enumerate(zip(world.network, after.network, strict=True)):
+            if index in move.cleared:
+                edits.append((index, -1, now_ch))
+                continue
+            # The popped channel is always recorded: popping m and appending an equal m leaves
+            # it looking unchanged here, but not in a world with more messages queued.
+            dropped = 1 if index == move.popped else 0
+            if not dropped and (before_ch is now_ch or before_ch == now_ch):
+                continue
+            kept = len(before_ch) - dropped
+            if now_ch[:kept] != before_ch[dropped:]:
+                return None  # not a FIFO pop and append
+            sender = index // self._count
+            if len(now_ch) > kept and parties is not None and sender not in parties:
+                return None  # a node outside the situation sent something
+            edits.append((index, dropped, now_ch[kept:]))
+        budget = after.budget if move.spends and after.budget != world.budget else None
+        clock = after.clock if after.clock != world.clock else None
+        return Effect(tuple(changes), tuple(edits), budget, clock, violations)
+
+    # --- invariants -----------------------------------------------------------------------------
+
+    def invariants(self, world: World, key: int | None = None) -> list[Violation]:
+        """:func:`~kadspec.models.checks.check_state`, each check read from the memo of what it
+        depends on (``key`` is the world's key, computed when not given)."""
+        if key is None:
+            key = self.key(world)
+        nodes_part = self._nodes_part(world, key)
+        network = self._network_part(world, key)
+        found = list(nodes_part.violations)
+        for rid, check in WORLD_CHECKS:
+            known = nodes_part.checks.get(check)
+            if known is None:
+                known = network.checks.get(check)
+            if known is not None:
+                found.extend(known)
+            elif check not in network.silent:
+                found.extend(Violation(rid, d) for d in check(world, self.policy))
+        if self.verify:
+            assert found == check_state(world, self.policy)
+        return found
+
+
+@attrs.frozen
+class NodesPart:
+    """What the clock, the budget and the node states decide, for every network."""
+
+    head: tuple[Move, ...]  # starts, the user's actions, tick: before faults and deliveries
+    tail: tuple[Move, ...]  # the nodes' own protocol actions: after deliveries
+    busy: bool  # a protocol action or a timer is due (the world is not quiescent)
+    violations: tuple[Violation, ...]  # the node invariants
+    checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the nodes
+
+
+@attrs.frozen
+class NetworkPart:
+    """What the messages in flight decide, for every clock, budget and node states."""
+
+    deliveries: tuple[Move, ...]
+    checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the network
+    silent: frozenset[StateCheck]  # world invariants that cannot fire with these messages
+
+
+#: world invariants by what they read; an invariant in neither set is run on every world
+_READ_NODES_ONLY: frozenset[StateCheck] = frozenset({records_name_real_providers})
+_READ_NETWORK_ONLY: frozenset[StateCheck] = frozenset({provider_records_carry_addresses})
+_NEEDS_MESSAGES: dict[StateCheck, tuple[Kind, ...]] = {
+    advertised_protocols_match_mode: (Kind.IDENTIFY, Kind.IDENTIFY_PUSH)
+}
+
+
+__all__ = ["Effect", "Move", "Successors"]

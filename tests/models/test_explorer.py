@@ -1,0 +1,232 @@
+"""Tests for kadspec.models.explorer.
+
+The numbers below were measured on the unoptimized explorer (commit e26d955) and pin the model's
+semantics: every scenario's reachable state and transition counts, and every mutant's shortest
+counterexample. An optimization that changes any of them changed behaviour, not just speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from kadspec.models.actions import apply, enabled
+from kadspec.models.checks import check_quiescent, check_state, check_step
+from kadspec.models.config import Config, ModeSetting, NodeConfig
+from kadspec.models.explorer import Counterexample, explore
+from kadspec.models.mutants import MUTANTS
+from kadspec.models.policy import SPEC, Policy, Retry
+from kadspec.models.scenarios import MODEL_TIMING, SCENARIOS
+from kadspec.models.state import World
+
+#: scenario -> (states, transitions, depth, complete, violated requirements) under SPEC
+SCENARIO_BASELINE: dict[str, tuple[int, int, int, bool, tuple[str, ...]]] = {
+    "join": (15247, 37750, 36, True, ()),
+    "join-lossy": (24083, 72630, 36, True, ()),
+    "join-disconnect": (13325, 36813, 27, True, ()),
+    "join-crash": (26544, 128897, 32, True, ()),
+    "client-joins": (139, 315, 13, True, ()),
+    "nat-joins": (139, 315, 13, True, ()),
+    "nat-server-joins": (139, 315, 13, True, ()),
+    "mode-change": (3243, 10557, 20, True, ()),
+    "trio": (35522, 133157, 39, True, ()),
+    "trio-forgery": (81047, 350139, 34, True, ()),
+    "expiry": (95432, 432380, 43, True, ()),
+}
+#: the scenarios that took more than five seconds on the unoptimized explorer
+SLOW = {"join-crash", "trio-forgery", "expiry", "trio"}
+
+#: mutant -> (trace length, states, transitions, depth, also violated, digest of the trace text)
+MUTANT_BASELINE: dict[str, tuple[int, int, int, int, tuple[str, ...], str]] = {
+    "provide-before-ready-error-dropped": (2, 6, 6, 1, (), "947f1f437160"),
+    "fixed-retry-gives-up": (5, 102, 145, 5, ("BOOT-02",), "fc92f0badac4"),
+    "identify-addresses-not-routed": (12, 880, 2090, 12, (), "65c1609798db"),
+    "listener-address-dialable": (4, 16, 18, 3, (), "a2aeb0397550"),
+    "admit-on-inbound-request": (7, 51, 83, 6, (), "48d89c36dc0b"),
+    "admit-unknown-protocols": (3, 9, 9, 2, ("RT-02",), "feb3c13a4cd9"),
+    "identify-after-disconnect": (5, 26, 32, 4, (), "7235e6d72a49"),
+    "lookup-check-deadlock": (9, 142, 292, 9, ("ADDR-06",), "61bc2fb9d60f"),
+    "find-node-own-id-empty": (17, 3506, 11396, 16, (), "3700c78ebc39"),
+    "observed-address-promoted": (4, 15, 17, 3, (), "1eddd420a17b"),
+    "mode-change-not-pushed": (14, 1896, 5750, 14, ("ADDR-01",), "e6ed6940fb4f"),
+    "provide-success-without-acks": (13, 1582, 3766, 12, (), "0d8f0013a67d"),
+    "foreign-provider-accepted": (6, 90, 144, 5, (), "c114465385ca"),
+    "expired-records-served": (18, 14415, 52668, 17, (), "c31a1c16c39b"),
+    "no-republish": (13, 1246, 2731, 12, (), "fb356c23ff43"),
+    "no-per-request-deadline": (14, 1240, 3297, 14, (), "7a3f6086d469"),
+    "client-mode-serves": (8, 208, 399, 7, (), "e4582ada1dc1"),
+    "refresh-not-rearmed": (2, 5, 4, 1, (), "040f7fbf106b"),
+    "empty-lookup-waits": (2, 5, 4, 1, (), "040f7fbf106b"),
+    "ready-without-self-lookup": (5, 34, 45, 4, (), "ec96f76759c0"),
+    "failed-peers-kept": (6, 94, 169, 5, (), "b668c480d0d8"),
+    "provider-record-without-addresses": (12, 814, 1777, 11, (), "fec6262cfa8b"),
+}
+
+
+def _trace_digest(found: Counterexample) -> str:
+    text = "\n".join(step.action.describe(step.world) for step in found.steps)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _replay(found: Counterexample, policy: Policy) -> World:
+    """Re-run a counterexample with the public transition function; return its last state."""
+    world = found.initial
+    for step in found.steps:
+        assert step.action in enabled(world, policy), step.action
+        world = apply(world, policy, step.action)
+        assert world == step.world
+    return world
+
+
+def _marks(name: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if name in SLOW else []
+
+
+# --- the semantic baseline -----------------------------------------------------------------------
+
+
+def test_baseline_covers_every_scenario_and_mutant() -> None:
+    assert set(SCENARIO_BASELINE) == set(SCENARIOS)
+    assert set(MUTANT_BASELINE) == set(MUTANTS)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in SCENARIO_BASELINE])
+def test_scenario_baseline(name: str) -> None:
+    result = explore(SCENARIOS[name].initial(), SPEC)
+    found = result.counterexample.requirements if result.counterexample else ()
+    assert (
+        result.states,
+        result.transitions,
+        result.depth,
+        result.complete,
+        found,
+    ) == SCENARIO_BASELINE[name]
+
+
+@pytest.mark.parametrize("name", list(MUTANT_BASELINE))
+def test_mutant_baseline(name: str) -> None:
+    mutant = MUTANTS[name]
+    result = explore(mutant.scenario_spec.initial(), mutant.policy, target=mutant.expected)
+    found = result.counterexample
+    assert found is not None, f"{name} not detected"
+    assert mutant.expected in found.requirements
+    length, states, transitions, depth, also, digest = MUTANT_BASELINE[name]
+    assert (
+        len(found.steps),
+        result.states,
+        result.transitions,
+        result.depth,
+        tuple(sorted(result.also_violated)),
+        _trace_digest(found),
+    ) == (length, states, transitions, depth, also, digest)
+    assert not result.complete
+
+
+@pytest.mark.parametrize(
+    "name", ["identify-addresses-not-routed", "find-node-own-id-empty", "client-mode-serves"]
+)
+def test_counterexamples_replay_with_the_public_functions(name: str) -> None:
+    mutant = MUTANTS[name]
+    found = explore(
+        mutant.scenario_spec.initial(), mutant.policy, target=mutant.expected
+    ).counterexample
+    assert found is not None
+    last = _replay(found, mutant.policy)
+    before = found.steps[-2].world if len(found.steps) > 1 else found.initial
+    seen = check_state(last, mutant.policy) + check_step(
+        before, found.steps[-1].action, last, mutant.policy
+    )
+    seen += check_quiescent(last, mutant.policy)
+    assert mutant.expected in {v.requirement for v in seen}
+
+
+# --- breadth first: shortest counterexamples ----------------------------------------------------
+
+
+def _shortest_violation(initial: World, policy: Policy, target: str, limit: int) -> int | None:
+    """The fewest steps to a violation of ``target``, by a plain level-by-level search that
+    uses only the public functions (an independent reference for the explorer)."""
+    level = [initial]
+    seen = {initial}
+    for depth in range(limit + 1):
+        following: list[World] = []
+        for world in level:
+            if depth == 0 and any(v.requirement == target for v in check_state(world, policy)):
+                return 0
+            actions = enabled(world, policy)
+            quiet = not any(world.network) and not any(
+                a.kind in ("dial_bootstrap", "query", "dial_back", "tick") for a in actions
+            )
+            if quiet and any(v.requirement == target for v in check_quiescent(world, policy)):
+                return depth
+            for action in actions:
+                after = apply(world, policy, action)
+                seen_now = check_step(world, action, after, policy)
+                if after not in seen:
+                    seen_now += check_state(after, policy)
+                if any(v.requirement == target for v in seen_now):
+                    return depth + 1
+                if after not in seen:
+                    seen.add(after)
+                    following.append(after)
+        level = following
+    return None
+
+
+def _tiny() -> World:
+    """A bootstrap server and one joiner that may provide: a handmade two-node network."""
+    config = Config(
+        nodes=(
+            NodeConfig(id=0b1000, mode=ModeSetting.SERVER),
+            NodeConfig(id=0b0011, bootstrap=(0,)),
+        ),
+        keys=(0b0110,),
+        timing=MODEL_TIMING,
+    ).validate()
+    return World.initial(config, horizon=3, provides=((1, 0),))
+
+
+@pytest.mark.parametrize(
+    ("policy", "target"),
+    [
+        (Policy(rearm_refresh_when_empty=False), "BOOT-03"),
+        (Policy(ready_requires_self_lookup=False), "BOOT-02"),
+        (Policy(feed_identify_addresses=False), "ADDR-06"),
+        (Policy(queue_provide_until_ready=False, retry=Retry.DROP_ERROR), "BOOT-05"),
+    ],
+)
+def test_counterexamples_are_shortest(policy: Policy, target: str) -> None:
+    initial = _tiny()
+    result = explore(initial, policy, target=target)
+    assert result.counterexample is not None
+    assert len(result.counterexample.steps) == _shortest_violation(initial, policy, target, 40)
+    _replay(result.counterexample, policy)
+
+
+# --- limits and progress ------------------------------------------------------------------------
+
+
+def test_max_states_stops_incomplete() -> None:
+    result = explore(SCENARIOS["join"].initial(), SPEC, max_states=1000)
+    assert (result.states, result.transitions, result.depth) == (1000, 2211, 11)
+    assert not result.complete
+    assert result.counterexample is None
+
+
+def test_progress_is_reported() -> None:
+    calls: list[tuple[int, int, int]] = []
+    result = explore(SCENARIOS["mode-change"].initial(), SPEC, progress=lambda *a: calls.append(a))
+    assert calls == [
+        (1001, 2385, 10),
+        (1002, 2389, 10),
+        (1002, 2393, 10),
+        (1002, 2397, 10),
+        (2000, 5689, 12),
+        (2001, 5692, 12),
+        (2001, 5695, 12),
+        (3000, 9436, 15),
+        (3001, 9439, 15),
+        (3001, 9442, 15),
+    ]
+    assert calls[-1][0] <= result.states
