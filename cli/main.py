@@ -6,7 +6,6 @@ violated (a counterexample is printed), 2 the command was given bad input (one l
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from kadspec.models.mutants import MUTANTS
 from kadspec.models.scenario_file import load_scenario
 from kadspec.models.scenarios import SCENARIOS, Scenario
 from kadspec.models.trace import render
+from kadspec.prove import prove as prove_command
 from kadspec.reports import (
     ENGINES,
     CheckReport,
@@ -332,11 +332,8 @@ def verify(json_path: Path | None) -> None:
 def _prove_for_verify(
     note: Callable[[str], None],
 ) -> tuple[tuple[str, bool, str], dict[str, Any]] | None:
-    try:
-        from kadspec.models.symbolic import prove_lifecycle  # type: ignore[attr-defined]
-    except ImportError:
-        return None
     from kadspec.models.policy import SPEC
+    from kadspec.models.symbolic import prove_lifecycle  # z3 is imported only when proving
 
     note("proving the lifecycle invariants with z3")
     proof = prove_lifecycle(3, SPEC, timeout_ms=60_000)
@@ -364,10 +361,7 @@ def list_(what: str) -> None:
             out.print(f"{s.name:18} {len(s.config.nodes)} nodes  {s.summary}")
 
 
-try:  # the z3 layer registers `kadspec prove` when present
-    cli.add_command(importlib.import_module("kadspec.prove").prove)
-except ImportError:  # pragma: no cover - only while the symbolic layer is absent
-    pass
+cli.add_command(prove_command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

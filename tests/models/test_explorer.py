@@ -64,8 +64,40 @@ MUTANT_BASELINE: dict[str, tuple[int, int, int, int, tuple[str, ...], str]] = {
 }
 
 
+#: mutant -> digest of its counterexample's violations (requirement and detail, in order)
+VIOLATION_DIGESTS: dict[str, str] = {
+    "provide-before-ready-error-dropped": "83c65661ddca",
+    "fixed-retry-gives-up": "7954a88e8867",
+    "identify-addresses-not-routed": "0bf006af477f",
+    "listener-address-dialable": "40c4268f136b",
+    "admit-on-inbound-request": "5df6f311662a",
+    "admit-unknown-protocols": "e3c04f113064",
+    "identify-after-disconnect": "2b232c066205",
+    "lookup-check-deadlock": "6df0d564c8d6",
+    "find-node-own-id-empty": "8f227076bb65",
+    "observed-address-promoted": "5540ea5b46fb",
+    "mode-change-not-pushed": "69fc0db317f0",
+    "provide-success-without-acks": "f36854a0f265",
+    "foreign-provider-accepted": "42b25407d94d",
+    "expired-records-served": "5714a81bed3f",
+    "no-republish": "74d5a2cfcb9a",
+    "no-per-request-deadline": "ea59ea2252f8",
+    "client-mode-serves": "1cf3bd401e3c",
+    "refresh-not-rearmed": "e96e5e942156",
+    "empty-lookup-waits": "ec1b98e65a64",
+    "ready-without-self-lookup": "88d9a176edf2",
+    "failed-peers-kept": "204c55f9f783",
+    "provider-record-without-addresses": "f6543bb3e375",
+}
+
+
 def _trace_digest(found: Counterexample) -> str:
     text = "\n".join(step.action.describe(step.world) for step in found.steps)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _violations_digest(found: Counterexample) -> str:
+    text = "\n".join(f"{v.requirement}: {v.detail}" for v in found.violations)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -88,7 +120,7 @@ def _marks(name: str) -> list[pytest.MarkDecorator]:
 
 def test_baseline_covers_every_scenario_and_mutant() -> None:
     assert set(SCENARIO_BASELINE) == set(SCENARIOS)
-    assert set(MUTANT_BASELINE) == set(MUTANTS)
+    assert set(MUTANT_BASELINE) == set(MUTANTS) == set(VIOLATION_DIGESTS)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in SCENARIO_BASELINE])
@@ -120,6 +152,7 @@ def test_mutant_baseline(name: str) -> None:
         tuple(sorted(result.also_violated)),
         _trace_digest(found),
     ) == (length, states, transitions, depth, also, digest)
+    assert _violations_digest(found) == VIOLATION_DIGESTS[name]
     assert not result.complete
 
 

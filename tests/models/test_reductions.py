@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import pytest
 
 from kadspec.models.actions import apply, enabled, quiescent
@@ -20,7 +22,13 @@ from kadspec.models.reductions import (
 from kadspec.models.scenarios import SCENARIOS
 from kadspec.models.state import World
 
-REDUCTIONS = {
+
+class Reduction(TypedDict, total=False):
+    symmetry: bool
+    partial_order: bool
+
+
+REDUCTIONS: dict[str, Reduction] = {
     "symmetry": {"symmetry": True},
     "partial-order": {"partial_order": True},
     "both": {"symmetry": True, "partial_order": True},

@@ -1,0 +1,217 @@
+"""Tests for the symbolic lifecycle: obligations, counterexamples to induction, BMC, the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
+from kadspec.models.mutants import MUTANTS, Mutant
+from kadspec.models.policy import SPEC
+from kadspec.models.requirements_registry import requirements_of
+from kadspec.models.symbolic import ProofReport, prove_lifecycle
+from kadspec.models.symbolic.bmc import bmc
+from kadspec.models.symbolic.encoding import GROUPS, Shape, SymConfig, SymState
+from kadspec.models.symbolic.invariants import (
+    AUXILIARY_INVARIANTS,
+    NOT_ENCODED,
+    REQUIREMENT_INVARIANTS,
+    STEP_PROPERTIES,
+    Invariant,
+    encoded_requirements,
+)
+from kadspec.models.symbolic.obligations import Prover
+from kadspec.models.symbolic.terms import Term, all_, not_
+from kadspec.prove import prove
+from kadspec.spec import requirements
+
+SAFETY_CHECKS = {"invariant", "step"}
+
+
+def _safety_ids() -> set[str]:
+    return {rid for rid, r in requirements().items() if r.check in SAFETY_CHECKS}
+
+
+@cache
+def _spec_report(nodes: int) -> ProofReport:
+    return prove_lifecycle(nodes, SPEC, lemmas=False)
+
+
+def test_every_obligation_is_proved_for_three_nodes_under_the_spec() -> None:
+    report = _spec_report(3)
+    assert report.ok, "\n\n".join(f"{o.name}: {o.counterexample}" for o in report.failures)
+    assert report.count("unknown") == 0 and report.count("refuted") == 0
+    names = {o.name for o in report.obligations}
+    for inv in REQUIREMENT_INVARIANTS:
+        assert f"initiation: {inv.name}" in names
+        for group in GROUPS:
+            assert f"consecution: {inv.name} / {group}" in names
+    for prop in STEP_PROPERTIES:
+        for group in GROUPS:
+            assert f"step: {prop.name} / {group}" in names
+
+
+def test_every_safety_requirement_is_encoded_or_listed_as_not_encoded() -> None:
+    safety = _safety_ids()
+    assert encoded_requirements() == safety
+    assert not set(NOT_ENCODED) & encoded_requirements()
+    assert set(NOT_ENCODED) | encoded_requirements() == set(requirements())
+
+
+def test_each_check_in_checks_py_has_a_symbolic_twin_with_its_name() -> None:
+    twins = {i.name: i.requirements for i in REQUIREMENT_INVARIANTS}
+    twins.update({p.name: p.requirements for p in STEP_PROPERTIES})
+    checks: list[Callable[..., Any]] = [*NODE_INVARIANTS, *WORLD_INVARIANTS, *STEP_CHECKS]
+    for check in checks:
+        assert twins.get(check.__name__) == requirements_of(check), check.__name__
+
+
+def test_the_report_names_obligations_with_kinds_results_and_times() -> None:
+    report = _spec_report(3)
+    assert {o.kind for o in report.obligations} == {"initiation", "consecution"}
+    data = report.to_json()
+    assert data["ok"] is True and data["nodes"] == 3 and data["policy"] == "spec"
+    assert set(data["requirements_proved"]) == _safety_ids()
+    assert all(o["seconds"] >= 0 and o["result"] == "proved" for o in data["obligations"])
+    assert "proved" in report.summary()
+
+
+def test_worker_processes_prove_the_same_obligations() -> None:
+    alone = prove_lifecycle(2, SPEC, lemmas=False, jobs=1)
+    shared = prove_lifecycle(2, SPEC, lemmas=False, jobs=2)
+    assert shared.ok and alone.ok
+    assert [o.name for o in shared.obligations] == [o.name for o in alone.obligations]
+
+
+def _nobody_runs(st: SymState, cfg: SymConfig) -> Term:
+    return all_(not_(st("up", n)) for n in range(st.shape.nodes))
+
+
+def test_a_non_inductive_invariant_gets_a_counterexample_shown_as_states() -> None:
+    # True initially, broken by the first start: initiation holds, consecution does not.
+    false_claim = Invariant("nobody_runs", (), "No node is ever up.", _nobody_runs)
+    prover = Prover(Shape(2), SPEC, invariants=(false_claim,), step_properties=())
+    (init,) = prover.initiation()
+    assert init.verdict == "proved"
+    (result,) = prover.consecution("start")
+    assert result.verdict == "refuted" and not result.ok
+    cti = result.cti
+    assert cti is not None and cti.instance is not None and cti.post is not None
+    assert cti.instance.kind == "start"
+    assert not any(cti.pre["up"].values()) and any(cti.post["up"].values())
+    text = cti.describe()
+    assert "state before (satisfies every invariant):" in text
+    assert f"step: {cti.instance.label(cti.shape)}" in text
+    assert "up[" in text and "False -> True" in text
+    # Replayed through the executable model, which breaks the claim the same way.
+    assert cti.confirmed, cti.replay
+    assert "starts" in cti.replay
+
+
+def test_a_requirement_alone_is_not_inductive_and_its_cti_is_replayed() -> None:
+    (addr07,) = [i for i in REQUIREMENT_INVARIANTS if i.requirements == ("ADDR-07",)]
+    (domains,) = [i for i in AUXILIARY_INVARIANTS if i.name == "value_domains"]
+    prover = Prover(Shape(2), SPEC, invariants=(addr07, domains), step_properties=())
+    results = [r for g in ("query", "deliver_reply", "tick") for r in prover.consecution(g)]
+    refuted = [r for r in results if r.verdict == "refuted"]
+    assert refuted, "ADDR-07 without its auxiliary invariants should not be inductive"
+    cti = refuted[0].cti
+    assert cti is not None and cti.instance is not None
+    assert cti.broken == "provider_records_carry_addresses"
+    assert "AP_PRIV0]: 0 -> 1" in cti.describe()  # an ADD_PROVIDER without addresses is sent
+    # The executable model was asked; the state may be unreachable (it only satisfies ADDR-07),
+    # so whether it agrees is reported, not assumed.
+    assert cti.replay.startswith(("with IDs", "not replayed"))
+
+
+def test_a_tiny_timeout_is_unknown_and_never_ok() -> None:
+    report = prove_lifecycle(3, SPEC, timeout_ms=1, lemmas=False, groups=["deliver_request"])
+    assert report.count("unknown") > 0
+    assert not report.ok
+    unknown = next(o for o in report.obligations if o.result == "unknown")
+    assert unknown.name and unknown.counterexample  # z3's reason, with the obligation named
+
+
+SAFETY_MUTANTS = [m for m in MUTANTS.values() if m.expected in encoded_requirements()]
+
+
+def test_safety_mutants_are_exactly_those_expecting_a_safety_requirement() -> None:
+    expected = {m.name for m in MUTANTS.values() if m.expected in _safety_ids()}
+    assert {m.name for m in SAFETY_MUTANTS} == expected
+    assert len(SAFETY_MUTANTS) == 17
+
+
+@pytest.mark.parametrize("mutant", SAFETY_MUTANTS, ids=lambda m: m.name)
+def test_bmc_finds_each_safety_mutant_and_the_executable_model_agrees(mutant: Mutant) -> None:
+    world = mutant.scenario_spec.initial()
+    result = bmc(world, mutant.policy, mutant.expected, max_depth=20)
+    assert result.verdict == "refuted", result.reason
+    assert result.confirmed and result.replay is not None
+    # The replay ran the executable model from the scenario's own initial world, and its last
+    # step breaks the requirement the mutant is expected to break.
+    last = result.replay.steps[-1]
+    assert any(v.requirement == mutant.expected for v in last.violations)
+    assert mutant.expected in result.broken
+    assert len(result.replay.steps) <= len(result.instances) <= 20
+    text = result.describe()
+    assert f"violates {mutant.expected}" in text and "replay confirmed" in text
+
+
+def test_the_spec_has_no_bounded_violation_in_a_short_trace() -> None:
+    world = MUTANTS["client-mode-serves"].scenario_spec.initial()
+    result = bmc(world, SPEC, None, max_depth=8)
+    assert result.verdict == "unknown" and not result.confirmed
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def test_prove_rejects_a_node_count_out_of_range_in_one_line() -> None:
+    result = CliRunner().invoke(prove, ["--nodes", "9"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "--nodes" in lines[0] and "2..5" in lines[0]
+
+
+def test_prove_rejects_an_unknown_policy_in_one_line() -> None:
+    result = CliRunner().invoke(prove, ["--policy", "no-such-bug"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "no-such-bug" in lines[0] and "refresh-not-rearmed" in lines[0]
+
+
+def test_prove_exits_zero_for_the_spec_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    result = CliRunner().invoke(prove, ["--nodes", "2", "--json", str(out), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["ok"] is True
+    kinds = {o["kind"] for o in data["obligations"]}
+    assert kinds == {"lemma", "initiation", "consecution"}
+    assert all(o["result"] == "proved" for o in data["obligations"])
+    assert "obligation" in result.output and "proved" in result.output
+
+
+def test_prove_exits_one_for_a_mutant_with_a_confirmed_trace(tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    args = ["--nodes", "2", "--policy", "refresh-not-rearmed", "--json", str(out), "--jobs", "1"]
+    result = CliRunner().invoke(prove, args)
+    assert result.exit_code == 1, result.output
+    assert "violates BOOT-03" in result.output
+    assert "replay confirmed the violation" in result.output
+    data = json.loads(out.read_text())
+    assert "BOOT-03" in data["requirements_broken"]
+    (bmc_line,) = [o for o in data["obligations"] if o["kind"] == "bmc"]
+    assert bmc_line["result"] == "refuted" and bmc_line["requirements"] == ["BOOT-03"]
+
+
+def test_prove_exits_non_zero_on_a_timeout_and_names_the_obligation() -> None:
+    result = CliRunner().invoke(prove, ["--nodes", "2", "--timeout-ms", "1", "--jobs", "1"])
+    assert result.exit_code == 1
+    assert "unknown" in result.output
