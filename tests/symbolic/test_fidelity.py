@@ -4,7 +4,7 @@ pairs, and the check has teeth.
 Hypothesis chooses a scenario, a policy set (the spec or a mutant) and a random walk from the
 scenario's initial world; every step of the walk is one (state, action) pair checked by
 :class:`FidelityChecker` (guards, successor, exactness, reply contents). The number of pairs per
-run is ``PAIRS``: 10,000 with ``HYPOTHESIS_PROFILE=thorough``, 300 otherwise (CI).
+run is ``PAIRS``: 10,000 with ``HYPOTHESIS_PROFILE=thorough``, 1,000 otherwise (CI).
 """
 
 from __future__ import annotations

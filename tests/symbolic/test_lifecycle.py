@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
 from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
 from kadspec.models.mutants import MUTANTS, Mutant
-from kadspec.models.policy import SPEC
+from kadspec.models.policy import SPEC, Policy
 from kadspec.models.requirements_registry import requirements_of
-from kadspec.models.symbolic import ProofReport, prove_lifecycle
+from kadspec.models.symbolic import ProofReport, encoding, prove_lifecycle
 from kadspec.models.symbolic.bmc import bmc
 from kadspec.models.symbolic.encoding import GROUPS, Shape, SymConfig, SymState
 from kadspec.models.symbolic.invariants import (
@@ -70,6 +72,13 @@ def test_each_check_in_checks_py_has_a_symbolic_twin_with_its_name() -> None:
     checks: list[Callable[..., Any]] = [*NODE_INVARIANTS, *WORLD_INVARIANTS, *STEP_CHECKS]
     for check in checks:
         assert twins.get(check.__name__) == requirements_of(check), check.__name__
+
+
+def test_the_encoding_reads_every_policy_knob() -> None:
+    source = inspect.getsource(encoding)
+    for field in attrs.fields(Policy):
+        assert f"policy.{field.name}" in source or field.name == "give_up_after", field.name
+    assert "policy.give_up_after" in inspect.getsource(SymConfig)
 
 
 def test_the_report_names_obligations_with_kinds_results_and_times() -> None:
