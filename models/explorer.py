@@ -20,6 +20,15 @@ plain one whose counts the regression tests pin:
 
 With either, states and transitions count the reduced graph, and a counterexample is a real
 trace but no longer necessarily a shortest one. See ``reductions.py`` for what each preserves.
+
+A run also says how far it got, so that a report never claims more than was checked: why it
+stopped (``stop_reason``), per requirement how many states, transitions and quiescent states
+had its premise live (``exercised``: a requirement whose premise was never live was checked
+vacuously), how many quiescent states progress was judged in, and which of the scenario's
+witnesses (outcomes the spec must reach) some explored state reached. With ``keep_going`` the
+search goes on past violations and keeps the first (so a shortest) counterexample of each
+requirement; ``stop_at`` names the requirements whose violation ends the search, so that a
+SHOULD-level violation can be recorded while the MUST-level ones are still searched for.
 """
 
 from __future__ import annotations
@@ -27,11 +36,13 @@ from __future__ import annotations
 import gc
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
+from typing import Any, Literal, Protocol
 
 import attrs
 
+from kadspec.models import checks
 from kadspec.models.actions import Action, apply, enabled
 from kadspec.models.checks import Violation, check_quiescent, check_state, check_step
 from kadspec.models.policy import Policy
@@ -62,24 +73,51 @@ class Counterexample:
         return tuple(sorted({v.requirement for v in self.violations}))
 
 
+StopReason = Literal["complete", "violation", "state-cap", "time-cap"]
+
+
+class Witness(Protocol):
+    """An outcome the spec must reach in some explored state (``scenarios.Witness``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def holds(self, world: World, /) -> bool: ...
+
+
 @attrs.frozen
 class Exploration:
-    """What a run found: a counterexample or none, and how much it explored."""
+    """What a run found: counterexamples or none, how much it explored and why it stopped."""
 
     states: int
     transitions: int
     depth: int
     seconds: float
-    complete: bool  # every reachable state was explored (no limit was hit)
-    counterexample: Counterexample | None
+    complete: bool  # every reachable state was explored (no violation stopped it, no cap hit)
+    counterexample: Counterexample | None  # the one that stopped the search (or, going on, the
+    # first found)
     also_violated: frozenset[str] = frozenset()  # with a target: other requirements broken
+    stop_reason: StopReason = "complete"
+    #: requirement ID -> explored states, transitions and quiescent states with its premise live
+    exercised: Mapping[str, int] = attrs.field(factory=dict)
+    quiescent_states: int = 0
+    #: requirement ID -> its first (shortest, without reductions) counterexample
+    counterexamples: Mapping[str, Counterexample] = attrs.field(factory=dict)
+    witnesses_reached: frozenset[str] = frozenset()
 
     @property
     def states_per_second(self) -> float:
         return self.states / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def violated(self) -> frozenset[str]:
+        """Every requirement a counterexample was found for."""
+        return frozenset(self.counterexamples)
+
 
 Progress = Callable[[int, int, int], None]  # states, transitions, depth
+Premises = Callable[[World, int], Iterable[str]]
+StepPremises = Callable[[World, Action, int], Iterable[str]]
 
 
 def explore(
@@ -87,12 +125,22 @@ def explore(
     policy: Policy,
     *,
     max_states: int | None = None,
+    max_seconds: float | None = None,
+    keep_going: bool = False,
+    stop_at: Iterable[str] | None = None,
+    witnesses: Iterable[Witness] = (),
     progress: Progress | None = None,
     target: str | None = None,
     symmetry: bool = False,
     partial_order: bool = False,
 ) -> Exploration:
-    """Breadth-first search from ``initial``; stop at the first violation or when done.
+    """Breadth-first search from ``initial``; stop at the first violation, a cap, or when done.
+
+    ``max_states`` and ``max_seconds`` cap the run (``stop_reason`` says which one ended it).
+    A violation of a requirement in ``stop_at`` (default: every requirement) stops the search
+    unless ``keep_going``; other violations are recorded, the first per requirement in
+    ``counterexamples``, and the search goes on. ``witnesses`` are checked on every new state
+    until each is reached.
 
     With ``target`` (a requirement ID) only a violation of that requirement stops the search;
     other violations are recorded in ``also_violated`` and the search goes on past them, as a
@@ -107,23 +155,95 @@ def explore(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _explore(initial, policy, max_states, progress, target, symmetry, partial_order)
+        return _explore(
+            initial,
+            policy,
+            _Limits(
+                max_states,
+                max_seconds,
+                keep_going,
+                None if stop_at is None else frozenset(stop_at),
+                target,
+            ),
+            tuple(witnesses),
+            progress,
+            symmetry,
+            partial_order,
+        )
     finally:
         if collecting:
             gc.enable()
 
 
+@attrs.frozen
+class _Limits:
+    max_states: int | None
+    max_seconds: float | None
+    keep_going: bool
+    stop_at: frozenset[str] | None
+    target: str | None
+
+
+def _premise_probes(engine: Successors, policy: Policy) -> tuple[Premises, StepPremises, Premises]:
+    """The premise tests of ``kadspec.models.checks`` (memoized by the engine where it offers
+    them): for a state, a transition (pre, action, post key), and a quiescent state. Where
+    a test is missing nothing counts as exercised, so a report says "not exercised" rather
+    than a false "holds"."""
+    nothing: frozenset[str] = frozenset()
+    on_engine = getattr(engine, "exercised", None)
+    in_state: Any = getattr(checks, "exercised_in_state", None)
+    in_step: Any = getattr(checks, "exercised_in_step", None)
+    at_rest: Any = getattr(checks, "exercised_at_quiescence", None)
+    engine_step: Any = getattr(engine, "exercised_step", None)
+    engine_rest: Any = getattr(engine, "exercised_at_quiescence", None)
+
+    def state(world: World, key: int) -> Iterable[str]:
+        if on_engine is not None:
+            found: Iterable[str] = on_engine(world, key)
+            return found
+        return in_state(world, policy) if in_state is not None else nothing
+
+    def step(world: World, action: Action, after: int) -> Iterable[str]:
+        if engine_step is not None:
+            found: Iterable[str] = engine_step(world, action, after)
+            return found
+        if in_step is None:
+            return nothing
+        return in_step(world, action, engine.world(after), policy)  # type: ignore[no-any-return]
+
+    def quiescent(world: World, key: int) -> Iterable[str]:
+        if engine_rest is not None:
+            found: Iterable[str] = engine_rest(world, key)
+            return found
+        return at_rest(world, policy) if at_rest is not None else nothing
+
+    return state, step, quiescent
+
+
 def _explore(
     initial: World,
     policy: Policy,
-    max_states: int | None,
+    limits: _Limits,
+    witnesses: tuple[Witness, ...],
     progress: Progress | None,
-    target: str | None,
     symmetry: bool,
     partial_order: bool,
 ) -> Exploration:
     started = time.perf_counter()
+    deadline = None if limits.max_seconds is None else started + limits.max_seconds
+    max_states = limits.max_states
+    target = limits.target
     engine = Successors(initial, policy)
+    premises_of_state, premises_of_step, premises_at_rest = _premise_probes(engine, policy)
+    # Premise sets recur (most states exercise the same few requirements): count each set
+    # once per occurrence, expand to requirements at the end.
+    state_sets: dict[frozenset[str], int] = {}
+    step_sets: dict[frozenset[str], int] = {}
+    counterexamples: dict[str, Counterexample] = {}
+    first: list[Counterexample] = []
+    quiescent_states = 0
+    waiting = list(witnesses)  # not reached yet
+    reached: set[str] = set()
     group = Symmetry.of(initial, policy) if symmetry else None
     orbit = partial(group.canonical, engine=engine) if group is not None and group.group else None
     reduction = PartialOrder(initial, policy) if partial_order else None
@@ -139,24 +259,66 @@ def _explore(
     depth = 0
     also: set[str] = set()
 
-    def done(found: Counterexample | None, complete: bool) -> Exploration:
+    def done(found: Counterexample | None, reason: StopReason) -> Exploration:
+        exercised: dict[str, int] = {}
+        for sets in (state_sets, step_sets):
+            for ids, times in sets.items():
+                for rid in ids:
+                    exercised[rid] = exercised.get(rid, 0) + times
         return Exploration(
             len(seen),
             transitions,
             depth,
             time.perf_counter() - started,
-            complete,
-            found,
+            reason == "complete",
+            found if found is not None else (first[0] if first else None),
             frozenset(also),
+            reason,
+            exercised,
+            quiescent_states,
+            dict(counterexamples),
+            frozenset(reached),
         )
 
-    def stops(violations: list[Violation] | tuple[Violation, ...]) -> bool:
-        if target is None:
-            return bool(violations)
-        also.update(v.requirement for v in violations if v.requirement != target)
-        return any(v.requirement == target for v in violations)
+    def stops(
+        violations: list[Violation] | tuple[Violation, ...],
+        index: int,
+        last: Action | None,
+        kind: str,
+    ) -> Counterexample | None:
+        """The counterexample that ends the search, if these violations end it; records the
+        first counterexample of every requirement on the way."""
+        if target is not None:
+            also.update(v.requirement for v in violations if v.requirement != target)
+            if any(v.requirement == target for v in violations):
+                return trace(index, last, kind, target)
+            return None
+        new = sorted({v.requirement for v in violations} - counterexamples.keys())
+        if new:
+            found = trace(index, last, kind, new[0])
+            for rid in new:
+                counterexamples[rid] = found
+            if not first:
+                first.append(found)
+        if limits.keep_going:
+            return None
+        stop_at = limits.stop_at
+        for v in violations:
+            if stop_at is None or v.requirement in stop_at:
+                return counterexamples[v.requirement]
+        return None
 
-    def trace(index: int, last: Action | None, kind: str) -> Counterexample:
+    def witness(world: World) -> None:
+        for w in [w for w in waiting if w.holds(world)]:
+            waiting.remove(w)
+            reached.add(w.name)
+
+    def count(sets: dict[frozenset[str], int], ids: Iterable[str]) -> None:
+        key = ids if isinstance(ids, frozenset) else frozenset(ids)
+        if key:
+            sets[key] = sets.get(key, 0) + 1
+
+    def trace(index: int, last: Action | None, kind: str, wanted: str | None) -> Counterexample:
         actions: list[Action] = []
         while index > 0:
             action = taken[index]
@@ -166,11 +328,17 @@ def _explore(
         actions.reverse()
         if last is not None:
             actions.append(last)
-        return _rebuild(initial, policy, actions, kind, target, engine, orbit)
+        return _rebuild(initial, policy, actions, kind, wanted, engine, orbit)
 
     root = engine.world(root_key)
-    if stops(engine.invariants(root, root_key)):
-        return done(trace(0, None, "state"), False)
+    count(state_sets, premises_of_state(root, root_key))
+    if waiting:
+        witness(root)
+    violations = engine.invariants(root, root_key)
+    if violations:
+        stop = stops(violations, 0, None, "state")
+        if stop is not None:
+            return done(stop, "violation")
     level = [root_key]
     worlds = [root]  # the worlds of the level's first states, kept to save decoding them again
     expanded = 0  # the index of the next state to expand: BFS expands in discovery order
@@ -191,19 +359,28 @@ def _explore(
             index = expanded
             expanded += 1
             moves, quiet = engine.enabled(world, key)
-            if quiet and stops(check_quiescent(world, policy)):
-                return done(trace(index, None, "quiescent"), False)
+            if quiet:
+                quiescent_states += 1
+                count(state_sets, premises_at_rest(world, key))
+                stalled = check_quiescent(world, policy)
+                if stalled:
+                    stop = stops(stalled, index, None, "quiescent")
+                    if stop is not None:
+                        return done(stop, "violation")
             if reduction is not None:
                 moves = reduction.ample(world, key, moves, engine, old)
             for move in moves:
                 after, step_violations = engine.step(world, key, move)
                 transitions += 1
+                count(step_sets, premises_of_step(world, move.action, after))
                 if orbit is not None:
                     after = orbit(after)
                 if after in seen:
-                    if step_violations and stops(step_violations):
+                    if step_violations:
                         # A step violation on a transition into a known state: trace through it.
-                        return done(trace(index, move.action, "step"), False)
+                        stop = stops(step_violations, index, move.action, "step")
+                        if stop is not None:
+                            return done(stop, "violation")
                     continue
                 seen.add(after)
                 if reduction is not None:
@@ -214,18 +391,25 @@ def _explore(
                 successor = engine.world(after)
                 if len(following_worlds) < _KEEP_WORLDS:
                     following_worlds.append(successor)
+                count(state_sets, premises_of_state(successor, after))
+                if waiting:
+                    witness(successor)
                 found = engine.invariants(successor, after)
                 if step_violations:
                     found = list(step_violations) + found
-                if found and stops(found):
-                    return done(trace(len(seen) - 1, None, "state"), False)
+                if found:
+                    stop = stops(found, len(seen) - 1, None, "state")
+                    if stop is not None:
+                        return done(stop, "violation")
             if progress is not None and len(seen) % 1000 < len(moves):
                 progress(len(seen), transitions, depth)
             if max_states is not None and len(seen) >= max_states:
-                return done(None, False)
+                return done(None, "state-cap")
+            if deadline is not None and not expanded & 255 and time.perf_counter() > deadline:
+                return done(None, "time-cap")
         level, worlds = following, following_worlds
         depth += 1 if level else 0
-    return done(None, True)
+    return done(None, "complete")
 
 
 #: worlds of the next level kept decoded (beyond it, a wide level costs only its keys)
