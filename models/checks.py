@@ -23,6 +23,7 @@ from kadspec.models.requirements_registry import requirement, requirements_of
 from kadspec.models.routing import bucket_of, closest_known
 from kadspec.models.state import (
     Addr,
+    Conn,
     Kind,
     Message,
     Mode,
@@ -653,3 +654,185 @@ def check_step(pre: World, action: Action, post: World, policy: Policy) -> list[
 def check_quiescent(world: World, policy: Policy) -> list[Violation]:
     """Every progress property on one quiescent state."""
     return [Violation(rid, d) for rid, c in _PROGRESS for d in c(world, policy)]
+
+
+# --- premises: where a requirement has teeth ----------------------------------------------------
+# A check that passes in a state where its premise is dead proves nothing (a bucket that is never
+# full cannot show RT-05's eviction rule). ``exercised_*`` name the requirements whose premise is
+# live in a state, a transition or a quiescent state; the explorer counts them per requirement so
+# that a requirement exercised nowhere is reported as such rather than as "holds".
+
+
+def _node_premises(config: Config, n: int, s: NodeState) -> frozenset[str]:
+    """The premises one node's state makes live (memoized per node state, like check_node)."""
+    if not s.up:
+        records = {"PROV-03"} if any(r.provider != n for r in s.records) else set()
+        return frozenset(records)
+    live: set[str] = {"BOOT-03"}  # a running node must keep its refresh armed
+    k, alpha = config.timing.k, config.timing.alpha
+    table = s.table()
+    if table:
+        live.update({"RT-02", "RT-07", "TIME-01"})
+    if any(v.conn is not Conn.NONE and v.proto is Proto.UNKNOWN for v in s.peers):
+        live.add("RT-03")  # a connected peer whose protocols are still unknown
+    if any(v.addr is Addr.REMOTE for v in s.peers):
+        live.add("RT-04")  # a peer known only by a listener-side remote address
+    sizes = Counter(
+        common_prefix_length(config.ids[n], config.ids[p], config.id_bits) for p in table
+    )
+    if any(c >= k for c in sizes.values()):
+        live.add("RT-05")
+    if any(v.failed for v in s.peers):
+        live.add("RT-06")
+    if s.candidate:
+        live.add("ADDR-03")
+    if s.setting is ModeSetting.AUTO:
+        live.add("ADDR-04")
+    if s.lookups:
+        live.update({"BOOT-04", "TIME-01"})
+    if not s.self_lookup_done and (s.lookups or any(p.phase is not Phase.IDLE for p in s.provides)):
+        live.add("BOOT-02")  # work is waiting while the first self-lookup has not answered
+    for lk in s.lookups:
+        if len(lk.seen) > alpha:
+            live.add("FIND-03")
+        if lk.inflight:
+            live.update({"FIND-05", "PROV-08"})
+        if lk.answered and lk.seen - lk.answered - lk.failed:
+            live.add("FIND-04")  # the end condition is being decided with candidates left
+    for p in s.provides:
+        if p.providing and p.phase is not Phase.IDLE:
+            live.add("BOOT-05")
+        if p.phase in (Phase.LOOKUP, Phase.SENDING):
+            live.add("PROV-01")
+        if p.pending:
+            live.add("PROV-08")
+        if p.outcome is Outcome.SUCCEEDED:
+            live.update({"PROV-02", "PROV-05"})
+    if s.records:
+        live.add("TIME-02")
+        if any(r.provider != n for r in s.records):
+            live.add("PROV-03")
+    if s.refresh_at is not None or any(p.retry_at is not None for p in s.provides):
+        live.add("TIME-03")
+    return frozenset(live)
+
+
+def network_premises(world: World) -> frozenset[str]:
+    """The premises the messages in flight make live (a function of the network only)."""
+    live: set[str] = set()
+    for channel in world.network:
+        for m in channel:
+            if m.kind in _IDENTIFY:
+                live.add("ADDR-01")
+            elif m.kind is Kind.ADD_PROVIDER:
+                live.add("ADDR-07")
+    return frozenset(live)
+
+
+PremiseCache = dict[tuple[int, NodeState], frozenset[str]]
+_PREMISE_CACHES: dict[int, tuple[Config, PremiseCache]] = {}
+
+
+def premise_cache(config: Config) -> PremiseCache:
+    """The memo of node premises for one configuration."""
+    entry = _PREMISE_CACHES.get(id(config))
+    if entry is None or entry[0] is not config:
+        if len(_PREMISE_CACHES) > 64:
+            _PREMISE_CACHES.clear()
+        entry = _PREMISE_CACHES[id(config)] = (config, {})
+    return entry[1]
+
+
+def node_premises(config: Config, n: int, state: NodeState) -> frozenset[str]:
+    """:func:`_node_premises` memoized per (configuration, node, state)."""
+    cache = premise_cache(config)
+    found = cache.get((n, state))
+    if found is None:
+        if len(cache) > 500_000:
+            cache.clear()
+        found = cache[(n, state)] = _node_premises(config, n, state)
+    return found
+
+
+def exercised_in_state(world: World, policy: Policy) -> frozenset[str]:
+    """Requirement IDs whose invariant premise is live in ``world``."""
+    live: set[str] = set()
+    for n, s in enumerate(world.nodes):
+        live |= node_premises(world.config, n, s)
+    return frozenset(live | network_premises(world))
+
+
+def exercised_in_step(pre: World, action: Action, post: World, policy: Policy) -> frozenset[str]:
+    """Requirement IDs whose step-check premise is live on the transition ``pre -> post``."""
+    live: set[str] = set()
+    config = post.config
+    k = config.timing.k
+    for m in sent_messages(pre, action, post):
+        responder = pre.nodes[m.src]
+        if m.kind is Kind.FIND_NODE_REPLY:
+            eligible = [p for p in responder.table() if p != m.dst]
+            if len(eligible) > k:
+                live.add("FIND-01")  # the responder had to choose the k closest
+            if m.target == config.ids[m.src] and eligible:
+                live.add("FIND-02")
+        elif m.kind is Kind.GET_PROVIDERS_REPLY:
+            for r in responder.records:
+                if r.key != m.key:
+                    continue
+                if r.expires <= pre.clock:
+                    live.add("PROV-04")  # an expired record was on the shelf
+                elif r.provider != m.dst:
+                    live.add("PROV-07")  # a live record of someone else was on the shelf
+    message = action.message
+    if action.kind == "deliver" and message is not None:
+        receiver = pre.nodes[message.dst]
+        if message.kind in (Kind.FIND_NODE, Kind.GET_PROVIDERS, Kind.ADD_PROVIDER) and receiver.up:
+            if receiver.mode is Mode.CLIENT:
+                live.add("ADDR-01")  # a client was asked to serve
+            elif not receiver.peers[message.src].in_table:
+                live.add("RT-02")  # a request from a peer not in the table
+    for before, after in zip(pre.nodes, post.nodes, strict=True):
+        if before is after:
+            continue
+        if any(v.in_table and not before.peers[p].in_table for p, v in enumerate(after.peers)):
+            live.add("RT-07")  # an admission happened
+    return frozenset(live)
+
+
+def exercised_at_quiescence(world: World, policy: Policy) -> frozenset[str]:
+    """Requirement IDs whose progress premise is live in the quiescent state ``world``."""
+    live: set[str] = set()
+    config = world.config
+    for n, s in enumerate(world.nodes):
+        if not s.up:
+            continue
+        live.add("PROV-08")  # a running node at rest: any timer must not be already due
+        if config.nodes[n].bootstrap:
+            live.add("BOOT-01")
+        changed = s.setting is not config.nodes[n].mode or (
+            s.setting is ModeSetting.AUTO and s.confirmed
+        )
+        if changed and any(v.conn is not Conn.NONE for v in s.peers):
+            live.add("ADDR-02")  # its mode changed while peers were connected
+        if s.candidate and config.nodes[n].reach is Reach.PUBLIC:
+            live.add("ADDR-05")
+        if s.setting is ModeSetting.AUTO:
+            live.add("ADDR-04")
+        if s.self_lookup_done or any(f is not None for f in s.found):
+            live.update({"BOOT-04", "FIND-04"})  # lookups ran and had to end
+        for p in s.provides:
+            if p.providing:
+                live.add("BOOT-05")
+            if p.attempts > 1 or p.outcome is Outcome.FAILED:
+                live.add("PROV-06")
+        if any(f is not None for f in s.found):
+            live.add("BOOT-05")
+        for q in s.table():
+            if world.nodes[q].up and world.connected(n, q):
+                live.add("RT-01")
+    pairs = _routable_server_pairs(world)
+    if pairs:
+        live.add("ADDR-06")
+        if any(world.nodes[n].peers[p].addr is Addr.DIALABLE for n, p in pairs):
+            live.add("BOOT-06")
+    return frozenset(live)

@@ -52,7 +52,12 @@ from kadspec.models.checks import (
     check_node,
     check_state,
     check_step,
+    exercised_at_quiescence,
+    exercised_in_state,
+    exercised_in_step,
+    network_premises,
     node_cache,
+    node_premises,
     provider_records_carry_addresses,
     records_name_real_providers,
 )
@@ -81,6 +86,7 @@ class Effect:
         "changes",
         "clock",
         "edits",
+        "exercised",
         "node_ids",
         "serial",
         "violations",
@@ -93,8 +99,10 @@ class Effect:
         budget: Budget | None,
         clock: int | None,
         violations: tuple[Violation, ...],
+        exercised: frozenset[str] = frozenset(),
     ) -> None:
         self.changes = changes
+        self.exercised = exercised  # the step checks' live premises (checks.exercised_in_step)
         self.edits = edits
         self.budget = budget
         self.clock = clock
@@ -336,7 +344,12 @@ class Successors:
             for rid, check in WORLD_CHECKS
             if check in _READ_NODES_ONLY
         }
-        part = NodesPart(tuple(head), tuple(tail), busy, tuple(found), by_nodes)
+        premises: set[str] = set()
+        for n, state in enumerate(nodes):
+            premises |= node_premises(self.config, n, state)
+        part = NodesPart(
+            tuple(head), tuple(tail), busy, tuple(found), by_nodes, frozenset(premises)
+        )
         self._by_nodes[nodes_key] = part
         return part
 
@@ -368,7 +381,7 @@ class Successors:
             for check, needs in _NEEDS_MESSAGES.items()
             if not kinds.intersection(needs) and check not in by_network
         )
-        part = NetworkPart(tuple(deliveries), by_network, silent)
+        part = NetworkPart(tuple(deliveries), by_network, silent, network_premises(world))
         self._by_network[network_id] = part
         return part
 
@@ -418,6 +431,14 @@ class Successors:
     def step(self, world: World, key: int, move: Move) -> tuple[int, tuple[Violation, ...]]:
         """The key of the successor of ``world`` (whose key is ``key``) under ``move``, and the
         step checks' violations on that transition."""
+        after, violations, _ = self.step_with_premises(world, key, move)
+        return after, violations
+
+    def step_with_premises(
+        self, world: World, key: int, move: Move
+    ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
+        """:meth:`step`, and the requirements whose step premise the transition made live
+        (:func:`~kadspec.models.checks.exercised_in_step`), memoized with the effect."""
         parties = move.parties
         nodes = world.nodes
         situation: tuple[Any, ...]
@@ -477,7 +498,8 @@ class Successors:
             expected = apply(world, self.policy, move.action)
             assert self.world(after) == expected, (move.action, self.world(after), expected)
             assert effect.violations == tuple(check_step(world, move.action, expected, self.policy))
-        return after, effect.violations
+            assert effect.exercised == exercised_in_step(world, move.action, expected, self.policy)
+        return after, effect.violations, effect.exercised
 
     def _patched(self, network: int, effect: Effect) -> int:
         channels = list(self._networks[network])
@@ -488,13 +510,14 @@ class Successors:
 
     def _compute(
         self, world: World, move: Move, situation: tuple[Any, ...]
-    ) -> tuple[int, tuple[Violation, ...]]:
+    ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
         self.computed += 1
         after = apply(world, self.policy, move.action)
         violations = tuple(check_step(world, move.action, after, self.policy))
+        exercised = exercised_in_step(world, move.action, after, self.policy)
         key = self.key(after)
         after = self.world(key)  # the interned copy: its node states are the shared objects
-        effect = self._effect(world, move, after, violations)
+        effect = self._effect(world, move, after, violations, exercised)
         if effect is not None and len(situation) == 2 and move.popped >= 0:
             # Keyed by the receiver alone: the sender must have stayed as it was.
             sender = move.action.message.src if move.action.message is not None else -1
@@ -507,10 +530,15 @@ class Successors:
             if effect.budget is not None:
                 effect.budget_id = self._budget_id[effect.budget]
             move.memo[situation] = effect
-        return key, violations
+        return key, violations, exercised
 
     def _effect(
-        self, world: World, move: Move, after: World, violations: tuple[Violation, ...]
+        self,
+        world: World,
+        move: Move,
+        after: World,
+        violations: tuple[Violation, ...],
+        exercised: frozenset[str],
     ) -> Effect | None:
         """What ``move`` changed, or None when it reached beyond its situation."""
         parties = move.parties
@@ -541,7 +569,7 @@ class Successors:
             edits.append((index, dropped, now_ch[kept:]))
         budget = after.budget if move.spends and after.budget != world.budget else None
         clock = after.clock if after.clock != world.clock else None
-        return Effect(tuple(changes), tuple(edits), budget, clock, violations)
+        return Effect(tuple(changes), tuple(edits), budget, clock, violations, exercised)
 
     # --- invariants -----------------------------------------------------------------------------
 
@@ -565,6 +593,21 @@ class Successors:
             assert found == check_state(world, self.policy)
         return found
 
+    def exercised(self, world: World, key: int | None = None) -> frozenset[str]:
+        """:func:`~kadspec.models.checks.exercised_in_state`: the requirements whose invariant
+        premise is live in ``world``, read from the per node state and per network memos."""
+        if key is None:
+            key = self.key(world)
+        found = self._nodes_part(world, key).premises | self._network_part(world, key).premises
+        if self.verify:
+            assert found == exercised_in_state(world, self.policy)
+        return found
+
+    def exercised_quiescent(self, world: World, key: int | None = None) -> frozenset[str]:
+        """:func:`~kadspec.models.checks.exercised_at_quiescence` for a quiescent ``world``
+        (quiescent states are few: not memoized)."""
+        return exercised_at_quiescence(world, self.policy)
+
 
 @attrs.frozen
 class NodesPart:
@@ -575,6 +618,7 @@ class NodesPart:
     busy: bool  # a protocol action or a timer is due (the world is not quiescent)
     violations: tuple[Violation, ...]  # the node invariants
     checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the nodes
+    premises: frozenset[str] = frozenset()  # node premises live (checks.node_premises)
 
 
 @attrs.frozen
@@ -584,6 +628,7 @@ class NetworkPart:
     deliveries: tuple[Move, ...]
     checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the network
     silent: frozenset[StateCheck]  # world invariants that cannot fire with these messages
+    premises: frozenset[str] = frozenset()  # premises of messages in flight
 
 
 #: world invariants by what they read; an invariant in neither set is run on every world
