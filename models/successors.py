@@ -603,7 +603,7 @@ class Successors:
             assert found == exercised_in_state(world, self.policy)
         return found
 
-    def exercised_quiescent(self, world: World, key: int | None = None) -> frozenset[str]:
+    def exercised_at_quiescence(self, world: World, key: int | None = None) -> frozenset[str]:
         """:func:`~kadspec.models.checks.exercised_at_quiescence` for a quiescent ``world``
         (quiescent states are few: not memoized)."""
         return exercised_at_quiescence(world, self.policy)
