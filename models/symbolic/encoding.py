@@ -206,6 +206,7 @@ def reply_class(request: str) -> str:
 
 
 # --- fields ---------------------------------------------------------------------------------
+# Index sets: the entries a field has. The invariants quantify over the same sets.
 
 
 @attrs.frozen
@@ -215,36 +216,44 @@ class Field:
     indices: Callable[[Shape], list[Idx]]
 
 
-def _n(s: Shape) -> list[Idx]:
+def each_node(s: Shape) -> list[Idx]:
+    """Every node."""
     return [(n,) for n in range(s.nodes)]
 
 
-def _nn(s: Shape) -> list[Idx]:
+def each_view(s: Shape) -> list[Idx]:
+    """Every (node, peer) view, the node's view of itself included."""
     return [(n, p) for n in range(s.nodes) for p in range(s.nodes)]
 
 
-def _pairs(s: Shape) -> list[Idx]:
+def each_channel(s: Shape) -> list[Idx]:
+    """Every channel: ordered pairs of distinct nodes."""
     return list(s.pairs())
 
 
-def _nk(s: Shape) -> list[Idx]:
+def each_provide(s: Shape) -> list[Idx]:
+    """Every (node, key) provide."""
     return [(n, k) for n in range(s.nodes) for k in range(s.keys)]
 
 
-def _nks(s: Shape) -> list[Idx]:
+def each_record(s: Shape) -> list[Idx]:
+    """Every (holder, key, provider) record."""
     return [(n, k, p) for n in range(s.nodes) for k in range(s.keys) for p in range(s.nodes)]
 
 
-def _nkp(s: Shape) -> list[Idx]:
-    return [(n, k, p) for n, k, p in _nks(s) if p != n]
+def each_send(s: Shape) -> list[Idx]:
+    """Every (node, key, peer) ADD_PROVIDER a provide may await, peer not the node."""
+    return [(n, k, p) for n, k, p in each_record(s) if p != n]
 
 
-def _slots(s: Shape) -> list[Idx]:
+def each_slot(s: Shape) -> list[Idx]:
+    """Every (node, lookup slot)."""
     return [(n, q) for n in range(s.nodes) for q in range(s.slots)]
 
 
-def _slot_peers(s: Shape) -> list[Idx]:
-    return [(n, q, p) for n, q in _slots(s) for p in range(s.nodes) if p != n]
+def each_slot_peer(s: Shape) -> list[Idx]:
+    """Every (node, lookup slot, peer), peer not the node."""
+    return [(n, q, p) for n, q in each_slot(s) for p in range(s.nodes) if p != n]
 
 
 def _slot_order(s: Shape) -> list[Idx]:
@@ -289,62 +298,62 @@ def _scalar(s: Shape) -> list[Idx]:
 FIELDS: tuple[Field, ...] = (
     Field("clock", "int", _scalar),
     # budget
-    Field("starts", "bool", _n),
-    Field("prov_left", "bool", _nk),
-    Field("find_left", "bool", _nk),
+    Field("starts", "bool", each_node),
+    Field("prov_left", "bool", each_provide),
+    Field("find_left", "bool", each_provide),
     Field("mode_left", "bool", _settings),
     Field("faults", "int", _scalar),
     # nodes
-    Field("up", "bool", _n),
-    Field("mode", "bool", _n),  # True: server
-    Field("setting", "int", _n),
-    Field("candidate", "bool", _n),
-    Field("confirmed", "bool", _n),
-    Field("dial_back_tried", "bool", _n),
-    Field("self_done", "bool", _n),
-    Field("refresh_armed", "bool", _n),
-    Field("refresh_at", "int", _n),
-    Field("boot_tried", "bool", _pairs),
+    Field("up", "bool", each_node),
+    Field("mode", "bool", each_node),  # True: server
+    Field("setting", "int", each_node),
+    Field("candidate", "bool", each_node),
+    Field("confirmed", "bool", each_node),
+    Field("dial_back_tried", "bool", each_node),
+    Field("self_done", "bool", each_node),
+    Field("refresh_armed", "bool", each_node),
+    Field("refresh_at", "int", each_node),
+    Field("boot_tried", "bool", each_channel),
     # peer views
-    Field("conn", "int", _nn),
-    Field("proto", "int", _nn),
-    Field("addr", "int", _nn),
-    Field("in_table", "bool", _nn),
-    Field("failed", "bool", _nn),
+    Field("conn", "int", each_view),
+    Field("proto", "int", each_view),
+    Field("addr", "int", each_view),
+    Field("in_table", "bool", each_view),
+    Field("failed", "bool", each_view),
     # lookups
-    Field("active", "bool", _slots),
-    Field("seen", "bool", _slot_peers),
-    Field("inflight", "bool", _slot_peers),
-    Field("dl_inflight", "int", _slot_peers),  # the request's deadline (0: none)
-    Field("answered", "bool", _slot_peers),
-    Field("lfailed", "bool", _slot_peers),
+    Field("active", "bool", each_slot),
+    Field("seen", "bool", each_slot_peer),
+    Field("inflight", "bool", each_slot_peer),
+    Field("dl_inflight", "int", each_slot_peer),  # the request's deadline (0: none)
+    Field("answered", "bool", each_slot_peer),
+    Field("lfailed", "bool", each_slot_peer),
     Field("older", "bool", _slot_order),
     # provides
-    Field("providing", "bool", _nk),
-    Field("phase", "int", _nk),
-    Field("outcome", "int", _nk),
-    Field("delivered", "int", _nk),
-    Field("attempts", "int", _nk),
-    Field("retry_armed", "bool", _nk),
-    Field("retry_at", "int", _nk),
-    Field("backoff", "int", _nk),
-    Field("repub_set", "bool", _nk),
-    Field("repub_at", "int", _nk),
-    Field("pub_set", "bool", _nk),
-    Field("pub_at", "int", _nk),
-    Field("pending", "bool", _nkp),
-    Field("dl_pending", "int", _nkp),
-    Field("acked", "bool", _nkp),
+    Field("providing", "bool", each_provide),
+    Field("phase", "int", each_provide),
+    Field("outcome", "int", each_provide),
+    Field("delivered", "int", each_provide),
+    Field("attempts", "int", each_provide),
+    Field("retry_armed", "bool", each_provide),
+    Field("retry_at", "int", each_provide),
+    Field("backoff", "int", each_provide),
+    Field("repub_set", "bool", each_provide),
+    Field("repub_at", "int", each_provide),
+    Field("pub_set", "bool", each_provide),
+    Field("pub_at", "int", each_provide),
+    Field("pending", "bool", each_send),
+    Field("dl_pending", "int", each_send),
+    Field("acked", "bool", each_send),
     # records: holder, key, provider
-    Field("has", "bool", _nks),
-    Field("expires", "int", _nks),
+    Field("has", "bool", each_record),
+    Field("expires", "int", each_record),
     # channels
     Field("count", "int", _channel_classes),
-    Field("last_srv", "bool", _pairs),
-    Field("first_srv", "bool", _pairs),
-    Field("first_push", "bool", _pairs),  # the oldest identify is an IDENTIFY_PUSH
-    Field("last_push", "bool", _pairs),
-    Field("head_ident", "int", _pairs),
+    Field("last_srv", "bool", each_channel),
+    Field("first_srv", "bool", each_channel),
+    Field("first_push", "bool", each_channel),  # the oldest identify is an IDENTIFY_PUSH
+    Field("last_push", "bool", each_channel),
+    Field("head_ident", "int", each_channel),
     Field("claims", "bool", _claims),
     Field("rep_closer", "bool", _reply_contents),  # closer peers of the oldest reply per class
 )
@@ -598,6 +607,24 @@ class SymConfig:
             f"republish_interval={ev(self.interval)} reach=[{reach}] bootstrap=[{boot}] "
             f"{' '.join(same) or 'no key equals a node ID'} faults=[{faults}]"
         )
+
+
+def initial_mode(setting: Term, confirmed: Term) -> Term:
+    """``state.initial_mode``, as a term: True (server) for the server setting, or for the
+    automatic one once an external address is confirmed."""
+    return or_(
+        and_(eq(setting, int(ModeSetting.AUTO)), confirmed),
+        eq(setting, int(ModeSetting.SERVER)),
+    )
+
+
+def identify_count(st: SymState, src: int, dst: int) -> Term:
+    """How many identify messages (IDENTIFY and IDENTIFY_PUSH) are in flight from src to dst."""
+    classes = st.shape.classes
+    return add(
+        st("count", src, dst, classes.index("IDENTIFY")),
+        st("count", src, dst, classes.index("PUSH")),
+    )
 
 
 def shape_of(world: World) -> Shape:
@@ -1126,10 +1153,7 @@ class _Effect:
         return self.shape.classes.index(cls)
 
     def identify_count(self, src: int, dst: int) -> Term:
-        return add(
-            self.g("count", src, dst, self.cls_index("IDENTIFY")),
-            self.g("count", src, dst, self.cls_index("PUSH")),
-        )
+        return identify_count(self.st, src, dst)
 
     def other_count(self, src: int, dst: int) -> Term:
         total: Term = 0
@@ -1258,12 +1282,6 @@ class _Effect:
 
     # -- addresses
 
-    def initial_mode(self, setting: Term, confirmed: Term) -> Term:
-        return or_(
-            and_(eq(setting, int(ModeSetting.AUTO)), confirmed),
-            eq(setting, int(ModeSetting.SERVER)),
-        )
-
     def on_identify(self, w: Term, n: int, p: int, server: Term, is_identify: bool) -> None:
         if self.policy.discard_identify_after_close:
             w = and_(w, self.connected(n, p))
@@ -1286,7 +1304,7 @@ class _Effect:
         self.update_mode(w, n)
 
     def update_mode(self, w: Term, n: int) -> None:
-        new = self.initial_mode(self.g("setting", n), self.g("confirmed", n))
+        new = initial_mode(self.g("setting", n), self.g("confirmed", n))
         changed = and_(w, ne(new, self.g("mode", n)))
         self.put(changed, "mode", (n,), new)
         if self.policy.push_mode_changes:
@@ -1681,7 +1699,7 @@ class _Effect:
     def reset_node(self, w: Term, n: int, *, up: bool) -> None:
         """The NodeState that lifecycle.start (up) or lifecycle.crash (down) builds."""
         self.put(w, "up", (n,), up)
-        self.put(w, "mode", (n,), self.initial_mode(self.g("setting", n), False))
+        self.put(w, "mode", (n,), initial_mode(self.g("setting", n), False))
         for f in ("candidate", "confirmed", "dial_back_tried", "self_done"):
             self.put(w, f, (n,), False)
         self.put(w, "refresh_armed", (n,), up)
@@ -2132,6 +2150,16 @@ __all__ = [
     "Values",
     "class_family",
     "classify",
+    "each_channel",
+    "each_node",
+    "each_provide",
+    "each_record",
+    "each_send",
+    "each_slot",
+    "each_slot_peer",
+    "each_view",
+    "identify_count",
+    "initial_mode",
     "instance_of",
     "instances",
     "is_exact",
