@@ -44,9 +44,16 @@ from kadspec.models.symbolic.encoding import (
 )
 
 CANONICAL_IDS = (0b1000, 0b0011, 0b0101, 0b1110, 0b0110)
-"""IDs given to nodes 0..4 (the first three are the scenarios' own)."""
+"""IDs given to nodes 0..4 (the first three are the scenarios' own); further nodes take the
+smallest 4-bit values left (:func:`canonical_ids`)."""
 
 ID_BITS = 4
+
+
+def canonical_ids(nodes: int) -> tuple[int, ...]:
+    """The IDs of ``nodes`` nodes in a counterexample: CANONICAL_IDS, then the smallest unused."""
+    extra = [v for v in range(1 << ID_BITS) if v not in CANONICAL_IDS]
+    return (CANONICAL_IDS + tuple(extra))[:nodes]
 
 
 def concrete_config(
@@ -56,7 +63,7 @@ def concrete_config(
     reachability, bootstrap lists, timing and key-equals-ID constants."""
     shape = cfg.shape
     n = shape.nodes
-    ids = CANONICAL_IDS[:n]
+    ids = canonical_ids(n)
     spare = [v for v in range(1 << ID_BITS) if v not in ids]
     keys = []
     for k in range(shape.keys):
@@ -291,4 +298,4 @@ def _message(v: Values, config: Config, a: int, b: int, i: int, cls: str, copy: 
     return Message(Kind.ADD_PROVIDER, a, b, key=k, provider=a, public=cls.startswith("AP_PUB"))
 
 
-__all__ = ["CANONICAL_IDS", "concrete_config", "concretize"]
+__all__ = ["CANONICAL_IDS", "canonical_ids", "concrete_config", "concretize"]
