@@ -1,13 +1,20 @@
 """Runs of the checking engines, as plain data: what ``kadspec check`` and ``kadspec mutants`` do.
 
 Nothing here prints; the command line renders these reports as tables and JSON.
+
+A requirement's status is honest (issue 7): it *holds* only where a scenario was explored to
+the end and the requirement's premise was live in some explored state, transition or quiescent
+state; it is *violated* with a counterexample; *not exercised* where every run ended but its
+premise was never live; *unchecked* where a run stopped early (at a first violation or a cap),
+or a progress requirement met no quiescent state. MUST-level and SHOULD-level violations are
+kept apart: only a MUST violation fails a run, unless ``strict``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
 
 import attrs
 
@@ -19,15 +26,29 @@ from kadspec.models.policy import SPEC, Policy
 from kadspec.models.requirements_registry import requirements_of
 from kadspec.models.scenarios import SCENARIOS, Scenario
 from kadspec.models.trace import render, to_itf
-from kadspec.spec import requirements
+from kadspec.spec import requirement, requirements
 
 Progress = Callable[[str], None]
+Status = Literal["holds", "violated", "not exercised", "unchecked"]
+STATUSES: tuple[Status, ...] = ("holds", "violated", "not exercised", "unchecked")
 
 CONFIG_CHECKS = (check_timing_defaults,)
 
+#: exit codes, the same for every command
+EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+#: default caps of one ``check`` (and of the check inside ``verify``); both overridable
+DEFAULT_MAX_STATES = 2_000_000  # per scenario: about 300 MB of explorer memory
+DEFAULT_MAX_SECONDS = 600.0  # for the whole run
+
+
+def is_must(rid: str) -> bool:
+    """A MUST or MUST NOT requirement (its violation fails a run); SHOULD and MAY otherwise."""
+    return requirement(rid).level.startswith("MUST")
+
 
 def checks_by_requirement() -> dict[str, list[str]]:
-    """requirement ID -> names of the model checks that carry it."""
+    """requirement ID -> names of the model checks that carry it, as ``kind:function``."""
     table: dict[str, list[str]] = {rid: [] for rid in requirements()}
     groups: Iterable[tuple[str, tuple[Callable[..., Any], ...]]] = (
         ("invariant", NODE_INVARIANTS + WORLD_INVARIANTS),
@@ -38,8 +59,13 @@ def checks_by_requirement() -> dict[str, list[str]]:
     for kind, checks in groups:
         for check in checks:
             for rid in requirements_of(check):
-                table[rid].append(f"{kind}:{check.__name__}")
+                if rid in table:
+                    table[rid].append(f"{kind}:{check.__name__}")
     return table
+
+
+def _kinds(checked_by: list[str]) -> set[str]:
+    return {name.split(":", 1)[0] for name in checked_by}
 
 
 @attrs.frozen
@@ -47,79 +73,157 @@ class ScenarioRun:
     scenario: Scenario
     exploration: Exploration
 
+    @property
+    def witnesses(self) -> tuple[str, ...]:
+        return tuple(w.name for w in getattr(self.scenario, "witnesses", ()))
+
+    @property
+    def witnesses_missed(self) -> tuple[str, ...]:
+        """Witnesses no explored state reached, judged only when the exploration ended."""
+        if self.exploration.stop_reason != "complete":
+            return ()
+        return tuple(w for w in self.witnesses if w not in self.exploration.witnesses_reached)
+
+    def status(self, rid: str, checked_by: list[str]) -> Status:
+        """This run's verdict on one requirement (config requirements are judged apart)."""
+        e = self.exploration
+        if rid in e.counterexamples:
+            return "violated"
+        if e.stop_reason != "complete":
+            return "unchecked"
+        if "progress" in _kinds(checked_by) and e.quiescent_states == 0:
+            return "unchecked"
+        return "holds" if e.exercised.get(rid, 0) > 0 else "not exercised"
+
+
+def combine(statuses: Iterable[Status]) -> Status:
+    """One status from several scenarios': violated anywhere, else held in one, else unchecked
+    in one (it might have failed there), else not exercised."""
+    seen = set(statuses)
+    order: tuple[Status, ...] = ("violated", "holds", "unchecked")
+    for status in order:
+        if status in seen:
+            return status
+    return "not exercised" if seen else "unchecked"
+
+
+@attrs.frozen
+class Caps:
+    """The limits of one run, reported with it."""
+
+    max_states: int | None = DEFAULT_MAX_STATES
+    max_seconds: float | None = DEFAULT_MAX_SECONDS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_states": self.max_states, "max_seconds": self.max_seconds}
+
+    def describe(self) -> str:
+        states = "no state cap" if self.max_states is None else f"{self.max_states:,} states"
+        seconds = "no time cap" if self.max_seconds is None else f"{self.max_seconds:g} s"
+        return f"caps: {states} per scenario, {seconds} per run"
+
 
 @attrs.frozen
 class CheckReport:
-    """``kadspec check``: every scenario explored under one policy, every requirement's status."""
+    """``kadspec check``: scenarios explored under one policy, every requirement's status."""
 
     policy_name: str
     runs: tuple[ScenarioRun, ...]
     config_problems: tuple[str, ...]
     seconds: float
+    not_run: tuple[str, ...] = ()  # scenarios skipped after a run stopped at a violation
+    caps: Caps = Caps()
+    strict: bool = False
+    keep_going: bool = False
 
     @property
     def counterexample(self) -> Counterexample | None:
-        return next(
-            (
-                r.exploration.counterexample
-                for r in self.runs
-                if r.exploration.counterexample is not None
-            ),
-            None,
-        )
+        """The first counterexample of a failing requirement (else of any), for the text."""
+        found = self.counterexamples()
+        failing = [rid for rid in found if self.fails(rid)]
+        chosen = failing or list(found)
+        return found[chosen[0]] if chosen else None
+
+    def counterexamples(self) -> dict[str, Counterexample]:
+        """requirement ID -> its first counterexample, over the runs in order."""
+        found: dict[str, Counterexample] = {}
+        for run in self.runs:
+            for rid, ce in run.exploration.counterexamples.items():
+                found.setdefault(rid, ce)
+        return found
+
+    def fails(self, rid: str) -> bool:
+        """Whether a violation of ``rid`` fails the run (MUST level, or any under strict)."""
+        return self.strict or is_must(rid)
 
     @property
     def incomplete(self) -> tuple[str, ...]:
+        """Scenarios whose exploration hit a cap."""
         return tuple(
             r.scenario.name
             for r in self.runs
-            if not r.exploration.complete and r.exploration.counterexample is None
+            if r.exploration.stop_reason in ("state-cap", "time-cap")
         )
+
+    def witnesses_missed(self) -> dict[str, tuple[str, ...]]:
+        return {r.scenario.name: r.witnesses_missed for r in self.runs if r.witnesses_missed}
+
+    def status(self) -> dict[str, Status]:
+        """requirement ID -> holds | violated | not exercised | unchecked."""
+        checks = checks_by_requirement()
+        config_broken = bool(self.config_problems)
+        result: dict[str, Status] = {}
+        for rid in requirements():
+            kinds = _kinds(checks[rid])
+            if not kinds:
+                result[rid] = "unchecked"
+            elif kinds == {"config"}:
+                result[rid] = "violated" if config_broken else "holds"
+            else:
+                result[rid] = combine(r.status(rid, checks[rid]) for r in self.runs)
+        return result
+
+    def violated(self) -> tuple[list[str], list[str]]:
+        """The violated requirements that fail the run, and those only listed (SHOULD)."""
+        broken = [rid for rid, s in self.status().items() if s == "violated"]
+        return [r for r in broken if self.fails(r)], [r for r in broken if not self.fails(r)]
+
+    @property
+    def exit_code(self) -> int:
+        failing, _ = self.violated()
+        if failing or self.witnesses_missed():
+            return EXIT_VIOLATION
+        if self.incomplete or "unchecked" in self.status().values():
+            return EXIT_INCOMPLETE
+        return EXIT_OK
 
     @property
     def ok(self) -> bool:
-        return self.counterexample is None and not self.config_problems and not self.incomplete
+        return self.exit_code == EXIT_OK
 
-    def status(self) -> dict[str, str]:
-        """requirement ID -> holds | violated | unchecked (no scenario completed)."""
-        broken = set(self.counterexample.requirements) if self.counterexample else set()
-        if self.config_problems:
-            broken |= {"TIME-01", "TIME-02", "TIME-03"}
-        covered = checks_by_requirement()
-        result = {}
-        for rid in requirements():
-            if rid in broken:
-                result[rid] = "violated"
-            elif not covered[rid] or (self.incomplete and not self.runs):
-                result[rid] = "unchecked"
-            else:
-                result[rid] = "holds"
-        return result
+    def exercised(self) -> dict[str, int]:
+        total: dict[str, int] = {rid: 0 for rid in requirements()}
+        for run in self.runs:
+            for rid, times in run.exploration.exercised.items():
+                if rid in total:
+                    total[rid] += times
+        return total
 
     def to_json(self) -> dict[str, Any]:
         status = self.status()
         checks = checks_by_requirement()
-        ce = self.counterexample
+        exercised = self.exercised()
+        failing, listed = self.violated()
         return {
             "policy": self.policy_name,
             "ok": self.ok,
+            "exit_code": self.exit_code,
+            "strict": self.strict,
+            "keep_going": self.keep_going,
+            "caps": self.caps.to_json(),
             "seconds": round(self.seconds, 3),
-            "scenarios": [
-                {
-                    "name": r.scenario.name,
-                    "nodes": len(r.scenario.config.nodes),
-                    "states": r.exploration.states,
-                    "transitions": r.exploration.transitions,
-                    "depth": r.exploration.depth,
-                    "complete": r.exploration.complete,
-                    "seconds": round(r.exploration.seconds, 3),
-                    "states_per_second": round(r.exploration.states_per_second),
-                    "violated": list(r.exploration.counterexample.requirements)
-                    if r.exploration.counterexample
-                    else [],
-                }
-                for r in self.runs
-            ],
+            "scenarios": [_run_json(r, checks) for r in self.runs],
+            "not_run": list(self.not_run),
             "requirements": [
                 {
                     "id": rid,
@@ -127,15 +231,59 @@ class CheckReport:
                     "level": req.level,
                     "check": req.check,
                     "status": status[rid],
+                    "exercised": exercised[rid],
                     "checked_by": checks[rid],
                 }
                 for rid, req in requirements().items()
             ],
+            "summary": {
+                **{
+                    s.replace(" ", "_"): sum(1 for v in status.values() if v == s) for s in STATUSES
+                },
+                "violated_must": [r for r in failing + listed if is_must(r)],
+                "violated_should": [r for r in failing + listed if not is_must(r)],
+                "failing": failing,
+            },
+            "witnesses_missed": {k: list(v) for k, v in self.witnesses_missed().items()},
             "config_problems": list(self.config_problems),
-            "counterexample": None
-            if ce is None
-            else {"requirements": list(ce.requirements), "text": render(ce), "itf": to_itf(ce)},
+            "counterexamples": [
+                _counterexample_json(rid, ce) for rid, ce in self.counterexamples().items()
+            ],
         }
+
+
+def _run_json(run: ScenarioRun, checks: Mapping[str, list[str]]) -> dict[str, Any]:
+    e = run.exploration
+    return {
+        "name": run.scenario.name,
+        "nodes": len(run.scenario.config.nodes),
+        "states": e.states,
+        "transitions": e.transitions,
+        "quiescent_states": e.quiescent_states,
+        "depth": e.depth,
+        "stop_reason": e.stop_reason,
+        "complete": e.complete,
+        "seconds": round(e.seconds, 3),
+        "states_per_second": round(e.states_per_second),
+        "violated": sorted(e.counterexamples),
+        "exercised": dict(sorted(e.exercised.items())),
+        "statuses": {
+            rid: run.status(rid, c) for rid, c in checks.items() if _kinds(c) - {"config"}
+        },
+        "witnesses": list(run.witnesses),
+        "witnesses_reached": sorted(e.witnesses_reached),
+    }
+
+
+def _counterexample_json(rid: str, ce: Counterexample) -> dict[str, Any]:
+    return {
+        "requirement": rid,
+        "level": requirement(rid).level,
+        "requirements": list(ce.requirements),
+        "steps": len(ce.steps),
+        "text": render(ce),
+        "itf": to_itf(ce),
+    }
 
 
 def run_check(
@@ -143,24 +291,77 @@ def run_check(
     scenarios: Iterable[Scenario],
     *,
     policy_name: str = "spec",
-    max_states: int | None = None,
+    max_states: int | None = DEFAULT_MAX_STATES,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    keep_going: bool = False,
+    strict: bool = False,
     progress: Progress | None = None,
 ) -> CheckReport:
-    """Explore every scenario exhaustively under ``policy``; stop at the first counterexample."""
+    """Explore every scenario exhaustively under ``policy``.
+
+    A violation of a failing requirement (MUST, or any under ``strict``) ends the run unless
+    ``keep_going``; a SHOULD violation is recorded and the search goes on. ``max_states`` caps
+    each scenario, ``max_seconds`` the whole run.
+    """
     started = time.perf_counter()
     runs: list[ScenarioRun] = []
     problems = tuple(p for check in CONFIG_CHECKS for p in check())
-    for scenario in scenarios:
+    stop_at = None if strict else frozenset(rid for rid in requirements() if is_must(rid))
+    pending = list(scenarios)
+    while pending:
+        scenario = pending.pop(0)
+        left = (
+            None if max_seconds is None else max(0.0, max_seconds - (time.perf_counter() - started))
+        )
+        begun = time.perf_counter()
 
-        def report(states: int, transitions: int, depth: int, name: str = scenario.name) -> None:
+        def report(
+            states: int, transitions: int, depth: int, name: str = scenario.name, t0: float = begun
+        ) -> None:
             if progress is not None:
-                progress(f"exploring {name}: {states:,} states, depth {depth}")
+                rate = states / max(time.perf_counter() - t0, 1e-9)
+                progress(
+                    f"exploring {name}: {states:,} states, depth {depth}, "
+                    f"{rate:,.0f} states/s, {memory_mb():,.0f} MB"
+                )
 
-        exploration = explore(scenario.initial(), policy, max_states=max_states, progress=report)
+        exploration = explore(
+            scenario.initial(),
+            policy,
+            max_states=max_states,
+            max_seconds=left,
+            keep_going=keep_going,
+            stop_at=stop_at,
+            witnesses=getattr(scenario, "witnesses", ()),
+            progress=report,
+        )
         runs.append(ScenarioRun(scenario, exploration))
-        if exploration.counterexample is not None:
+        if exploration.stop_reason in ("violation", "time-cap"):
             break
-    return CheckReport(policy_name, tuple(runs), problems, time.perf_counter() - started)
+    return CheckReport(
+        policy_name,
+        tuple(runs),
+        problems,
+        time.perf_counter() - started,
+        tuple(s.name for s in pending),
+        Caps(max_states, max_seconds),
+        strict,
+        keep_going,
+    )
+
+
+def memory_mb() -> float:
+    """This process's resident memory in MB (its peak where the current one is unknown)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError, AttributeError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 @attrs.frozen
@@ -173,6 +374,11 @@ class MutantRun:
     seconds: float
     states: int | None
 
+    @property
+    def caught(self) -> bool:
+        """Detected by the requirement the mutant is expected to break."""
+        return self.detected and self.mutant.expected in self.violated
+
     def to_json(self) -> dict[str, Any]:
         ce = self.counterexample
         return {
@@ -181,7 +387,9 @@ class MutantRun:
             "summary": self.mutant.summary,
             "scenario": self.mutant.scenario,
             "expected": self.mutant.expected,
+            "level": requirement(self.mutant.expected).level,
             "detected": self.detected,
+            "caught": self.caught,
             "violated": list(self.violated),
             "counterexample_length": len(ce.steps) if ce else None,
             "seconds": round(self.seconds, 3),
@@ -211,7 +419,11 @@ def hunt_with_explorer(mutant: Mutant, max_states: int | None = 2_000_000) -> Mu
     )
 
 
-def hunt_with_hypothesis(mutant: Mutant, max_examples: int = 2000) -> MutantRun:
+#: the Hypothesis budget of ``mutants --engine hypothesis`` and of ``verify``
+HYPOTHESIS_EXAMPLES = 2000
+
+
+def hunt_with_hypothesis(mutant: Mutant, max_examples: int = HYPOTHESIS_EXAMPLES) -> MutantRun:
     from kadspec.models.stateful import hunt  # Hypothesis is imported only when asked for
 
     started = time.perf_counter()
@@ -223,32 +435,51 @@ def hunt_with_hypothesis(mutant: Mutant, max_examples: int = 2000) -> MutantRun:
     )
 
 
-ENGINES: dict[str, Callable[[Mutant], MutantRun]] = {
+ENGINES: dict[str, Callable[..., MutantRun]] = {
     "explorer": hunt_with_explorer,
     "hypothesis": hunt_with_hypothesis,
 }
 
 
 def run_mutants(
-    mutants: Iterable[Mutant], engines: Iterable[str], progress: Progress | None = None
+    mutants: Iterable[Mutant],
+    engines: Iterable[str],
+    progress: Progress | None = None,
+    *,
+    hypothesis_examples: int = HYPOTHESIS_EXAMPLES,
 ) -> list[MutantRun]:
     runs = []
+    engines = tuple(engines)
     for mutant in mutants:
         for engine in engines:
             if progress is not None:
                 progress(f"hunting {mutant.name} with the {engine}")
-            runs.append(ENGINES[engine](mutant))
+            if engine == "hypothesis":
+                runs.append(hunt_with_hypothesis(mutant, hypothesis_examples))
+            else:
+                runs.append(ENGINES[engine](mutant))
     return runs
 
 
 def mutants_ok(runs: Iterable[MutantRun]) -> bool:
-    """Every mutant detected, by at least one engine, violating its expected requirement."""
-    detected: dict[str, bool] = {}
-    for run in runs:
-        detected[run.mutant.name] = detected.get(run.mutant.name, False) or (
-            run.detected and run.mutant.expected in run.violated
-        )
-    return all(detected.values()) and bool(detected)
+    """Every mutant caught (detected violating its expected requirement) by every engine that
+    hunted it: an engine that misses a bug is a failure of that engine, not a pass."""
+    runs = list(runs)
+    return bool(runs) and all(r.caught for r in runs)
+
+
+def mutants_json(runs: Iterable[MutantRun]) -> dict[str, Any]:
+    """The mutants part of a report (``kadspec mutants --json`` and ``verify``'s)."""
+    runs = list(runs)
+    engines = sorted({r.engine for r in runs})
+    return {
+        "ok": mutants_ok(runs),
+        "exit_code": EXIT_OK if mutants_ok(runs) else EXIT_VIOLATION,
+        "engines": engines,
+        "caught": {e: sum(1 for r in runs if r.engine == e and r.caught) for e in engines},
+        "total": len({r.mutant.name for r in runs}),
+        "mutants": [r.to_json() for r in runs],
+    }
 
 
 def all_scenarios() -> list[Scenario]:

@@ -38,11 +38,10 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import attrs
 
-from kadspec.models import checks
 from kadspec.models.actions import Action, apply, enabled
 from kadspec.models.checks import Violation, check_quiescent, check_state, check_step
 from kadspec.models.policy import Policy
@@ -116,8 +115,6 @@ class Exploration:
 
 
 Progress = Callable[[int, int, int], None]  # states, transitions, depth
-Premises = Callable[[World, int], Iterable[str]]
-StepPremises = Callable[[World, Action, int], Iterable[str]]
 
 
 def explore(
@@ -184,42 +181,6 @@ class _Limits:
     target: str | None
 
 
-def _premise_probes(engine: Successors, policy: Policy) -> tuple[Premises, StepPremises, Premises]:
-    """The premise tests of ``kadspec.models.checks`` (memoized by the engine where it offers
-    them): for a state, a transition (pre, action, post key), and a quiescent state. Where
-    a test is missing nothing counts as exercised, so a report says "not exercised" rather
-    than a false "holds"."""
-    nothing: frozenset[str] = frozenset()
-    on_engine = getattr(engine, "exercised", None)
-    in_state: Any = getattr(checks, "exercised_in_state", None)
-    in_step: Any = getattr(checks, "exercised_in_step", None)
-    at_rest: Any = getattr(checks, "exercised_at_quiescence", None)
-    engine_step: Any = getattr(engine, "exercised_step", None)
-    engine_rest: Any = getattr(engine, "exercised_at_quiescence", None)
-
-    def state(world: World, key: int) -> Iterable[str]:
-        if on_engine is not None:
-            found: Iterable[str] = on_engine(world, key)
-            return found
-        return in_state(world, policy) if in_state is not None else nothing
-
-    def step(world: World, action: Action, after: int) -> Iterable[str]:
-        if engine_step is not None:
-            found: Iterable[str] = engine_step(world, action, after)
-            return found
-        if in_step is None:
-            return nothing
-        return in_step(world, action, engine.world(after), policy)  # type: ignore[no-any-return]
-
-    def quiescent(world: World, key: int) -> Iterable[str]:
-        if engine_rest is not None:
-            found: Iterable[str] = engine_rest(world, key)
-            return found
-        return at_rest(world, policy) if at_rest is not None else nothing
-
-    return state, step, quiescent
-
-
 def _explore(
     initial: World,
     policy: Policy,
@@ -234,7 +195,6 @@ def _explore(
     max_states = limits.max_states
     target = limits.target
     engine = Successors(initial, policy)
-    premises_of_state, premises_of_step, premises_at_rest = _premise_probes(engine, policy)
     # Premise sets recur (most states exercise the same few requirements): count each set
     # once per occurrence, expand to requirements at the end.
     state_sets: dict[frozenset[str], int] = {}
@@ -313,10 +273,9 @@ def _explore(
             waiting.remove(w)
             reached.add(w.name)
 
-    def count(sets: dict[frozenset[str], int], ids: Iterable[str]) -> None:
-        key = ids if isinstance(ids, frozenset) else frozenset(ids)
-        if key:
-            sets[key] = sets.get(key, 0) + 1
+    def count(sets: dict[frozenset[str], int], ids: frozenset[str]) -> None:
+        if ids:
+            sets[ids] = sets.get(ids, 0) + 1
 
     def trace(index: int, last: Action | None, kind: str, wanted: str | None) -> Counterexample:
         actions: list[Action] = []
@@ -331,7 +290,7 @@ def _explore(
         return _rebuild(initial, policy, actions, kind, wanted, engine, orbit)
 
     root = engine.world(root_key)
-    count(state_sets, premises_of_state(root, root_key))
+    count(state_sets, engine.exercised(root, root_key))
     if waiting:
         witness(root)
     violations = engine.invariants(root, root_key)
@@ -361,7 +320,7 @@ def _explore(
             moves, quiet = engine.enabled(world, key)
             if quiet:
                 quiescent_states += 1
-                count(state_sets, premises_at_rest(world, key))
+                count(state_sets, engine.exercised_at_quiescence(world, key))
                 stalled = check_quiescent(world, policy)
                 if stalled:
                     stop = stops(stalled, index, None, "quiescent")
@@ -370,9 +329,10 @@ def _explore(
             if reduction is not None:
                 moves = reduction.ample(world, key, moves, engine, old)
             for move in moves:
-                after, step_violations = engine.step(world, key, move)
+                after, step_violations, step_premises = engine.step_with_premises(world, key, move)
                 transitions += 1
-                count(step_sets, premises_of_step(world, move.action, after))
+                if step_premises:
+                    step_sets[step_premises] = step_sets.get(step_premises, 0) + 1
                 if orbit is not None:
                     after = orbit(after)
                 if after in seen:
@@ -391,7 +351,9 @@ def _explore(
                 successor = engine.world(after)
                 if len(following_worlds) < _KEEP_WORLDS:
                     following_worlds.append(successor)
-                count(state_sets, premises_of_state(successor, after))
+                live = engine.exercised(successor, after)
+                if live:
+                    state_sets[live] = state_sets.get(live, 0) + 1
                 if waiting:
                     witness(successor)
                 found = engine.invariants(successor, after)
