@@ -1,12 +1,19 @@
 """User-supplied scenarios: a small TOML file describing a network to check.
 
-Every field is validated, and an error names the field, what was expected and what arrived::
+The format is specified in docs/network-file.rst; commented examples ship with the package
+(``kadspec example-config``). Every field is validated before anything is explored, and an
+error names the field, what was expected and what arrived::
 
-    horizon = 3
-    faults = 1
-    fault_kinds = ["crash", "lose"]
+    horizon = 3                  # the model clock stops here: timers due later never fire
+    faults = 1                   # how many faults the environment may inject
+    fault_kinds = ["crash"]      # crash | restart | disconnect | lose | forge_add_provider
     keys = [6]
     provides = [[1, 0]]          # node 1 may provide key number 0
+    finds = [[2, 0]]             # node 2 may look key number 0 up
+    mode_changes = [[1, "client"]]  # node 1's operator may switch it to client mode once
+
+    [timing]                     # protocol constants, integers (see Timing)
+    k = 2
 
     [[node]]
     id = 8
@@ -21,45 +28,148 @@ Every field is validated, and an error names the field, what was expected and wh
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kadspec.models.config import Config, ConfigError, ModeSetting, NodeConfig, Reach
+import attrs
+
+from kadspec.models.config import Config, ConfigError, ModeSetting, NodeConfig, Reach, Timing
 from kadspec.models.scenarios import MODEL_TIMING, Scenario
 from kadspec.models.state import FAULT_KINDS
 
 MAX_HORIZON = 12
 MAX_FAULTS = 4
+MAX_FILE_BYTES = 1 << 20
+
+#: top-level fields -> what they hold (the reference page lists the same)
+FIELDS = {
+    "horizon": "the model clock's last value: timers due after it never fire (0..12)",
+    "faults": "how many faults the environment may inject (0..4)",
+    "fault_kinds": f"which faults: a list of {', '.join(FAULT_KINDS)}",
+    "keys": "the keys (small IDs) that may be provided or found",
+    "id_bits": "the ID width in bits (1..8); node IDs and keys must fit",
+    "provides": "[node, key] pairs: the user of node may call provide(key) once",
+    "finds": "[node, key] pairs: the user of node may call find_providers(key) once",
+    "mode_changes": '[node, "auto"|"client"|"server"] pairs: the operator may switch once',
+    "timing": "a table of protocol constants (k, alpha, durations), integers",
+    "node": "one [[node]] table per node, in order: node 0 first",
+    "name": "a name for the reports (default: the file name)",
+    "summary": "one line saying what the network is for",
+}
+NODE_FIELDS = {
+    "id": "the node's ID (an integer that fits in id_bits)",
+    "mode": "auto | client | server (default auto)",
+    "reach": "public | nat (default public)",
+    "bootstrap": "indexes of the nodes it bootstraps from (default none)",
+}
+MODES = {"auto": ModeSetting.AUTO, "client": ModeSetting.CLIENT, "server": ModeSetting.SERVER}
+REACHES = {"public": Reach.PUBLIC, "nat": Reach.NAT}
 
 
-def _int(value: Any, field: str, low: int, high: int) -> int:
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int(value: Any, field: str, low: int, high: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{field}: expected an integer, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigError(f"{field}: {value} is outside {low}..{high}")
+        raise ConfigError(f"{field}: expected an integer, got {_show(value)}")
+    if value < low or (high is not None and value > high):
+        upper = "" if high is None else str(high)
+        raise ConfigError(f"{field}: {value} is outside {low}..{upper}")
     return value
 
 
-def _choice(value: Any, field: str, choices: dict[str, Any]) -> Any:
-    if value not in choices:
-        raise ConfigError(f"{field}: expected one of {sorted(choices)}, got {value!r}")
+def _choice(value: Any, field: str, choices: Mapping[str, Any]) -> Any:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{field}: expected one of {', '.join(choices)}, got {_show(value)}")
     return choices[value]
 
 
-def _pairs(value: Any, field: str, nodes: int, keys: int) -> tuple[tuple[int, int], ...]:
+def _list(value: Any, field: str, what: str) -> list[Any]:
     if not isinstance(value, list):
-        raise ConfigError(f"{field}: expected a list of [node, key] pairs, got {value!r}")
+        raise ConfigError(f"{field}: expected a list of {what}, got {_show(value)}")
+    return value
+
+
+def _table(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{field}: expected a table, got {_show(value)}")
+    return value
+
+
+def _known(table: Mapping[str, Any], where: str, known: Mapping[str, str]) -> None:
+    for field in table:
+        if field not in known:
+            raise ConfigError(f"{where}{field}: unknown field (expected one of {', '.join(known)})")
+
+
+def _pairs(value: Any, field: str, nodes: int, keys: int) -> tuple[tuple[int, int], ...]:
     out = []
-    for i, pair in enumerate(value):
+    for i, pair in enumerate(_list(value, field, "[node, key] pairs")):
         if not isinstance(pair, list) or len(pair) != 2:
-            raise ConfigError(f"{field}[{i}]: expected [node, key], got {pair!r}")
+            raise ConfigError(f"{field}[{i}]: expected [node, key], got {_show(pair)}")
         out.append(
             (
                 _int(pair[0], f"{field}[{i}] node", 0, nodes - 1),
                 _int(pair[1], f"{field}[{i}] key", 0, keys - 1),
             )
         )
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{field}: a [node, key] pair is given twice")
     return tuple(out)
+
+
+def _mode_changes(value: Any, nodes: int) -> tuple[tuple[int, ModeSetting], ...]:
+    out = []
+    for i, pair in enumerate(_list(value, "mode_changes", '[node, "mode"] pairs')):
+        where = f"mode_changes[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(
+                f'{where}: expected [node, "auto"|"client"|"server"], got {_show(pair)}'
+            )
+        out.append(
+            (_int(pair[0], f"{where} node", 0, nodes - 1), _choice(pair[1], f"{where} mode", MODES))
+        )
+    if len(set(out)) != len(out):
+        raise ConfigError("mode_changes: a [node, mode] pair is given twice")
+    return tuple(out)
+
+
+def timing_fields() -> dict[str, Any]:
+    """The settable protocol constants: :class:`Timing`'s fields and the model's defaults."""
+    return {f.name: getattr(MODEL_TIMING, f.name) for f in attrs.fields(Timing)}
+
+
+def _timing(value: Any) -> Timing:
+    table = _table(value, "timing")
+    defaults = timing_fields()
+    _known(table, "timing.", {name: "" for name in defaults})
+    changes = {name: _int(v, f"timing.{name}", 0, None) for name, v in table.items()}
+    try:
+        return attrs.evolve(MODEL_TIMING, **changes)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"timing: {error}") from None
+
+
+def _node(raw: Any, i: int, count: int) -> NodeConfig:
+    where = f"node[{i}]"
+    table = _table(raw, where)
+    _known(table, f"{where}.", NODE_FIELDS)
+    if "id" not in table:
+        raise ConfigError(f"{where}.id: required")
+    bootstrap = _list(table.get("bootstrap", []), f"{where}.bootstrap", "node indexes")
+    if len(bootstrap) != len({repr(b) for b in bootstrap}):
+        raise ConfigError(f"{where}.bootstrap: a node is listed twice")
+    return NodeConfig(
+        id=_int(table["id"], f"{where}.id", 0, 255),
+        mode=_choice(table.get("mode", "auto"), f"{where}.mode", MODES),
+        reach=_choice(table.get("reach", "public"), f"{where}.reach", REACHES),
+        bootstrap=tuple(
+            _int(b, f"{where}.bootstrap[{j}]", 0, count - 1) for j, b in enumerate(bootstrap)
+        ),
+    )
 
 
 def parse_scenario(document: str, name: str = "custom") -> Scenario:
@@ -68,75 +178,64 @@ def parse_scenario(document: str, name: str = "custom") -> Scenario:
         data = tomllib.loads(document)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"not valid TOML: {error}") from None
-    known = {"horizon", "faults", "fault_kinds", "keys", "id_bits", "provides", "finds", "node"}
-    for field in data:
-        if field not in known:
-            raise ConfigError(f"{field}: unknown field (expected one of {sorted(known)})")
+    _known(data, "", FIELDS)
     raw_nodes = data.get("node")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise ConfigError("node: at least one [[node]] table is required")
-    nodes = []
-    for i, raw in enumerate(raw_nodes):
-        where = f"node[{i}]"
-        for field in raw:
-            if field not in {"id", "mode", "reach", "bootstrap"}:
-                raise ConfigError(f"{where}.{field}: unknown field")
-        if "id" not in raw:
-            raise ConfigError(f"{where}.id: required")
-        bootstrap = raw.get("bootstrap", [])
-        if not isinstance(bootstrap, list):
-            raise ConfigError(f"{where}.bootstrap: expected a list of node indexes")
-        nodes.append(
-            NodeConfig(
-                id=_int(raw["id"], f"{where}.id", 0, 255),
-                mode=_choice(
-                    raw.get("mode", "auto"),
-                    f"{where}.mode",
-                    {
-                        "auto": ModeSetting.AUTO,
-                        "client": ModeSetting.CLIENT,
-                        "server": ModeSetting.SERVER,
-                    },
-                ),
-                reach=_choice(
-                    raw.get("reach", "public"),
-                    f"{where}.reach",
-                    {"public": Reach.PUBLIC, "nat": Reach.NAT},
-                ),
-                bootstrap=tuple(
-                    _int(b, f"{where}.bootstrap", 0, len(raw_nodes) - 1) for b in bootstrap
-                ),
-            )
-        )
-    keys = data.get("keys", [0])
-    if not isinstance(keys, list) or not keys:
+    nodes = tuple(_node(raw, i, len(raw_nodes)) for i, raw in enumerate(raw_nodes))
+    keys = _list(data.get("keys", [0]), "keys", "key IDs")
+    if not keys:
         raise ConfigError("keys: expected a non-empty list of key IDs")
     config = Config(
-        nodes=tuple(nodes),
-        keys=tuple(_int(k, "keys", 0, 255) for k in keys),
+        nodes=nodes,
+        keys=tuple(_int(k, f"keys[{i}]", 0, 255) for i, k in enumerate(keys)),
         id_bits=_int(data.get("id_bits", 4), "id_bits", 1, 8),
-        timing=MODEL_TIMING,
+        timing=_timing(data.get("timing", {})),
     ).validate()
-    kinds = data.get("fault_kinds", ["crash", "disconnect", "lose"])
-    if not isinstance(kinds, list):
-        raise ConfigError("fault_kinds: expected a list")
-    for kind in kinds:
-        _choice(kind, "fault_kinds", {k: k for k in FAULT_KINDS})
+    kinds = _list(data.get("fault_kinds", ["crash", "disconnect", "lose"]), "fault_kinds", "names")
+    chosen = frozenset(
+        _choice(kind, f"fault_kinds[{i}]", {k: k for k in FAULT_KINDS})
+        for i, kind in enumerate(kinds)
+    )
+    label = data.get("name", name)
+    if not isinstance(label, str) or not label.strip():
+        raise ConfigError(f"name: expected a non-empty string, got {_show(label)}")
+    summary = data.get("summary", f"user scenario with {len(nodes)} nodes")
+    if not isinstance(summary, str):
+        raise ConfigError(f"summary: expected a string, got {_show(summary)}")
     return Scenario(
-        name=name,
-        summary=f"user scenario with {len(nodes)} nodes",
+        name=label,
+        summary=summary,
         config=config,
         horizon=_int(data.get("horizon", 3), "horizon", 0, MAX_HORIZON),
         faults=_int(data.get("faults", 0), "faults", 0, MAX_FAULTS),
-        fault_kinds=frozenset(kinds),
+        fault_kinds=chosen,
         provides=_pairs(data.get("provides", []), "provides", len(nodes), len(keys)),
         finds=_pairs(data.get("finds", []), "finds", len(nodes), len(keys)),
+        mode_changes=_mode_changes(data.get("mode_changes", []), len(nodes)),
     )
 
 
-def load_scenario(path: Path) -> Scenario:
+def decode(raw: bytes, where: str) -> str:
+    """The text of a network file, or ConfigError saying where it is not UTF-8."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{where}: {len(raw):,} bytes; a network file is at most {MAX_FILE_BYTES:,}"
+        )
     try:
-        text = path.read_text("utf-8")
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        bad = raw[error.start : error.start + 1]
+        raise ConfigError(
+            f"{where}: not UTF-8 text (byte {error.start}, line {line}: {bad!r})"
+        ) from None
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read, decode and validate a network file; ConfigError for anything wrong with it."""
+    try:
+        raw = path.read_bytes()
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    return parse_scenario(text, name=path.stem)
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
+    return parse_scenario(decode(raw, str(path)), name=path.stem)
