@@ -6,7 +6,6 @@ unknown, never a pass), 2 for bad input (a node count out of range, an unknown p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +16,7 @@ from rich.table import Table
 from kadspec.models.config import MAX_NODES
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy
+from kadspec.options import json_option, write_report
 
 MIN_NODES = 2  # kadspec.models.symbolic.lifecycle.MIN_NODES, without importing z3 at start-up
 SHOWN_COUNTEREXAMPLES = 3
@@ -93,13 +93,7 @@ def _policy(name: str) -> Policy:
     show_default=True,
     help="spec, or a mutant's name (see kadspec.models.mutants).",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    default=None,
-    help="Also write the report as JSON to this file.",
-)
+@json_option("Also write the report as JSON to this file.")
 @click.option(
     "--timeout-ms",
     type=PositiveInt("MS"),
@@ -123,6 +117,15 @@ def prove(
     nodes and any configuration. For a mutant: the same obligations under its policy (refuted
     ones come with a counterexample to induction replayed in the executable model) and bounded
     model checking on the mutant's scenario, the trace replayed through the executable model.
+
+    Exits 0 when every obligation is proved, 1 when one is refuted or unknown (a timeout is
+    unknown, never a pass), 2 for bad input.
+
+    \b
+    Examples:
+      kadspec prove
+      kadspec prove --nodes 4 --json results/prove.json
+      kadspec prove --policy admit-on-inbound-request
     """
     from kadspec.models.symbolic import lifecycle
 
@@ -144,8 +147,7 @@ def prove(
         table.add_row(o.name, f"[{colours[o.result]}]{o.result}[/]", f"{o.seconds:.3f}")
     console.print(table)
     _show_counterexamples(console, report)
-    if json_path is not None:
-        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    write_report(json_path, "prove", {"exit_code": 0 if report.ok else 1, **report.to_json()})
     for note in report.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
     console.print(report.summary(), markup=False, highlight=False)

@@ -103,6 +103,8 @@ class Exploration:
     #: requirement ID -> its first (shortest, without reductions) counterexample
     counterexamples: Mapping[str, Counterexample] = attrs.field(factory=dict)
     witnesses_reached: frozenset[str] = frozenset()
+    #: states discovered at each depth (the breadth-first levels' widths), for size estimates
+    levels: tuple[int, ...] = ()
 
     @property
     def states_per_second(self) -> float:
@@ -204,6 +206,7 @@ def _explore(
     quiescent_states = 0
     waiting = list(witnesses)  # not reached yet
     reached: set[str] = set()
+    widths = [1]
     group = Symmetry.of(initial, policy) if symmetry else None
     orbit = partial(group.canonical, engine=engine) if group is not None and group.group else None
     reduction = PartialOrder(initial, policy) if partial_order else None
@@ -238,6 +241,7 @@ def _explore(
             quiescent_states,
             dict(counterexamples),
             frozenset(reached),
+            tuple(widths),
         )
 
     def stops(
@@ -370,7 +374,9 @@ def _explore(
             if deadline is not None and not expanded & 255 and time.perf_counter() > deadline:
                 return done(None, "time-cap")
         level, worlds = following, following_worlds
-        depth += 1 if level else 0
+        if level:
+            depth += 1
+            widths.append(len(level))
     return done(None, "complete")
 
 
