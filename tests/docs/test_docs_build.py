@@ -36,6 +36,11 @@ title = "Fake: *stars*, `ticks` and ref_"
 text = """A test node MAY keep *stars*, `ticks`, |pipes| and ref_ as written."""
 rationale = """- a leading dash is prose, not a list."""
 sources = [".. not a comment", "1. not a list"]
+level_reason = """**Not bold**: a test level."""
+
+[requirement.source]
+kind = "robustness"
+prevents = """example/repo#1: a *fake* bug_"""
 '''
 
 
