@@ -306,9 +306,20 @@ def cli() -> None:
     """
 
 
-SCENARIO_HELP = (
-    "Explore only this scenario (repeatable). Default: all of them. One of: " + ", ".join(SCENARIOS)
-)
+SCENARIO_HELP = "Explore only this scenario (repeatable). Default: all of them (listed above)."
+
+
+def _scenario_lines() -> str:
+    """The scenario names as an unwrapped help block ('kadspec list scenarios' says more)."""
+    lines, line = [], ""
+    for name in SCENARIOS:
+        if line and len(line) + len(name) + 2 > 80:
+            lines.append(line + ",")
+            line = ""
+        line = f"{line}, {name}" if line else name
+    lines.append(line)
+    return "\n".join(f"      {text}" for text in lines)
+
 
 CHECK_HELP = """Explore the model exhaustively and check every requirement.
 
@@ -318,6 +329,10 @@ CHECK_HELP = """Explore the model exhaustively and check every requirement.
     live), violated (with a shortest counterexample), not exercised (its premise was never
     live) or unchecked (the run stopped early). A MUST violation exits 1; a SHOULD violation
     is listed and exits 1 only with --strict; a cap hit or an unchecked requirement exits 3.
+
+    \b
+    Scenarios (--scenario NAME; 'kadspec list scenarios' describes them):
+SCENARIO_LINES
 
     A network file (--config, TOML) describes your own network; 'kadspec example-config'
     prints a commented one and docs/network-file.rst is the reference. Its fields:
@@ -347,6 +362,9 @@ CHECK_HELP = """Explore the model exhaustively and check every requirement.
       kadspec check --policy no-republish --keep-going
       kadspec example-config > net.toml && kadspec check --config net.toml
     """
+
+
+CHECK_HELP = CHECK_HELP.replace("SCENARIO_LINES", _scenario_lines())
 
 
 @cli.command(help=CHECK_HELP)

@@ -50,8 +50,11 @@ def writable_problem(path: Path) -> str | None:
         if path.is_dir():
             return "is a folder, not a file"
         folder = path.parent
-        if folder.exists() and not folder.is_dir():
-            return f"{folder} is not a folder"
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{existing} is a file, not a folder"
         folder.mkdir(parents=True, exist_ok=True)
         if path.exists() and not os.access(path, os.W_OK):
             return "is not writable"
