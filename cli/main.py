@@ -33,7 +33,7 @@ from kadspec.models.mutants import MUTANTS
 from kadspec.models.scenario_file import load_scenario
 from kadspec.models.scenarios import SCENARIOS, Scenario
 from kadspec.models.trace import render
-from kadspec.options import json_option, write_report
+from kadspec.options import OutputPath, json_option, write_report
 from kadspec.prove import prove as prove_command
 from kadspec.reports import (
     DEFAULT_MAX_SECONDS,
@@ -360,7 +360,8 @@ SCENARIO_LINES
       kadspec check --scenario join --scenario trio
       kadspec check --policy identify-addresses-not-routed --scenario join
       kadspec check --policy no-republish --keep-going
-      kadspec example-config > net.toml && kadspec check --config net.toml
+      kadspec example-config -o results/net.toml
+      kadspec check --config results/net.toml
     """
 
 
@@ -660,16 +661,30 @@ EXAMPLE_HELP = f"""Print a commented example network file, to start your own fro
 
     \b
     Examples:
-      kadspec example-config > net.toml
-      kadspec example-config mode-change
-      kadspec check --config net.toml
+      kadspec example-config
+      kadspec example-config mode-change -o results/mode-change.toml
+      kadspec check --config results/mode-change.toml
     """
 
 
 @cli.command(name="example-config", help=EXAMPLE_HELP)
 @click.argument("name", type=click.Choice(EXAMPLES), default=EXAMPLES[0], required=False)
-def example_config(name: str) -> None:
-    click.echo(example_text(name), nl=False)
+@click.option(
+    "-o",
+    "--output",
+    type=OutputPath(),
+    default=None,
+    help="Write the file here (folders are created) instead of printing it.",
+)
+def example_config(name: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(example_text(name), nl=False)
+        return
+    try:
+        output.write_text(example_text(name), "utf-8")
+    except OSError as error:
+        raise click.UsageError(f"--output {output}: cannot write ({error.strerror})") from None
+    err.print(f"wrote {output}; check it with: kadspec check --config {output}")
 
 
 def example_text(name: str) -> str:

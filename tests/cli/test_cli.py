@@ -69,7 +69,9 @@ def statuses(data: dict[str, Any]) -> dict[str, str]:
 
 def test_problem_1a_a_run_stopped_at_a_violation_claims_nothing_else(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    result = kadspec("check", "--policy", "provide-before-ready-error-dropped", "--json", str(report))
+    result = kadspec(
+        "check", "--policy", "provide-before-ready-error-dropped", "--json", str(report)
+    )
     data = valid_report(report, "check")
     status = statuses(data)
     assert status["BOOT-05"] == "violated"
@@ -372,8 +374,8 @@ def test_the_shipped_schemas_are_up_to_date() -> None:
 
 def test_problem_7_readme_commands_write_under_the_ignored_results_folder() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
-    targets = re.findall(r"kadspec [^\n`]*--json (\S+)", readme)
-    assert targets, "the README shows --json"
+    targets = re.findall(r"kadspec [^\n`#]*(?:--json|-o|--output|>) (\S+)", readme)
+    assert len(targets) >= 3, "the README shows --json and -o"
     for target in targets:
         assert target.startswith("results/"), target
     assert "results/" in (ROOT / ".gitignore").read_text("utf-8").splitlines()
