@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -34,6 +34,61 @@ from kadspec.models.state import (
     Purpose,
     World,
 )
+
+Observability = Literal["observable", "internal"]
+
+#: Per requirement: whether its check judges only what a running node can show (its observable
+#: projection, ``observe.ObservedNode``, the messages on the wire and the observer's ghost) or
+#: model internals (timers, lookup bookkeeping, backoff). TIME-* are configuration checks of the
+#: node's constants: internal.
+OBSERVABILITY: dict[str, Observability] = {
+    "BOOT-01": "observable",
+    "BOOT-02": "internal",
+    "BOOT-03": "internal",
+    "BOOT-04": "internal",
+    "BOOT-05": "observable",
+    "BOOT-06": "observable",
+    "ADDR-01": "observable",
+    "ADDR-02": "observable",
+    "ADDR-03": "observable",
+    "ADDR-04": "observable",
+    "ADDR-05": "observable",
+    "ADDR-06": "observable",
+    "ADDR-07": "observable",
+    "RT-01": "observable",
+    "RT-02": "observable",
+    "RT-03": "observable",
+    "RT-04": "observable",
+    "RT-05": "observable",
+    "RT-06": "observable",
+    "RT-07": "observable",
+    "PROV-01": "internal",
+    "PROV-02": "observable",
+    "PROV-03": "observable",
+    "PROV-04": "observable",
+    "PROV-05": "observable",
+    "PROV-06": "internal",
+    "PROV-07": "observable",
+    "PROV-08": "internal",
+    "FIND-01": "observable",
+    "FIND-02": "observable",
+    "FIND-03": "internal",
+    "FIND-04": "internal",
+    "FIND-05": "internal",
+    "TIME-01": "internal",
+    "TIME-02": "internal",
+    "TIME-03": "internal",
+}
+
+
+def observability(rid: str) -> Observability:
+    """Whether requirement ``rid`` is checked on a node's observable projection or on model
+    internals. Raises KeyError naming an unknown ID."""
+    try:
+        return OBSERVABILITY[rid]
+    except KeyError:
+        raise KeyError(f"no observability recorded for requirement {rid!r}") from None
+
 
 StateCheck = Callable[[World, Policy], list[str]]
 NodeCheck = Callable[[Config, int, NodeState], list[str]]

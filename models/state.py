@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import attrs
 
 from kadspec.models.config import Config, ModeSetting
+from kadspec.models.ghost import NO_HISTORY, Ghost
 
 T = TypeVar("T")
 _REPLACERS: dict[type, Callable[..., Any]] = {}
@@ -175,6 +176,9 @@ class NodeState:
     provides: tuple[ProvideState, ...] = ()
     records: frozenset[Record] = frozenset()
     found: tuple[frozenset[int] | None, ...] = ()  # per key: providers the last find returned
+    #: the observer's record of this node's history (ghost.py): written only by ghost.observe,
+    #: read only by checks; never by the node's own logic
+    ghost: Ghost = NO_HISTORY
 
     def table(self) -> tuple[int, ...]:
         """The peers in this node's routing table."""
