@@ -409,8 +409,9 @@ def check(
     scenarios = [SCENARIOS[n] for n in scenario_names] + list(networks)
     if not scenarios:
         scenarios = all_scenarios()
-    for network in networks:
-        _warn_if_large(network, max_states, max_seconds)
+    if max_states > PROBE_STATES:  # under a smaller cap the run itself is the probe
+        for network in networks:
+            _warn_if_large(network, max_states, max_seconds)
     with progress_reporter() as note:
         report = run_check(
             policy_named(policy_name),
