@@ -8,7 +8,9 @@ counterexample. An optimization that changes any of them changed behaviour, not 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
+import attrs
 import pytest
 
 from kadspec.models.actions import apply, enabled
@@ -263,3 +265,89 @@ def test_progress_is_reported() -> None:
         (3001, 9442, 15),
     ]
     assert calls[-1][0] <= result.states
+
+
+# --- honest results: why a run stopped, what it exercised, what it reached ----------------------
+
+
+def test_a_state_cap_is_the_stop_reason() -> None:
+    result = explore(SCENARIOS["join"].initial(), SPEC, max_states=500)
+    assert result.stop_reason == "state-cap" and not result.complete
+
+
+def test_a_time_cap_is_the_stop_reason() -> None:
+    result = explore(SCENARIOS["join"].initial(), SPEC, max_seconds=1e-9)
+    assert result.stop_reason == "time-cap" and not result.complete
+    assert result.states < SCENARIO_BASELINE["join"][0]
+
+
+def test_a_complete_run_counts_quiescent_states_and_levels() -> None:
+    result = explore(SCENARIOS["mode-change"].initial(), SPEC)
+    assert result.stop_reason == "complete" and result.complete
+    assert result.quiescent_states > 0
+    assert sum(result.levels) == result.states and len(result.levels) == result.depth + 1
+
+
+def test_premises_are_counted_per_requirement() -> None:
+    """Each count is how many states, transitions and quiescent states had the premise live;
+    none exceeds what was explored, and a run with a provide exercises provide requirements
+    that a run without one cannot."""
+    join = explore(SCENARIOS["join"].initial(), SPEC)
+    client = explore(SCENARIOS["client-joins"].initial(), SPEC)
+    ceiling = join.states + join.transitions + join.quiescent_states
+    assert join.exercised and all(0 < n <= ceiling for n in join.exercised.values())
+    provide_only = {"PROV-01", "PROV-02"}
+    assert provide_only & set(join.exercised)
+    assert not provide_only & set(client.exercised)
+
+
+def test_the_first_violation_stops_the_search_by_default() -> None:
+    mutant = MUTANTS["provide-before-ready-error-dropped"]
+    result = explore(mutant.scenario_spec.initial(), mutant.policy)
+    assert result.stop_reason == "violation" and not result.complete
+    assert result.counterexample is not None
+    assert set(result.counterexamples) == set(result.counterexample.requirements)
+
+
+def test_keep_going_explores_everything_and_keeps_a_shortest_trace_per_requirement() -> None:
+    mutant = MUTANTS["provide-before-ready-error-dropped"]
+    initial = mutant.scenario_spec.initial()
+    stopped = explore(initial, mutant.policy)
+    going = explore(initial, mutant.policy, keep_going=True)
+    assert going.stop_reason == "complete" and going.complete
+    assert going.states > stopped.states
+    assert mutant.expected in going.counterexamples
+    for rid, found in going.counterexamples.items():
+        assert rid in found.requirements
+        _replay(found, mutant.policy)
+    first = going.counterexamples[mutant.expected]
+    assert stopped.counterexample is not None
+    assert len(first.steps) == len(stopped.counterexample.steps)
+
+
+def test_stop_at_records_other_violations_and_goes_on() -> None:
+    """A violation outside ``stop_at`` (a SHOULD, say) is recorded; the search goes on."""
+    mutant = MUTANTS["provide-before-ready-error-dropped"]
+    initial = mutant.scenario_spec.initial()
+    result = explore(initial, mutant.policy, stop_at=frozenset({"NO-SUCH"}))
+    assert result.stop_reason == "complete"
+    assert mutant.expected in result.counterexamples
+    stopping = explore(initial, mutant.policy, stop_at=frozenset({mutant.expected}))
+    assert stopping.stop_reason == "violation"
+
+
+@attrs.frozen
+class _Reached:
+    name: str
+    test: Callable[[World], bool]
+
+    def holds(self, world: World) -> bool:
+        return self.test(world)
+
+
+def test_witnesses_are_reached_or_not() -> None:
+    always = _Reached("anything", lambda world: True)
+    later = _Reached("a node is up", lambda world: any(n.up for n in world.nodes))
+    never = _Reached("the clock runs backwards", lambda world: world.clock < 0)
+    result = explore(SCENARIOS["client-joins"].initial(), SPEC, witnesses=(always, later, never))
+    assert result.witnesses_reached == frozenset({"anything", "a node is up"})
