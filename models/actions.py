@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from kadspec.models import addresses, lifecycle, provide
+from kadspec.models import addresses, ghost, lifecycle, provide
 from kadspec.models import lookup as lookups
 from kadspec.models.config import ModeSetting
 from kadspec.models.network import connect, disconnect, pop, send
@@ -465,7 +465,8 @@ def enabled(world: World, policy: Policy) -> list[Action]:
 def apply(world: World, policy: Policy, action: Action) -> World:
     """The successor of ``world`` under ``action`` (which must be enabled)."""
     after = ACTIONS[action.kind].apply(world, policy, action)
-    return lifecycle.react(after, policy)
+    # The checks' observer sees the step last: it records what happened, never steers it.
+    return ghost.observe(world, action, lifecycle.react(after, policy))
 
 
 def quiescent(world: World, policy: Policy) -> bool:
