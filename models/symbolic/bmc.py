@@ -42,7 +42,7 @@ from kadspec.models.symbolic.invariants import (
     STEP_PROPERTIES,
     encoded_requirements,
 )
-from kadspec.models.symbolic.obligations import Selector, _merge
+from kadspec.models.symbolic.obligations import Selector, successor
 from kadspec.models.symbolic.terms import eq, known, or_, z
 
 BmcVerdict = Literal["refuted", "unknown"]
@@ -222,7 +222,7 @@ def bmc(
         pre = states[-1]
         steps = [enc.effect(pre, inst, f"t{depth}#{j}") for j, inst in enumerate(candidates)]
         sel = Selector(f"sel{depth}", len(steps))
-        post, collision = enc.react(_merge(pre, steps, sel))
+        post, collision = successor(enc, pre, steps, sel)
         nxt = _next_state(pre, post, f"s{depth}.")
         solver.add(sel.exactly_one())
         solver.add(

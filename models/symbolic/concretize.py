@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kadspec.models.config import Config, ModeSetting, NodeConfig, Reach, Timing
+from kadspec.models.ghost import Ghost
 from kadspec.models.policy import Policy
 from kadspec.models.state import (
     FAULT_KINDS,
@@ -191,6 +192,7 @@ def concretize(
                 provides=tuple(provides),
                 records=records,
                 found=(None,) * shape.keys,
+                ghost=_ghost(v, shape, n),
             )
         )
     network = []
@@ -219,6 +221,29 @@ def concretize(
         nodes=tuple(nodes),
         network=tuple(network),
         budget=budget,
+    )
+
+
+def _ghost(v: Values, shape: Shape, n: int) -> Ghost:
+    """Node n's ghost; what the encoding does not track (open user calls, bootstrap peers
+    dialed) is left empty."""
+    others = [p for p in range(shape.nodes) if p != n]
+    keys = range(shape.keys)
+    return Ghost(
+        self_answered=bool(v["g_self_answered"][n,]),
+        heard=frozenset(p for p in others if v["g_heard"][n, p]),
+        servers=frozenset(p for p in others if v["g_server"][n, p]),
+        unresponsive=frozenset(p for p in others if v["g_unresponsive"][n, p]),
+        observers=frozenset(p for p in others if v["g_observer"][n, p]),
+        dialed_back=bool(v["g_dialed_back"][n,]),
+        stored=frozenset((k, p) for k in keys for p in others if v["g_stored"][n, k, p]),
+        sent=frozenset((k, int(v["g_sent_at"][n, k])) for k in keys if v["g_sent_set"][n, k]),
+        publishes=frozenset(
+            (k, p, int(v["g_pub_at"][n, k, p]))
+            for k in keys
+            for p in range(shape.nodes)
+            if v["g_pub_set"][n, k, p]
+        ),
     )
 
 

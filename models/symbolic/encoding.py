@@ -76,6 +76,7 @@ import z3
 
 from kadspec.models.actions import Action
 from kadspec.models.config import Config, ModeSetting, Reach
+from kadspec.models.ghost import Ghost
 from kadspec.models.policy import Policy, Retry
 from kadspec.models.state import (
     FAULT_KINDS,
@@ -356,7 +357,23 @@ FIELDS: tuple[Field, ...] = (
     Field("head_ident", "int", each_channel),
     Field("claims", "bool", _claims),
     Field("rep_closer", "bool", _reply_contents),  # closer peers of the oldest reply per class
+    # the observer's ghost (ghost.py), per node: lost on a crash except the publishes
+    Field("g_self_answered", "bool", each_node),
+    Field("g_heard", "bool", each_channel),
+    Field("g_server", "bool", each_channel),
+    Field("g_unresponsive", "bool", each_channel),
+    Field("g_observer", "bool", each_channel),
+    Field("g_dialed_back", "bool", each_node),
+    Field("g_stored", "bool", each_send),  # (provider, key, holder)
+    Field("g_sent_set", "bool", each_provide),
+    Field("g_sent_at", "int", each_provide),
+    Field("g_pub_set", "bool", each_record),  # (holder, key, provider), survives a crash
+    Field("g_pub_at", "int", each_record),
 )
+GHOST_FIELDS = tuple(f.name for f in FIELDS if f.name.startswith("g_"))
+"""The ghost's variables: written only by :meth:`Encoding.observe`, read only by invariants."""
+GHOST_KEPT = frozenset({"g_pub_set", "g_pub_at"})
+"""Ghost variables that survive a crash and a restart (``Ghost.publishes``)."""
 FIELD = {f.name: f for f in FIELDS}
 
 Values = dict[str, dict[Idx, int | bool]]
@@ -756,6 +773,7 @@ def project(world: World) -> Values:
         for r in node.records:
             out["has"][n, r.key, r.provider] = True
             out["expires"][n, r.key, r.provider] = r.expires
+        _project_ghost(out, shape, n, node.ghost)
     for a, c in shape.pairs():
         counts = dict.fromkeys(classes, 0)
         last = False
@@ -803,6 +821,29 @@ def project(world: World) -> Values:
         if world.channel(n, n):
             raise NotRepresentable(f"n{n} has messages to itself")
     return out
+
+
+def _project_ghost(out: Values, shape: Shape, n: int, g: Ghost) -> None:
+    """Node n's ghost, as far as the encoding tracks it (not the open user calls nor the
+    bootstrap peers dialed: progress checks read those)."""
+    out["g_self_answered"][n,] = g.self_answered
+    out["g_dialed_back"][n,] = g.dialed_back
+    for p in range(shape.nodes):
+        if p != n:
+            out["g_heard"][n, p] = p in g.heard
+            out["g_server"][n, p] = p in g.servers
+            out["g_unresponsive"][n, p] = p in g.unresponsive
+            out["g_observer"][n, p] = p in g.observers
+    for k in range(shape.keys):
+        sent = g.last_sent(k)
+        out["g_sent_set"][n, k] = sent is not None
+        out["g_sent_at"][n, k] = sent or 0
+        for p in range(shape.nodes):
+            if p != n:
+                out["g_stored"][n, k, p] = (k, p) in g.stored
+            at = g.published(k, p)
+            out["g_pub_set"][n, k, p] = at is not None
+            out["g_pub_at"][n, k, p] = at or 0
 
 
 # --- action instances -----------------------------------------------------------------------
@@ -964,6 +1005,18 @@ def instance_of(world: World, action: Action) -> Instance:
     return Instance(a.kind, node=a.node)
 
 
+def parties(inst: Instance, nodes: int) -> tuple[int, ...]:
+    """``ghost.parties``: the nodes whose ghosts a step updates (every node for tick and
+    crash; both ends of a message; the node and its peer; or the node alone)."""
+    if inst.kind in ("tick", "crash"):
+        return tuple(range(nodes))
+    if inst.kind in ("deliver", "lose", "forge_add_provider"):
+        return (inst.node, inst.peer)
+    if inst.peer >= 0:
+        return (inst.node, inst.peer)
+    return (inst.node,)
+
+
 # --- the effect builder ---------------------------------------------------------------------
 
 _FAILED = int(Outcome.FAILED)
@@ -1072,6 +1125,7 @@ class Encoding:
             "dl_pending": 0,
             "head_ident": 0,
             "claims": False,
+            **{f: (0 if FIELD[f].sort == "int" else False) for f in GHOST_FIELDS},
         }
         for f, v in defaults.items():
             c += [eq(t, v) for t in st.terms[f].values()]
@@ -1080,12 +1134,12 @@ class Encoding:
     # -- steps
 
     def step(self, pre: SymState, inst: Instance, tag: str) -> Step:
-        """Build the guard and effect of ``inst`` from ``pre``, followed by ``react`` as
-        ``actions.apply`` does; fresh names start with ``tag``."""
+        """Build the guard and effect of ``inst`` from ``pre``, followed by ``react`` and the
+        ghost's ``observe`` as ``actions.apply`` does; fresh names start with ``tag``."""
         e = self.effect(pre, inst, tag)
         post, collision = self.react(e.post)
         out = attrs.evolve(e.out, collision=or_(e.out.collision, collision))
-        return attrs.evolve(e, post=post, out=out)
+        return attrs.evolve(e, post=self.observe(pre, inst, post), out=out)
 
     def effect(self, pre: SymState, inst: Instance, tag: str) -> Step:
         """The guard and the action's own effect, before ``react``."""
@@ -1104,6 +1158,15 @@ class Encoding:
 
     def guard(self, pre: SymState, inst: Instance) -> Term:
         return _Effect(self, pre, "g").guard(inst)
+
+    def observe(self, pre: SymState, inst: Instance, post: SymState) -> SymState:
+        """``ghost.observe``: ``post`` with the ghosts of the instance's parties updated from
+        what the step did (``pre`` to ``post``). Writes ghost variables only, and nothing the
+        model reads depends on them."""
+        e = _Effect(self, post, "observe")
+        for n in parties(inst, self.shape.nodes):
+            e.observe_node(pre, inst, n)
+        return e.st
 
 
 class _Effect:
@@ -2023,6 +2086,111 @@ class _Effect:
             for c, chosen in claimed.items():
                 self.store(and_(w, chosen), dst, k, c)
         self.settle_pending(w, src, k, dst, delivered=True)
+
+    # -- the ghost (ghost.observe), written on the state after the step
+
+    def reset_ghost(self, w: Term, n: int) -> None:
+        """A fresh Ghost that keeps the publishes (a start, or the crash of a running node)."""
+        for f in GHOST_FIELDS:
+            if f not in GHOST_KEPT:
+                for idx in self.st.terms[f]:
+                    if idx[0] == n:
+                        self.put(w, f, idx, 0 if FIELD[f].sort == "int" else False)
+
+    def publish(self, w: Term, holder: int, key: int, provider: int) -> None:
+        self.put(w, "g_pub_set", (holder, key, provider), True)
+        self.put(w, "g_pub_at", (holder, key, provider), self.g("clock"))
+
+    def observe_node(self, pre: SymState, inst: Instance, n: int) -> None:
+        """``ghost._observe_node`` for node ``n``: ``pre`` is the state before the step,
+        ``self.st`` the state after it (ghost variables still as before)."""
+        kind = inst.kind
+        if kind in ("start", "restart") and inst.node == n:
+            self.reset_ghost(True, n)
+            return
+        old_up, new_up = pre("up", n), self.g("up", n)
+        self.reset_ghost(and_(old_up, not_(new_up)), n)  # crashed: memory is lost
+        w = and_(old_up, new_up)
+        if w is False:
+            return
+        s = self.shape
+        # The user's calls and the outcomes the node reported.
+        if kind == "provide" and inst.node == n:
+            self.publish(w, n, inst.key, n)
+        for k in range(s.keys):
+            done = [
+                (f, int(Outcome.SUCCEEDED) if f == "outcome" else int(Phase.IDLE))
+                for f in ("outcome", "phase")
+            ]
+            now = and_(*(eq(self.g(f, n, k), v) for f, v in done))
+            before = and_(*(eq(pre(f, n, k), v) for f, v in done))
+            self.publish(and_(w, now, not_(before)), n, k, n)
+        # What the node received.
+        if kind == "deliver" and inst.peer == n:
+            p, cls = inst.node, inst.cls
+            family = class_family(cls)
+            open_ = ne(pre("conn", n, p), int(Conn.NONE))
+            if family == "identify":
+                self.put(w, "g_heard", (n, p), True)
+                self.put(w, "g_server", (n, p), pre("first_srv", p, n))
+                self.put(w, "g_unresponsive", (n, p), False)
+                if cls == "IDENTIFY":
+                    few = lt(card(pre("g_observer", n, q) for q in self.others(n)), 2)
+                    self.put(and_(w, few), "g_observer", (n, p), True)
+            elif family == "reply":
+                heard = and_(w, open_)
+                self.put(heard, "g_heard", (n, p), True)
+                self.put(heard, "g_server", (n, p), True)
+                self.put(heard, "g_unresponsive", (n, p), False)
+                if cls.startswith("FNR"):
+                    own = self.cfg.same_target(class_target(cls, n), ("id", n))
+                    self.put(and_(heard, own), "g_self_answered", (n,), True)
+            else:
+                self.put(and_(w, open_), "g_unresponsive", (n, p), False)
+                if cls.startswith(("AP_PUB", "AP_PRIV")):  # ADD_PROVIDER naming its sender
+                    self.publish(and_(w, open_), n, class_key(cls), p)
+        elif kind == "deliver" and inst.node == n and inst.cls.startswith(("AP_PUB", "AP_PRIV")):
+            h, k = inst.peer, class_key(inst.cls)
+            fresh = and_(
+                pre("up", h),
+                self.g("has", h, k, n),
+                eq(self.g("expires", h, k, n), add(self.g("clock"), self.cfg.ttl)),
+            )
+            self.put(and_(w, fresh), "g_stored", (n, k, h), True)
+        # What the node sent: a batch of ADD_PROVIDER naming itself starts a round for its key.
+        for k in range(s.keys):
+            sent = and_(w, any_(self.sent_count(pre, inst, n, q, k) for q in self.others(n)))
+            for q in self.others(n):
+                self.put(sent, "g_stored", (n, k, q), False)
+            self.put(sent, "g_sent_set", (n, k), True)
+            self.put(sent, "g_sent_at", (n, k), self.g("clock"))
+        # Dials: a failed dial makes the peer unresponsive, a successful one shows it alive.
+        dialed: dict[int, Term] = {}
+        if kind == "dial_bootstrap" and inst.node == n:
+            dialed = {inst.peer: True}
+        elif kind == "query" and inst.node == n:
+            before = _Effect(self.enc, pre, "observe-pre")
+            target = before.slot_target(n, inst.slot)
+            dialed = before.next_candidate(target, before.lookup(n, inst.slot))
+        for q, chosen in dialed.items():
+            self.put(and_(w, chosen), "g_unresponsive", (n, q), not_(self.connected(n, q)))
+        if kind == "dial_back" and inst.node == n:
+            self.put(and_(w, self.cfg.public[n]), "g_dialed_back", (n,), True)
+
+    def sent_count(self, pre: SymState, inst: Instance, n: int, q: int, k: int) -> Term:
+        """Whether ``n`` sent ``q`` an ADD_PROVIDER for key k naming itself in the step (a
+        channel is FIFO: what is new in it is what was sent, after the message taken off)."""
+        sent: list[Term] = []
+        for cls in (f"AP_PUB{k}", f"AP_PRIV{k}"):
+            i = self.cls_index(cls)
+            popped = inst.kind in ("deliver", "lose") and (inst.node, inst.peer, inst.cls) == (
+                n,
+                q,
+                cls,
+            )
+            before = add(pre("count", n, q, i), -1 if popped else 0)
+            sent.append(lt(before, self.g("count", n, q, i)))
+        return or_(*sent)
 
     # -- guards and effects per kind
 

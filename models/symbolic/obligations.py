@@ -51,7 +51,7 @@ from kadspec.models.symbolic.invariants import (
     encoded_requirements,
 )
 from kadspec.models.symbolic.render import render_diff, render_state
-from kadspec.models.symbolic.terms import ite, or_, z
+from kadspec.models.symbolic.terms import Term, ite, or_, z
 
 Verdict = Literal["proved", "refuted", "unknown"]
 ObligationKind = Literal["initiation", "consecution"]
@@ -137,7 +137,7 @@ class Selector:
         return z3.Not(self.bits[model_choice])
 
 
-def _merge(pre: SymState, steps: list[Step], sel: Selector) -> SymState:
+def _merge(pre: SymState, posts: list[SymState], sel: Selector) -> SymState:
     """One post-state for a group: each variable is an If-chain over the instances that change
     it, selected by ``sel``."""
     merged = pre.copy()
@@ -146,8 +146,8 @@ def _merge(pre: SymState, steps: list[Step], sel: Selector) -> SymState:
         # terms, so equal AST ids mean equal terms), share one branch.
         branches: dict[int, tuple[Any, list[int]]] = {}
         base_id = _ast_id(base)
-        for i, st in enumerate(steps):
-            after = st.post.terms[field][idx]
+        for i, post in enumerate(posts):
+            after = post.terms[field][idx]
             key = _ast_id(after)
             if key != base_id:
                 branches.setdefault(key, (after, []))[1].append(i)
@@ -156,6 +156,18 @@ def _merge(pre: SymState, steps: list[Step], sel: Selector) -> SymState:
             term = ite(sel.any_of(chosen), after, term)
         merged.terms[field][idx] = term
     return merged
+
+
+def successor(
+    enc: Encoding, pre: SymState, steps: list[Step], sel: Selector
+) -> tuple[SymState, Term]:
+    """The state after a step of one of ``steps`` (effects before react), as ``actions.apply``
+    builds it: the effects merged by ``sel``, ``react`` once on the merged state, then the
+    ghost's ``observe`` per instance (its parties, its message), merged again. Also returns
+    whether react started a lookup in a busy slot."""
+    reacted, collision = enc.react(_merge(pre, [st.post for st in steps], sel))
+    observed = [enc.observe(pre, st.instance, reacted) for st in steps]
+    return _merge(reacted, observed, sel), collision
 
 
 def _value(m: Any, term: Any) -> Any:
@@ -315,7 +327,7 @@ class Prover:
         if not steps:
             return []  # no instance in this shape (forging needs a third node to name)
         sel = Selector(f"sel.{group}", len(steps))
-        post, collision = self.enc.react(_merge(self.pre, steps, sel))
+        post, collision = successor(self.enc, self.pre, steps, sel)
         outs = [attrs.evolve(st.out, collision=or_(st.out.collision, collision)) for st in steps]
         s = self._solver()
         hypotheses = self.invariants if assume is None else tuple(assume)
@@ -439,4 +451,4 @@ class Prover:
         return out
 
 
-__all__ = ["Cti", "ObligationResult", "Prover", "Verdict"]
+__all__ = ["Cti", "ObligationResult", "Prover", "Verdict", "successor"]
