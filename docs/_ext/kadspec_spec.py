@@ -9,6 +9,12 @@ directive and parsing it in place, rather than by building nodes here. That keep
 sphinx-needs applies to a hand-written need (ID pattern, duplicate IDs, field schemas) in force,
 and relies only on the directive syntax, which is sphinx-needs' most stable interface.
 
+Each need shows the requirement's level and the reason for it, its normative source (kind,
+document, section and the quoted phrase; for a robustness rule, the bug it prevents) and whether
+the model checks it over a node's observable projection or over model internals, as
+``kadspec.models.checks.observability`` says. The level, source kind and observability are
+also need fields, so tables can list and filter them.
+
 After reading, the build warns about every requirement whose group no page rendered, so with
 ``-W`` a requirement missing from the docs fails the build.
 
@@ -34,10 +40,28 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.parsing import nested_parse_to_nodes
 from sphinx.util.typing import ExtensionMetadata, OptionSpec
+from sphinx_needs.api import add_field
 
-from kadspec.spec import GROUPS, Level, Requirement, SpecError, parse_requirements, requirements
+from kadspec.spec import (
+    GROUPS,
+    SOURCE_KINDS,
+    SPEC_DOCUMENTS,
+    Level,
+    Requirement,
+    Source,
+    SpecError,
+    parse_requirements,
+    requirements,
+)
 
-__all__ = ["KadspecRequirements", "load_requirements", "need_source", "setup"]
+__all__ = [
+    "KadspecRequirements",
+    "load_requirements",
+    "need_source",
+    "observability_of",
+    "setup",
+    "source_lines",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +112,58 @@ def _normative(text: str) -> str:
     return _KEYWORD.sub(r"**\1**", _escape(text))
 
 
-def need_source(req: Requirement) -> list[str]:
-    """The reStructuredText lines of one ``req`` need: fields, text, rationale and sources."""
+# Where each spec document is read on GitHub. The loader accepts only these documents, so a
+# missing entry here is a programming error, not a data error.
+_DOCUMENT_URLS = {
+    "libp2p-spec": "https://github.com/libp2p/specs/blob/master/",
+    "ipfs-spec": "https://github.com/ipfs/specs/blob/main/",
+}
+_REPOSITORIES = {"libp2p-spec": "libp2p/specs", "ipfs-spec": "ipfs/specs"}
+_SOURCE_KIND_NAMES = {
+    "libp2p-spec": "libp2p spec",
+    "ipfs-spec": "IPFS Kademlia DHT spec",
+    "robustness": "kadspec robustness rule",
+}
+
+OBSERVABILITY = ("observable", "internal")
+_OBSERVABILITY_TEXT = {
+    "observable": "observable: checked over what a running node can show",
+    "internal": "internal: checked over model internals (timers, lookup bookkeeping, backoff)",
+}
+
+
+def _spec_sentence(source: Source) -> str:
+    """The cited document as a link, its section and the quoted phrase."""
+    # The document is one of the loader's fixed list (SPEC_DOCUMENTS), so its path is safe as
+    # link text; the section and phrase are prose and are escaped. A robustness rule's related
+    # sentence may come from either repository, so the document decides, not the kind.
+    kind = next(k for k, docs in SPEC_DOCUMENTS.items() if source.document in docs)
+    url = _DOCUMENT_URLS[kind] + source.document
+    link = f"`{_REPOSITORIES[kind]} {source.document} <{url}>`__"
+    return f"{link}, section '{_escape(source.section)}': \"{_escape(source.phrase)}\""
+
+
+def source_lines(req: Requirement) -> list[str]:
+    """The lines that state a requirement's level, its reason and its normative source."""
+    source = req.source
+    lines = [
+        f"   *Level:* **{req.level}**. {_escape(req.level_reason)}",
+        "",
+        f"   *Source:* {_SOURCE_KIND_NAMES[source.kind]}"
+        + (f", {_spec_sentence(source)}" if source.spec_backed else "."),
+        "",
+    ]
+    if not source.spec_backed:
+        lines += [f"   *Prevents:* {_escape(source.prevents)}", ""]
+        if source.everywhere:
+            lines += [f"   *A bug in every implementation:* {_escape(source.everywhere)}", ""]
+        if source.phrase:
+            lines += [f"   *Related spec text:* {_spec_sentence(source)}", ""]
+    return lines
+
+
+def need_source(req: Requirement, observability: str) -> list[str]:
+    """The reStructuredText lines of one ``req`` need: fields, text, level, source, rationale."""
     lines = [
         # sphinx-needs renders the title as plain text, so it is not escaped.
         f".. req:: {_one_line(req.title)}",
@@ -97,17 +171,42 @@ def need_source(req: Requirement) -> list[str]:
         f"   :level: {req.level}",
         f"   :check: {req.check}",
         f"   :group: {req.group}",
+        f"   :source_kind: {req.source_kind}",
+        f"   :observability: {observability}",
         "",
         f"   {_normative(req.text)}",
         "",
+        *source_lines(req),
+        f"   *Checked:* {req.check}, {_OBSERVABILITY_TEXT[observability]}.",
+        "",
         f"   *Rationale:* {_escape(req.rationale)}",
         "",
-        "   *Sources:*",
-        "",
     ]
-    lines.extend(f"   - {_escape(source)}" for source in req.sources)
-    lines.append("")
+    if req.sources:
+        lines += ["   *References:*", ""]
+        lines.extend(f"   - {_escape(source)}" for source in req.sources)
+        lines.append("")
     return lines
+
+
+def observability_of(req: Requirement, packaged: bool) -> str:
+    """Whether the model checks ``req`` over the observable projection or over internals.
+
+    The answer comes from ``kadspec.models.checks.observability``. For a requirement of the
+    packaged spec a missing or unexpected answer is an error; a requirement that exists only in
+    a document given by ``kadspec_requirements_file`` has no check, so it is ``internal``.
+    """
+    from kadspec.models import checks
+
+    try:
+        answer = str(checks.observability(req.id))
+    except (LookupError, ValueError):  # UnknownRequirement is a ValueError
+        if packaged:
+            raise
+        return "internal"
+    if answer not in OBSERVABILITY:
+        raise SpecError(f"{req.id}: observability {answer!r} is not one of {OBSERVABILITY}")
+    return answer
 
 
 def _rendered_groups(env: BuildEnvironment) -> dict[str, str]:
@@ -150,7 +249,12 @@ class KadspecRequirements(SphinxDirective):
         content = StringList()
         for req in reqs.values():
             if req.group == group:
-                for text in need_source(req):
+                try:
+                    seen = observability_of(req, packaged=not config_file)
+                except (LookupError, SpecError, AttributeError) as err:
+                    message = f"{req.id}: cannot tell whether it is observable: {err}"
+                    raise self.error(message) from None
+                for text in need_source(req, seen):
                     content.append(text, source, (line or 1) - 1)
         return nested_parse_to_nodes(self.state, content, allow_section_headings=False)
 
@@ -197,8 +301,19 @@ def _check_every_requirement_rendered(app: Sphinx, env: BuildEnvironment) -> Non
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
-    """Register the directive, the config value and the completeness check."""
+    """Register the directive, the need fields, the config value and the completeness check."""
     app.setup_extension("sphinx_needs")
+    # The loader's own values, so the docs cannot accept a kind the spec would reject.
+    add_field(
+        "source_kind",
+        "Kind of the normative source: libp2p-spec, ipfs-spec or robustness",
+        schema={"type": "string", "enum": list(SOURCE_KINDS)},
+    )
+    add_field(
+        "observability",
+        "Whether the model checks it over a node's observable projection or over internals",
+        schema={"type": "string", "enum": list(OBSERVABILITY)},
+    )
     app.add_config_value(CONFIG_FILE, "", "env", types=frozenset({str}))
     app.connect("config-inited", _resolve_config_file)
     app.add_directive("kadspec-requirements", KadspecRequirements)
