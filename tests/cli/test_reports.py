@@ -1,0 +1,161 @@
+"""Requirement statuses and exit codes, from explorations built by hand (kadspec.reports).
+
+A status is honest: *holds* only where a run ended and the premise was live, *violated* with a
+counterexample, *not exercised*, or *unchecked*; MUST and SHOULD violations are kept apart.
+The last test runs every scenario and is the vacuity report's own check (issue 6 item 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from kadspec.models.explorer import Counterexample, Exploration
+from kadspec.models.policy import SPEC
+from kadspec.models.scenarios import SCENARIOS, Scenario
+from kadspec.reports import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_VIOLATION,
+    CheckReport,
+    ScenarioRun,
+    checks_by_requirement,
+    combine,
+    is_must,
+    run_check,
+)
+from kadspec.spec import requirements
+
+SCENARIO = SCENARIOS["client-joins"]
+MUST = next(
+    r for r in requirements() if is_must(r) and "progress:" not in str(checks_by_requirement()[r])
+)
+SHOULD = next(r for r in requirements() if not is_must(r) and checks_by_requirement()[r])
+PROGRESS = next(
+    r for r, c in checks_by_requirement().items() if any(n.startswith("progress:") for n in c)
+)
+
+
+def _trace() -> Counterexample:
+    return Counterexample(SCENARIO.initial(), (), ())
+
+
+def _run(scenario: Scenario = SCENARIO, **fields: Any) -> ScenarioRun:
+    base = Exploration(
+        states=10,
+        transitions=20,
+        depth=3,
+        seconds=0.1,
+        complete=True,
+        counterexample=None,
+        exercised={rid: 1 for rid in requirements()},
+        quiescent_states=2,
+    )
+    if fields.get("stop_reason", "complete") != "complete":
+        fields["complete"] = False
+    return ScenarioRun(scenario, attrs.evolve(base, **fields))
+
+
+def _report(*runs: ScenarioRun, strict: bool = False) -> CheckReport:
+    return CheckReport("spec", runs, (), 0.1, strict=strict)
+
+
+def test_combine_prefers_violated_then_holds_then_unchecked() -> None:
+    assert combine(["holds", "violated"]) == "violated"
+    assert combine(["not exercised", "holds", "unchecked"]) == "holds"
+    assert combine(["not exercised", "unchecked"]) == "unchecked"
+    assert combine(["not exercised"]) == "not exercised"
+    assert combine([]) == "unchecked"
+
+
+def test_a_complete_exercised_run_holds_and_exits_0() -> None:
+    report = _report(_run())
+    assert set(report.status().values()) == {"holds"}
+    assert report.exit_code == EXIT_OK
+
+
+def test_a_premise_never_live_is_not_exercised_and_still_exits_0() -> None:
+    exercised = {rid: 1 for rid in requirements() if rid != MUST}
+    report = _report(_run(exercised=exercised))
+    assert report.status()[MUST] == "not exercised"
+    assert report.exit_code == EXIT_OK
+
+
+def test_a_capped_run_leaves_everything_unchecked_and_exits_3() -> None:
+    report = _report(_run(stop_reason="state-cap"))
+    config_only = {
+        r
+        for r, c in checks_by_requirement().items()
+        if c and all(n.startswith("config:") for n in c)
+    }
+    assert {s for r, s in report.status().items() if r not in config_only} == {"unchecked"}
+    assert report.exit_code == EXIT_INCOMPLETE and report.incomplete == (SCENARIO.name,)
+
+
+def test_progress_without_a_quiescent_state_is_unchecked() -> None:
+    report = _report(_run(quiescent_states=0))
+    assert report.status()[PROGRESS] == "unchecked"
+    assert report.exit_code == EXIT_INCOMPLETE
+
+
+def test_a_must_violation_exits_1_and_the_rest_is_unchecked() -> None:
+    report = _report(_run(stop_reason="violation", counterexamples={MUST: _trace()}))
+    status = report.status()
+    assert status[MUST] == "violated"
+    assert report.violated() == ([MUST], [])
+    assert report.exit_code == EXIT_VIOLATION
+    assert status[PROGRESS] == "unchecked"
+
+
+@pytest.mark.parametrize(("strict", "code"), [(False, EXIT_OK), (True, EXIT_VIOLATION)])
+def test_a_should_violation_is_listed_and_fails_only_when_strict(strict: bool, code: int) -> None:
+    report = _report(_run(counterexamples={SHOULD: _trace()}), strict=strict)
+    assert report.status()[SHOULD] == "violated"
+    assert report.exit_code == code
+    summary = report.to_json()["summary"]
+    assert summary["violated_should"] == [SHOULD] and summary["violated_must"] == []
+
+
+def test_holding_in_one_scenario_is_enough() -> None:
+    other = attrs.evolve(SCENARIO, name="other")
+    report = _report(_run(), _run(other, exercised={}))
+    assert set(report.status().values()) == {"holds"}
+
+
+def test_an_unreached_witness_fails_a_complete_run() -> None:
+    @attrs.frozen
+    class Never:
+        name: str = "never"
+
+        def holds(self, world: object) -> bool:
+            return False
+
+    scenario = _with_witnesses(SCENARIO, (Never(),))
+    assert _report(_run(scenario)).exit_code == EXIT_VIOLATION
+    reached = _run(scenario, witnesses_reached=frozenset({"never"}))
+    assert _report(reached).exit_code == EXIT_OK
+    assert _report(_run(scenario, stop_reason="time-cap")).witnesses_missed() == {}
+
+
+def _with_witnesses(scenario: Scenario, witnesses: tuple[Any, ...]) -> Any:
+    if "witnesses" in attrs.fields_dict(Scenario):
+        changes: dict[str, Any] = {"witnesses": witnesses}
+        return attrs.evolve(scenario, **changes)
+
+    @attrs.frozen
+    class WithWitnesses(Scenario):  # until scenarios carry witnesses of their own
+        witnesses: tuple[Any, ...] = ()
+
+    return WithWitnesses(**attrs.asdict(scenario, recurse=False), witnesses=witnesses)
+
+
+@pytest.mark.slow
+def test_every_requirement_is_exercised_and_every_witness_reached_under_the_spec() -> None:
+    """The vacuity report over every scenario: no requirement checked vacuously."""
+    report = run_check(SPEC, list(SCENARIOS.values()), keep_going=True)
+    status = report.status()
+    assert [r for r, s in status.items() if s == "not exercised"] == []
+    assert report.witnesses_missed() == {}
+    assert report.exit_code == EXIT_OK, report.to_json()["summary"]
