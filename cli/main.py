@@ -65,7 +65,7 @@ err = Console(stderr=True, highlight=False)
 PROBE_STATES = 20_000
 PROBE_SECONDS = 2.0
 
-EXAMPLES = ("trio-provide", "mode-change", "faults-and-timing")
+EXAMPLES = ("trio-provide", "mode-change", "faults-and-timing", "spec-timing")
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -346,10 +346,11 @@ SCENARIO_LINES
       mode_changes   [node, "client"] pairs: the operator switches the mode once
       faults         how many faults may happen (0..4), of fault_kinds:
                      crash, restart, disconnect, lose, forge_add_provider
-      horizon        the last value of the model clock: timers due later never fire, so
-                     it bounds how much time (refreshes, retries, expiry) is explored;
-                     each unit of horizon can multiply the state space
-      [timing]       protocol constants: k, alpha and the durations, integers
+      horizon        the last value of the model clock (ms): timers due later never fire,
+                     so it bounds how much time (timeouts, refreshes, retries, expiry) is
+                     explored; each timer event it lets fire can multiply the state space
+      [timing]       protocol constants: k, alpha, durations in integer ms;
+                     defaults = "model" (small, the default) or "spec" (the real values)
 
     A network whose size looks large is announced before the run; every run is capped
     (--max-states per scenario, --max-seconds for the run) and shows live progress.

@@ -12,7 +12,8 @@ error names the field, what was expected and what arrived::
     finds = [[2, 0]]             # node 2 may look key number 0 up
     mode_changes = [[1, "client"]]  # node 1's operator may switch it to client mode once
 
-    [timing]                     # protocol constants, integers (see Timing)
+    [timing]                     # protocol constants, integers, durations in ms (see Timing)
+    defaults = "model"           # model (small, the default) | spec (the real values)
     k = 2
 
     [[node]]
@@ -38,13 +39,15 @@ from kadspec.models.config import Config, ConfigError, ModeSetting, NodeConfig, 
 from kadspec.models.scenarios import MODEL_TIMING, Scenario
 from kadspec.models.state import FAULT_KINDS
 
-MAX_HORIZON = 12
+#: the model clock counts milliseconds and jumps from timer to timer, so a horizon costs states
+#: by the timer events it lets fire, not by its size: up to 30 days, enough for real timings
+MAX_HORIZON = 30 * 24 * 3600 * 1000
 MAX_FAULTS = 4
 MAX_FILE_BYTES = 1 << 20
 
 #: top-level fields -> what they hold (the reference page lists the same)
 FIELDS = {
-    "horizon": "the model clock's last value: timers due after it never fire (0..12)",
+    "horizon": "the model clock's last value in ms: timers due after it never fire",
     "faults": "how many faults the environment may inject (0..4)",
     "fault_kinds": f"which faults: a list of {', '.join(FAULT_KINDS)}",
     "keys": "the keys (small IDs) that may be provided or found",
@@ -52,7 +55,7 @@ FIELDS = {
     "provides": "[node, key] pairs: the user of node may call provide(key) once",
     "finds": "[node, key] pairs: the user of node may call find_providers(key) once",
     "mode_changes": '[node, "auto"|"client"|"server"] pairs: the operator may switch once',
-    "timing": "a table of protocol constants (k, alpha, durations), integers",
+    "timing": "protocol constants (k, alpha, durations in ms), integers; defaults = model|spec",
     "node": "one [[node]] table per node, in order: node 0 first",
     "name": "a name for the reports (default: the file name)",
     "summary": "one line saying what the network is for",
@@ -142,13 +145,17 @@ def timing_fields() -> dict[str, Any]:
     return {f.name: getattr(MODEL_TIMING, f.name) for f in attrs.fields(Timing)}
 
 
+#: ``[timing] defaults``: the constants a network file starts from
+TIMING_DEFAULTS = {"model": MODEL_TIMING, "spec": Timing()}
+
+
 def _timing(value: Any) -> Timing:
-    table = _table(value, "timing")
-    defaults = timing_fields()
-    _known(table, "timing.", {name: "" for name in defaults})
+    table = dict(_table(value, "timing"))
+    base = _choice(table.pop("defaults", "model"), "timing.defaults", TIMING_DEFAULTS)
+    _known(table, "timing.", {"defaults": "", **{name: "" for name in timing_fields()}})
     changes = {name: _int(v, f"timing.{name}", 0, None) for name, v in table.items()}
     try:
-        return attrs.evolve(MODEL_TIMING, **changes)
+        return attrs.evolve(base, **changes)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"timing: {error}") from None
 

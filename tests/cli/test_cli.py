@@ -197,7 +197,7 @@ def test_problem_2_caps_are_on_by_default_and_horizon_is_explained() -> None:
     text = " ".join(result.stdout.split())
     assert re.search(r"--max-states .*default: 2000000", text)
     assert re.search(r"--max-seconds .*default: 600", text)
-    assert "horizon the last value of the model clock" in text
+    assert "horizon the last value of the model clock (ms)" in text
     for field in ("finds", "mode_changes", "fault_kinds", "[timing]", "id_bits", "keys"):
         assert field in text
 
@@ -227,7 +227,8 @@ NETWORK = '[[node]]\nid = 8\nmode = "server"\n[[node]]\nid = 3\nbootstrap = [0]\
         ("node = [1, 2]\n", "node[0]: expected a table, got 1"),
         ('fault_kinds = [["crash"]]\n' + NETWORK, "fault_kinds[0]: expected one of crash"),
         ("horizon = 3\n[[node]]\nid = 99\n[[node]]\nid = 3\nbootstrap = [0]\n", "nodes[0].id: 99"),
-        ("horizon = 30\n[[node]]\nid = 9\n", "horizon: 30 is outside 0..12"),
+        ("horizon = -1\n[[node]]\nid = 9\n", "horizon: -1 is outside 0.."),
+        ('[timing]\ndefaults = "real"\n' + NETWORK, "timing.defaults: expected one of model, spec"),
         ("[timing]\nk = 1.5\n" + NETWORK, "timing.k: expected an integer"),
         ("[timing]\nspeed = 1\n" + NETWORK, "timing.speed: unknown field"),
         ('mode_changes = [[1, "fast"]]\n' + NETWORK, "mode_changes[0] mode"),
@@ -433,7 +434,9 @@ def test_problem_8_the_network_file_reference_covers_every_field() -> None:
         assert field in page, field
 
 
-@pytest.mark.parametrize("name", ["trio-provide", "mode-change", "faults-and-timing"])
+@pytest.mark.parametrize(
+    "name", ["trio-provide", "mode-change", "faults-and-timing", "spec-timing"]
+)
 def test_problem_8_shipped_examples_parse_and_express_the_model(name: str) -> None:
     result = kadspec("example-config", name)
     assert result.returncode == 0
@@ -445,6 +448,8 @@ def test_problem_8_shipped_examples_parse_and_express_the_model(name: str) -> No
         assert scenario.faults and scenario.config.timing.alpha == 1
     if name == "trio-provide":
         assert scenario.finds and scenario.provides
+    if name == "spec-timing":
+        assert scenario.config.timing.k == 20 and scenario.horizon > 22 * 3600 * 1000
 
 
 def test_a_small_example_network_is_explored(tmp_path: Path) -> None:
