@@ -176,7 +176,7 @@ RESULT_TEXT = {
 
 def print_check(report: CheckReport) -> None:
     table = Table(title=f"kadspec check - policy {report.policy_name}", title_justify="left")
-    numeric = ("nodes", "states", "quiescent", "depth", "seconds")
+    numeric = ("nodes", "states", "quiescent", "depth", "seconds", "witnesses")
     for column in ("scenario", *numeric, "result"):
         table.add_column(column, justify="right" if column in numeric else "left")
     for run in report.runs:
@@ -191,10 +191,11 @@ def print_check(report: CheckReport) -> None:
             f"{e.quiescent_states:,}",
             str(e.depth),
             f"{e.seconds:.1f}",
+            f"{len(e.witnesses_reached)}/{len(run.witnesses)}" if run.witnesses else "-",
             result,
         )
     for name in report.not_run:
-        table.add_row(name, "", "", "", "", "", "not run")
+        table.add_row(name, "", "", "", "", "", "", "not run")
     out.print(table)
     status = report.status()
     counts = {s: [r for r, v in status.items() if v == s] for s in set(status.values())}
@@ -407,7 +408,7 @@ def check(
     strict: bool,
     json_path: Path | None,
 ) -> None:
-    scenarios = [SCENARIOS[n] for n in scenario_names] + list(networks)
+    scenarios = [SCENARIOS[n] for n in dict.fromkeys(scenario_names)] + list(networks)
     if not scenarios:
         scenarios = all_scenarios()
     if max_states > PROBE_STATES:  # under a smaller cap the run itself is the probe
