@@ -19,7 +19,7 @@ from kadspec.models.config import ModeSetting
 from kadspec.models.network import connect, disconnect, pop, send
 from kadspec.models.policy import Policy
 from kadspec.models.routing import closest_known, try_admit
-from kadspec.models.state import Conn, Kind, Message, Mode, Phase, World, replace
+from kadspec.models.state import Conn, Kind, Message, Mode, Outcome, Phase, Reason, World, replace
 
 
 class Family(enum.Enum):
@@ -224,9 +224,12 @@ def _apply_find(world: World, policy: Policy, a: Action) -> World:
     left = tuple(e for e in world.budget.finds if e != (a.node, a.key))
     world = replace(world, budget=replace(world.budget, finds=left))
     if lookups.find_index(world, a.node, lifecycle.Purpose.FIND_PROVIDERS, a.key) is not None:
-        return world
+        return world  # the call joins the find already running, and hears its outcome
     if not world.ready(a.node, policy.ready_requires_self_lookup):
-        return world  # BOOT-05: a find before Ready fails at once with a retryable error
+        # BOOT-05: a find before Ready fails at once with a retryable error
+        return lifecycle.report_find(
+            world, a.node, a.key, Outcome.FAILED, frozenset(), Reason.NOT_READY
+        )
     return lifecycle.start_lookup(world, policy, a.node, lifecycle.Purpose.FIND_PROVIDERS, a.key)
 
 

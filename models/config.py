@@ -1,9 +1,12 @@
 """Protocol constants and the network a model run starts from.
 
-Durations are in model ticks. The defaults of :class:`Timing` are the protocol's real values in
-seconds (TIME-01..03); model scenarios use small tick counts with the same ordering
-(deadline < republish < expiry), because the explorer's state space grows with every distinct
-clock value.
+Every duration is an integer number of milliseconds, never a float and never truncated: the
+defaults of :class:`Timing` are the protocol's real values (TIME-01..03), 0.1 s of retry base
+included. The explorer's clock jumps straight to the next armed timer, so the size of the
+numbers costs nothing; what costs states is the number of distinct timer events within a
+scenario's horizon. That is why model scenarios use :data:`MODEL_TIMING`: small values in the
+real order (request deadline < refresh < republish < expiry, retry cap <= refresh), defined
+here once.
 """
 
 from __future__ import annotations
@@ -34,34 +37,56 @@ class ModeSetting(enum.IntEnum):
     SERVER = 2
 
 
+#: milliseconds in a second, a minute and an hour
+SECOND = 1000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+
+
 @attrs.frozen
 class Timing:
-    """Protocol constants. Defaults are the spec's, in seconds (TIME-01, TIME-02, TIME-03)."""
+    """Protocol constants; every duration in integer milliseconds (TIME-01, TIME-02, TIME-03).
+
+    The defaults are the specification's: k = 20, alpha = 10, records expire after 48 h and are
+    republished every 22 h, the table is refreshed every 10 min, a request has 10 s, and a
+    provide that could not run is retried after 100 ms, doubling up to 1 min.
+    """
 
     k: int = 20
     alpha: int = 10
-    record_ttl: int = 48 * 3600
-    republish_interval: int = 22 * 3600
-    refresh_interval: int = 10 * 60
-    request_deadline: int = 10
-    retry_base: float = 0.1
-    retry_cap: float = 60.0
+    record_ttl: int = 48 * HOUR
+    republish_interval: int = 22 * HOUR
+    refresh_interval: int = 10 * MINUTE
+    request_deadline: int = 10 * SECOND
+    retry_base: int = 100
+    retry_cap: int = MINUTE
+
+    def outcome_bound(self, nodes: int) -> int:
+        """BOOT-05: the longest a user's provide or find may go without an explicit outcome.
+
+        A call the node cannot start yet is answered by the next refresh at the latest (a
+        refresh that finds the node still not Ready reports not-ready; a Ready node without an
+        announceable address reports no-address at once), so waiting for that costs at most one
+        ``refresh_interval``. A call that runs ends once its lookup and its ADD_PROVIDER round
+        have ended: every request has its own ``request_deadline``, a lookup asks each of the
+        other ``nodes - 1`` nodes at most once, and the ADD_PROVIDER round is one more deadline.
+        So ``refresh_interval + nodes * request_deadline`` bounds the first explicit outcome.
+        """
+        return self.refresh_interval + max(1, nodes) * self.request_deadline
 
     def problems(self) -> list[str]:
         """Every way these constants break TIME-01..03, one line each (empty when valid)."""
         found = []
-        for name in (
-            "k",
-            "alpha",
-            "record_ttl",
-            "republish_interval",
-            "refresh_interval",
-            "request_deadline",
-            "retry_base",
-            "retry_cap",
-        ):
-            if getattr(self, name) <= 0:
-                found.append(f"{name} must be positive, got {getattr(self, name)}")
+        for f in attrs.fields(Timing):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                found.append(
+                    f"{f.name} must be an integer (milliseconds for durations), got {value!r}"
+                )
+            elif value <= 0:
+                found.append(f"{f.name} must be positive, got {value}")
+        if found:
+            return found
         if self.republish_interval >= self.record_ttl:
             found.append(
                 f"republish_interval ({self.republish_interval}) must be shorter than "
@@ -70,6 +95,12 @@ class Timing:
         if self.retry_base > self.retry_cap:
             found.append(
                 f"retry_base ({self.retry_base}) exceeds retry_cap ({self.retry_cap}) (TIME-03)"
+            )
+        if not self.request_deadline < self.refresh_interval < self.republish_interval:
+            found.append(
+                f"request_deadline ({self.request_deadline}) < refresh_interval "
+                f"({self.refresh_interval}) < republish_interval ({self.republish_interval}) "
+                "is the protocol's order (TIME-03)"
             )
         return found
 
@@ -82,19 +113,19 @@ def check_timing_defaults() -> list[str]:
     expected = {
         "k": 20,
         "alpha": 10,
-        "record_ttl": 172800,
-        "republish_interval": 79200,
-        "refresh_interval": 600,
-        "request_deadline": 10,
-        "retry_base": 0.1,
-        "retry_cap": 60.0,
+        "record_ttl": 172_800_000,
+        "republish_interval": 79_200_000,
+        "refresh_interval": 600_000,
+        "request_deadline": 10_000,
+        "retry_base": 100,
+        "retry_cap": 60_000,
     }
     for name, value in expected.items():
         if getattr(d, name) != value:
             found.append(f"default {name} is {getattr(d, name)}, the spec says {value}")
-    if not Timing(republish_interval=48 * 3600).problems():
+    if not Timing(republish_interval=48 * HOUR).problems():
         found.append("republish_interval equal to record_ttl was not rejected")
-    if not Timing(retry_base=120).problems():
+    if not Timing(retry_base=2 * MINUTE).problems():
         found.append("retry_base above retry_cap was not rejected")
     return found
 
@@ -109,27 +140,34 @@ class NodeConfig:
     bootstrap: tuple[int, ...] = ()
 
 
+#: The model scenarios' constants: k and alpha small enough that buckets fill and lookups have
+#: more candidates than alpha in 4 and 5 nodes, durations in the real order (request deadline
+#: 1 < retry cap 2 < refresh 3 < republish 5 < expiry 7; reality: 10 s, 1 min, 10 min, 22 h,
+#: 48 h), so a record outlives one republish interval but not two.
+MODEL_TIMING = Timing(
+    k=2,
+    alpha=2,
+    record_ttl=7,
+    republish_interval=5,
+    refresh_interval=3,
+    request_deadline=1,
+    retry_base=1,
+    retry_cap=2,
+)
+
 MAX_NODES = 5
 MAX_ID_BITS = 8
 
 
 @attrs.frozen
 class Config:
-    """A model network: nodes, keys (small IDs), the ID width and the model's tick constants."""
+    """A model network: nodes, keys (small IDs), the ID width and its protocol constants
+    (:data:`MODEL_TIMING` unless given)."""
 
     nodes: tuple[NodeConfig, ...]
     keys: tuple[int, ...] = (0,)
     id_bits: int = 4
-    timing: Timing = Timing(
-        k=2,
-        alpha=2,
-        record_ttl=6,
-        republish_interval=3,
-        refresh_interval=4,
-        request_deadline=1,
-        retry_base=1,
-        retry_cap=2,
-    )
+    timing: Timing = MODEL_TIMING
 
     @property
     def ids(self) -> tuple[int, ...]:

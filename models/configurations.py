@@ -7,8 +7,8 @@ equal to the bootstrap server's ID. ``star(3)`` is ``trio`` itself.
 
 from __future__ import annotations
 
-from kadspec.models.config import Config, ModeSetting, NodeConfig
-from kadspec.models.scenarios import MODEL_TIMING, SCENARIOS, Scenario
+from kadspec.models.config import MODEL_TIMING, Config, ModeSetting, NodeConfig
+from kadspec.models.scenarios import SCENARIOS, Scenario
 
 #: the joiners' IDs, in the order they are added; the first two are trio's
 JOINER_IDS = (0b0011, 0b0101, 0b0110, 0b1101)

@@ -14,12 +14,16 @@ from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
 from kadspec.models.routing import mark_failed
 from kadspec.models.state import (
+    NO_FIND,
+    FindState,
     Lookup,
     NodeState,
+    Outcome,
     PeerView,
     Phase,
     ProvideState,
     Purpose,
+    Reason,
     World,
     initial_mode,
     replace,
@@ -45,10 +49,28 @@ def finish(world: World, policy: Policy, node: int, finished: Lookup | None) -> 
         if provide.get(world, node, finished.key).phase is not Phase.LOOKUP:
             return world
         return provide.announce(world, policy, node, finished.key, lookups.result(world, finished))
+    # A find ends: the providers with a count (an empty answer counts), or no peer answered.
+    if finished.answered:
+        return report_find(world, node, finished.key, Outcome.SUCCEEDED, finished.providers)
+    return report_find(world, node, finished.key, Outcome.FAILED, frozenset(), Reason.NO_PEERS)
+
+
+@requirement("BOOT-05")
+def report_find(
+    world: World,
+    node: int,
+    key: int,
+    outcome: Outcome,
+    providers: frozenset[int],
+    reason: Reason = Reason.NONE,
+) -> World:
+    """Answer the caller of find providers: the providers found, or a failure with its reason."""
     state = world.nodes[node]
     found = list(state.found)
-    found[finished.key] = finished.providers
-    return world.with_node(node, replace(state, found=tuple(found)))
+    found[key] = providers
+    outcomes = list(state.find_outcomes or (NO_FIND,) * len(found))
+    outcomes[key] = FindState(outcome=outcome, reason=reason, at=world.clock)
+    return world.with_node(node, replace(state, found=tuple(found), find_outcomes=tuple(outcomes)))
 
 
 @requirement("BOOT-01", "BOOT-03")
@@ -57,7 +79,7 @@ def start(world: World, policy: Policy, node: int) -> World:
     old = world.nodes[node]
     timing = world.config.timing
     provides = tuple(
-        ProvideState(providing=True, phase=Phase.QUEUED, backoff=int(timing.retry_base))
+        ProvideState(providing=True, phase=Phase.QUEUED, backoff=timing.retry_base)
         if p.providing
         else ProvideState()
         for p in old.provides
@@ -71,6 +93,7 @@ def start(world: World, policy: Policy, node: int) -> World:
         provides=provides,
         records=old.records,
         found=(None,) * len(old.found),
+        find_outcomes=(NO_FIND,) * len(old.found),
     )
     return world.with_node(node, state)
 
@@ -90,6 +113,7 @@ def crash(world: World, node: int) -> World:
         provides=tuple(ProvideState(providing=p.providing) for p in old.provides),
         records=old.records,
         found=(None,) * len(old.found),
+        find_outcomes=(NO_FIND,) * len(old.found),
     )
     return world.with_node(node, state)
 
@@ -114,9 +138,13 @@ def dial_bootstrap(world: World, policy: Policy, node: int, peer: int) -> World:
     return mark_failed(world, policy, node, peer)
 
 
-@requirement("BOOT-02", "BOOT-03", "BOOT-04")
+@requirement("BOOT-02", "BOOT-03", "BOOT-04", "BOOT-05")
 def refresh(world: World, policy: Policy, node: int) -> World:
-    """Periodic refresh: re-dial bootstrap peers if the table is empty, then look up self."""
+    """Periodic refresh: re-dial bootstrap peers if the table is empty, then look up self.
+
+    Provides still waiting for Ready are told so (not-ready) and stay queued: a provide's
+    caller hears within one refresh interval (BOOT-05, ``Timing.outcome_bound``)."""
+    world = provide.report_waiting(world, policy, node)
     state = world.nodes[node]
     empty = not state.table()
     rearm = not empty or policy.rearm_refresh_when_empty
@@ -202,12 +230,12 @@ def react(world: World, policy: Policy) -> World:
         ):
             world = start_lookup(world, policy, node, Purpose.SELF, 0)
         # Cheapest test first: most nodes have no provide waiting to start.
-        if (
-            policy.queue_provide_until_ready
-            and any(p.phase is Phase.QUEUED and p.retry_at is None for p in state.provides)
-            and provide.may_start(world, policy, node)
-        ):
+        if not policy.queue_provide_until_ready or not any(map(provide.waiting, state.provides)):
+            continue
+        if provide.may_start(world, policy, node):
             for key, p in enumerate(world.nodes[node].provides):
-                if p.phase is Phase.QUEUED and p.retry_at is None:
+                if provide.waiting(p):
                     world = provide.attempt(world, policy, node, key)
+        elif world.ready(node, policy.ready_requires_self_lookup):
+            world = provide.report_waiting(world, policy, node)  # Ready, no address: say so
     return world

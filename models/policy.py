@@ -26,6 +26,9 @@ class Policy:
 
     #: BOOT-05: a provide before Ready is queued; off = start at once and drop the error (go-quai)
     queue_provide_until_ready: bool = True
+    #: BOOT-05: a provide that cannot start reports why (not-ready at the next refresh,
+    #: no-address at once when Ready) and stays queued; off = it waits silently, maybe forever
+    report_waiting_provides: bool = True
     #: PROV-06
     retry: Retry = Retry.CAPPED_EXPONENTIAL
     #: fixed-then-give-up: attempts before giving up

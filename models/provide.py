@@ -11,7 +11,17 @@ from kadspec.models.network import send
 from kadspec.models.policy import Policy, Retry
 from kadspec.models.requirements_registry import requirement
 from kadspec.models.routing import closest_known, mark_failed
-from kadspec.models.state import Kind, Message, Outcome, Phase, ProvideState, Record, World, replace
+from kadspec.models.state import (
+    Kind,
+    Message,
+    Outcome,
+    Phase,
+    ProvideState,
+    Reason,
+    Record,
+    World,
+    replace,
+)
 
 
 def get(world: World, node: int, key: int) -> ProvideState:
@@ -50,7 +60,7 @@ def _carries_addresses(world: World, policy: Policy, node: int) -> bool:
 def user_provide(world: World, policy: Policy, node: int, key: int) -> World:
     """The user asks ``node`` to provide key number ``key``: store locally first, then announce."""
     world = store(world, node, key, node)
-    base = int(world.config.timing.retry_base)
+    base = world.config.timing.retry_base
     world = put(
         world,
         node,
@@ -58,6 +68,7 @@ def user_provide(world: World, policy: Policy, node: int, key: int) -> World:
         providing=True,
         phase=Phase.QUEUED,
         outcome=Outcome.NONE,
+        reason=Reason.NONE,
         backoff=base,
         retry_at=None,
         attempts=0,
@@ -70,8 +81,42 @@ def user_provide(world: World, policy: Policy, node: int, key: int) -> World:
 def may_start(world: World, policy: Policy, node: int) -> bool:
     """BOOT-05 / ADDR-07: the node is Ready and has an address worth announcing."""
     ready = world.ready(node, policy.ready_requires_self_lookup)
-    has_address = has_announceable_address(world, node) or not policy.provide_with_listen_addresses
-    return ready and has_address
+    return ready and _may_announce(world, policy, node)
+
+
+def _may_announce(world: World, policy: Policy, node: int) -> bool:
+    return has_announceable_address(world, node) or not policy.provide_with_listen_addresses
+
+
+def waiting(state: ProvideState) -> bool:
+    """Queued for Ready or an address (not for a retry timer)."""
+    return state.phase is Phase.QUEUED and state.retry_at is None
+
+
+@requirement("BOOT-05", "ADDR-07")
+def report_waiting(world: World, policy: Policy, node: int) -> World:
+    """Tell the callers of provides that cannot start why, and keep them queued (BOOT-05).
+
+    Called at each refresh and whenever a Ready node has waiting provides. A node that is not
+    Ready reports not-ready (at its refresh: the bound is one refresh interval); a Ready node
+    with no address it may announce reports no-address at once. An ADD_PROVIDER must carry
+    the provider's addresses (IPFS kad-dht spec; ADDR-07) and the model has no relayed ones,
+    so a NAT-ed client in automatic mode, which the spec allows to provide ("DHT Clients MAY
+    Provide"), cannot announce anything useful: failing with a reason is its explicit
+    outcome, and the provide starts by itself once the node has an address.
+    """
+    if not policy.report_waiting_provides:
+        return world  # the mutant: waits silently, maybe forever (BOOT-05)
+    if not world.ready(node, policy.ready_requires_self_lookup):
+        reason = Reason.NOT_READY
+    elif not _may_announce(world, policy, node):
+        reason = Reason.NO_ADDRESS
+    else:
+        return world  # it can start: lifecycle.react starts it
+    for key, state in enumerate(world.nodes[node].provides):
+        if waiting(state) and (state.outcome, state.reason) != (Outcome.FAILED, reason):
+            world = put(world, node, key, outcome=Outcome.FAILED, reason=reason)
+    return world
 
 
 def attempt(world: World, policy: Policy, node: int, key: int) -> World:
@@ -84,8 +129,9 @@ def attempt(world: World, policy: Policy, node: int, key: int) -> World:
 
 
 @requirement("PROV-02", "PROV-06", "BOOT-05")
-def fail(world: World, policy: Policy, node: int, key: int) -> World:
-    """The attempt failed (no peers, or no ADD_PROVIDER delivered)."""
+def fail(world: World, policy: Policy, node: int, key: int, reason: Reason) -> World:
+    """The attempt failed (no peers, or no ADD_PROVIDER delivered): report it with its reason
+    and retry after a backoff (PROV-06)."""
     state = get(world, node, key)
     timing = world.config.timing
     if policy.retry is Retry.DROP_ERROR:
@@ -99,6 +145,7 @@ def fail(world: World, policy: Policy, node: int, key: int) -> World:
                 key,
                 phase=Phase.IDLE,
                 outcome=Outcome.FAILED,
+                reason=reason,
                 retry_at=None,
                 pending=(),
                 acked=frozenset(),
@@ -109,19 +156,21 @@ def fail(world: World, policy: Policy, node: int, key: int) -> World:
             key,
             phase=Phase.QUEUED,
             outcome=Outcome.FAILED,
-            retry_at=world.clock + int(timing.retry_base),
+            reason=reason,
+            retry_at=world.clock + timing.retry_base,
             pending=(),
             acked=frozenset(),
         )
-    backoff = max(state.backoff, int(timing.retry_base))
+    backoff = max(state.backoff, timing.retry_base)
     return put(
         world,
         node,
         key,
         phase=Phase.QUEUED,
         outcome=Outcome.FAILED,
+        reason=reason,
         retry_at=world.clock + backoff,
-        backoff=min(2 * backoff, int(timing.retry_cap)),
+        backoff=min(2 * backoff, timing.retry_cap),
         pending=(),
         acked=frozenset(),
     )
@@ -131,7 +180,7 @@ def fail(world: World, policy: Policy, node: int, key: int) -> World:
 def announce(world: World, policy: Policy, node: int, key: int, peers: tuple[int, ...]) -> World:
     """Send ADD_PROVIDER to the closest peers GetClosestPeers returned."""
     if not peers:
-        return fail(world, policy, node, key)
+        return fail(world, policy, node, key, Reason.NO_PEERS)
     public = _carries_addresses(world, policy, node)
     deadline = (
         world.clock + world.config.timing.request_deadline if policy.per_request_deadline else None
@@ -155,7 +204,7 @@ def conclude(world: World, policy: Policy, node: int, key: int) -> World:
     """Every ADD_PROVIDER was delivered or failed: report the outcome with its count."""
     state = get(world, node, key)
     if not state.acked and policy.fail_provide_without_acks:
-        return fail(world, policy, node, key)
+        return fail(world, policy, node, key, Reason.NONE_DELIVERED)
     timing = world.config.timing
     world = store(world, node, key, node)
     return put(
@@ -164,10 +213,11 @@ def conclude(world: World, policy: Policy, node: int, key: int) -> World:
         key,
         phase=Phase.IDLE,
         outcome=Outcome.SUCCEEDED,
+        reason=Reason.NONE,
         delivered_to=len(state.acked),
         published_at=world.clock,
         republish_at=world.clock + timing.republish_interval if policy.republish else None,
-        backoff=int(timing.retry_base),
+        backoff=timing.retry_base,
         retry_at=None,
         pending=(),
     )

@@ -9,19 +9,8 @@ from __future__ import annotations
 
 import attrs
 
-from kadspec.models.config import Config, ModeSetting, NodeConfig, Reach, Timing
+from kadspec.models.config import MODEL_TIMING, Config, ModeSetting, NodeConfig, Reach
 from kadspec.models.state import World
-
-MODEL_TIMING = Timing(
-    k=2,
-    alpha=2,
-    record_ttl=4,
-    republish_interval=2,
-    refresh_interval=3,
-    request_deadline=1,
-    retry_base=1,
-    retry_cap=2,
-)
 
 
 @attrs.frozen
@@ -54,6 +43,17 @@ class Scenario:
 def _config(*nodes: NodeConfig, keys: tuple[int, ...] = (0b0110,)) -> Config:
     return Config(nodes=nodes, keys=keys, id_bits=4, timing=MODEL_TIMING).validate()
 
+
+#: records that expire soon: deadline 1 < refresh 2 < republish 3 < expiry 4 (the real order)
+SHORT_LIVED = attrs.evolve(
+    MODEL_TIMING,
+    request_deadline=1,
+    retry_base=1,
+    retry_cap=1,
+    refresh_interval=2,
+    republish_interval=3,
+    record_ttl=4,
+)
 
 BOOTSTRAP = NodeConfig(id=0b1000, mode=ModeSetting.SERVER)
 JOINER = NodeConfig(id=0b0011, bootstrap=(0,))
@@ -145,8 +145,8 @@ SCENARIOS: dict[str, Scenario] = _scenarios(
         "a node provides and later looks its own key up, by which time its "
         "record at the bootstrap node may have expired (records live 2 ticks); one node "
         "may crash",
-        attrs.evolve(PAIR, timing=attrs.evolve(MODEL_TIMING, record_ttl=2, republish_interval=1)),
-        horizon=3,
+        attrs.evolve(PAIR, timing=SHORT_LIVED),
+        horizon=4,
         faults=1,
         fault_kinds=frozenset({"crash"}),
         provides=((1, 0),),

@@ -105,11 +105,21 @@ class Phase(enum.IntEnum):
 
 
 class Outcome(enum.IntEnum):
-    """What the node last reported to the caller of provide."""
+    """What the node last reported to the caller of provide (or find providers)."""
 
     NONE = 0
     SUCCEEDED = 1
     FAILED = 2
+
+
+class Reason(enum.IntEnum):
+    """Why a provide or a find failed: the explicit outcome BOOT-05 asks for."""
+
+    NONE = 0  # no failure reported
+    NOT_READY = 1  # the node is not Ready yet (empty table, or no self-lookup answered)
+    NO_ADDRESS = 2  # Ready, but no address the node may announce (ADDR-07): a NAT-ed client
+    NO_PEERS = 3  # the lookup found no peer to ask or none answered
+    NONE_DELIVERED = 4  # no ADD_PROVIDER was delivered (PROV-02)
 
 
 @attrs.frozen(cache_hash=True)
@@ -119,6 +129,7 @@ class ProvideState:
     providing: bool = False
     phase: Phase = Phase.IDLE
     outcome: Outcome = Outcome.NONE
+    reason: Reason = Reason.NONE  # why, when the outcome is FAILED (BOOT-05)
     delivered_to: int = 0  # the count reported with SUCCEEDED (PROV-02)
     attempts: int = 0
     backoff: int = 0
@@ -159,6 +170,21 @@ class Record:
 
 
 @attrs.frozen(cache_hash=True)
+class FindState:
+    """What the node last reported to the caller of find providers for one key (BOOT-05).
+
+    The providers it returned are in ``NodeState.found``; ``at`` is when it reported.
+    """
+
+    outcome: Outcome = Outcome.NONE
+    reason: Reason = Reason.NONE
+    at: int | None = None
+
+
+NO_FIND = FindState()
+
+
+@attrs.frozen(cache_hash=True)
 class NodeState:
     """One node. ``records`` and ``provides[*].providing`` are on disk and survive a crash."""
 
@@ -176,6 +202,7 @@ class NodeState:
     provides: tuple[ProvideState, ...] = ()
     records: frozenset[Record] = frozenset()
     found: tuple[frozenset[int] | None, ...] = ()  # per key: providers the last find returned
+    find_outcomes: tuple[FindState, ...] = ()  # per key: the last find's outcome (BOOT-05)
     #: the observer's record of this node's history (ghost.py): written only by ghost.observe,
     #: read only by checks; never by the node's own logic
     ghost: Ghost = NO_HISTORY
@@ -265,6 +292,7 @@ class World:
             peers=(PeerView(),) * count,
             provides=(ProvideState(),) * len(config.keys),
             found=(None,) * len(config.keys),
+            find_outcomes=(NO_FIND,) * len(config.keys),
         )
         nodes = tuple(
             replace(node, setting=c.mode, mode=initial_mode(c.mode, False)) for c in config.nodes
