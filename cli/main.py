@@ -35,6 +35,7 @@ from kadspec.models.scenarios import SCENARIOS, Scenario
 from kadspec.models.trace import render
 from kadspec.options import OutputPath, json_option, write_report
 from kadspec.prove import prove as prove_command
+from kadspec.report_schema import REPORTS, schema_text
 from kadspec.reports import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_STATES,
@@ -695,23 +696,23 @@ def example_text(name: str) -> str:
     return resources.files("kadspec").joinpath("examples", f"{name}.toml").read_text("utf-8")
 
 
-SCHEMA_HELP = """Print the JSON Schema of a report (check, mutants, verify or prove).
+SCHEMA_HELP = """Print the JSON Schema of kadspec's reports (of one, given its name).
 
-    Every --json report names its kind in "report" and validates against this schema.
+    Every --json report names its kind in "report" (check, mutants, verify or prove),
+    carries its provenance and validates against this schema. Without REPORT the whole
+    schema is printed: each part once, and one entry per report.
 
     \b
     Examples:
-      kadspec schema check > check.schema.json
+      kadspec schema
+      kadspec schema check
     """
 
 
 @cli.command(help=SCHEMA_HELP)
-@click.argument("report", type=click.Choice(["check", "mutants", "verify", "prove"]))
-def schema(report: str) -> None:
-    click.echo(
-        resources.files("kadspec").joinpath("schemas", f"{report}.schema.json").read_text("utf-8"),
-        nl=False,
-    )
+@click.argument("report", type=click.Choice(REPORTS), required=False)
+def schema(report: str | None) -> None:
+    click.echo(schema_text(report), nl=False)
 
 
 cli.add_command(prove_command)
