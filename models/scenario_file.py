@@ -35,8 +35,16 @@ from typing import Any
 
 import attrs
 
-from kadspec.models.config import Config, ConfigError, ModeSetting, NodeConfig, Reach, Timing
-from kadspec.models.scenarios import MODEL_TIMING, Scenario
+from kadspec.models.config import (
+    MODEL_TIMING,
+    Config,
+    ConfigError,
+    ModeSetting,
+    NodeConfig,
+    Reach,
+    Timing,
+)
+from kadspec.models.scenarios import Scenario
 from kadspec.models.state import FAULT_KINDS
 
 #: the model clock counts milliseconds and jumps from timer to timer, so a horizon costs states
@@ -151,13 +159,14 @@ TIMING_DEFAULTS = {"model": MODEL_TIMING, "spec": Timing()}
 
 def _timing(value: Any) -> Timing:
     table = dict(_table(value, "timing"))
-    base = _choice(table.pop("defaults", "model"), "timing.defaults", TIMING_DEFAULTS)
+    base: Timing = _choice(table.pop("defaults", "model"), "timing.defaults", TIMING_DEFAULTS)
     _known(table, "timing.", {"defaults": "", **{name: "" for name in timing_fields()}})
     changes = {name: _int(v, f"timing.{name}", 0, None) for name, v in table.items()}
     try:
-        return attrs.evolve(base, **changes)
+        timing: Timing = attrs.evolve(base, **changes)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"timing: {error}") from None
+    return timing
 
 
 def _node(raw: Any, i: int, count: int) -> NodeConfig:

@@ -15,11 +15,11 @@ import pytest
 
 from kadspec.models.actions import apply, enabled
 from kadspec.models.checks import check_quiescent, check_state, check_step
-from kadspec.models.config import Config, ModeSetting, NodeConfig
+from kadspec.models.config import MODEL_TIMING, Config, ModeSetting, NodeConfig
 from kadspec.models.explorer import Counterexample, explore
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy, Retry
-from kadspec.models.scenarios import MODEL_TIMING, SCENARIOS
+from kadspec.models.scenarios import SCENARIOS
 from kadspec.models.state import World
 
 #: scenario -> (states, transitions, depth, complete, violated requirements) under SPEC
