@@ -440,7 +440,7 @@ def _warn_if_large(scenario: Scenario, max_states: int, max_seconds: float) -> N
         scenario.initial(),
         policy_named("spec"),
         max_states=PROBE_STATES,
-        max_seconds=PROBE_SECONDS,
+        max_seconds=min(PROBE_SECONDS, max_seconds),
         keep_going=True,
     )
     if probe.stop_reason == "complete":
