@@ -26,7 +26,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from kadspec import __version__
+from kadspec import __version__, options
 from kadspec.models.config import ConfigError
 from kadspec.models.explorer import explore
 from kadspec.models.mutants import MUTANTS
@@ -720,6 +720,7 @@ cli.add_command(prove_command)
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point: bad input is one line on stderr and exit code 2; a bug exits 4."""
+    options.ARGUMENTS = list(argv) if argv is not None else sys.argv[1:]
     try:
         cli.main(
             args=list(argv) if argv is not None else None,

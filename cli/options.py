@@ -22,6 +22,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: where the README's commands write their reports (git ignores it)
 RESULTS = Path("results")
 
+#: the arguments of the command being run, as ``main`` received them (for provenance)
+ARGUMENTS: list[str] | None = None
+
 
 class OutputPath(click.ParamType[Path]):
     """A file the command will write: its folder is created if missing, and the file must be
@@ -83,7 +86,7 @@ def write_report(path: Path | None, kind: str, data: dict[str, Any]) -> None:
     temporary file so a reader never sees half a report."""
     if path is None:
         return
-    document = {"report": kind, "schema_version": 1, "provenance": provenance(), **data}
+    document = {"report": kind, "schema_version": 1, "provenance": provenance(ARGUMENTS), **data}
     scratch = path.with_name(path.name + ".tmp")
     try:
         scratch.write_text(json.dumps(document, indent=2) + "\n", "utf-8")

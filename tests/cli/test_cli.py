@@ -358,6 +358,7 @@ def test_problem_6_verify_report_holds_the_same_parts(
     with pytest.raises(SystemExit):
         cli_main.main(["verify", "--json", str(report)])
     data = valid_report(report, "verify")
+    assert data["provenance"]["command"] == ["kadspec", "verify", "--json", str(report)]
     assert isinstance(data["parts"]["mutants"], dict)
     assert data["parts"]["mutants"]["mutants"][0]["name"] == "provide-before-ready-error-dropped"
     assert {"requirements", "scenarios", "caps"} <= set(data["parts"]["check"])
