@@ -270,8 +270,14 @@ def _run_json(run: ScenarioRun, checks: Mapping[str, list[str]]) -> dict[str, An
         "statuses": {
             rid: run.status(rid, c) for rid, c in checks.items() if _kinds(c) - {"config"}
         },
-        "witnesses": list(run.witnesses),
-        "witnesses_reached": sorted(e.witnesses_reached),
+        "witnesses": [
+            {
+                "name": w.name,
+                "text": str(getattr(w, "text", w.name)),
+                "reached": w.name in e.witnesses_reached,
+            }
+            for w in getattr(run.scenario, "witnesses", ())
+        ],
     }
 
 
