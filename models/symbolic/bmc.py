@@ -222,9 +222,9 @@ def bmc(
         pre = states[-1]
         steps = [enc.effect(pre, inst, f"t{depth}#{j}") for j, inst in enumerate(candidates)]
         sel = Selector(f"sel{depth}", len(steps))
-        post, collision = successor(enc, pre, steps, sel)
+        post, collision, observed = successor(enc, pre, steps, sel, f"t{depth}")
         nxt = _next_state(pre, post, f"s{depth}.")
-        solver.add(sel.exactly_one())
+        solver.add(sel.exactly_one(), *observed)
         solver.add(
             *(z3.Implies(sel.is_(j), z3.And(z(st.guard), *st.side)) for j, st in enumerate(steps))
         )

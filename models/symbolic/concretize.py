@@ -32,6 +32,7 @@ from kadspec.models.state import (
     Phase,
     Proto,
     ProvideState,
+    Reason,
     Record,
     World,
 )
@@ -70,15 +71,18 @@ def concrete_config(
     for k in range(shape.keys):
         same = [i for i in range(n) if evaluate(cfg.key_is_id[k, i])]
         keys.append(ids[same[0]] if same else spare.pop())
+    # The configuration axioms make these maxima no-ops; they keep Timing valid regardless.
     base = max(1, int(evaluate(cfg.retry_base)))
-    interval = max(1, int(evaluate(cfg.interval)))
+    deadline = max(1, int(evaluate(cfg.request_deadline)))
+    refresh = max(deadline + 1, int(evaluate(cfg.refresh_interval)))
+    interval = max(refresh + 1, int(evaluate(cfg.interval)))
     timing = Timing(
         k=max(1, int(evaluate(cfg.k))),
         alpha=max(1, int(evaluate(cfg.alpha))),
         record_ttl=max(interval + 1, int(evaluate(cfg.ttl))),
         republish_interval=interval,
-        refresh_interval=max(1, int(evaluate(cfg.refresh_interval))),
-        request_deadline=max(1, int(evaluate(cfg.request_deadline))),
+        refresh_interval=refresh,
+        request_deadline=deadline,
         retry_base=base,
         retry_cap=max(base, int(evaluate(cfg.retry_cap))),
     )
@@ -160,6 +164,7 @@ def concretize(
                     providing=bool(v["providing"][n, k]),
                     phase=Phase(v["phase"][n, k]),
                     outcome=Outcome(v["outcome"][n, k]),
+                    reason=Reason(v["reason"][n, k]),
                     delivered_to=int(v["delivered"][n, k]),
                     attempts=int(v["attempts"][n, k]),
                     backoff=int(v["backoff"][n, k]),

@@ -89,6 +89,7 @@ from kadspec.models.state import (
     Phase,
     Proto,
     Purpose,
+    Reason,
     World,
 )
 from kadspec.models.symbolic.terms import (
@@ -200,6 +201,11 @@ def class_target(cls: str, requester: int) -> Target:
     if cls.endswith("_SELF"):
         return ("id", requester)
     return ("key", class_key(cls))
+
+
+def request_classes(shape: Shape) -> tuple[str, ...]:
+    """Classes of the requests a node then waits on: FIND_NODE, GET_PROVIDERS, ADD_PROVIDER."""
+    return tuple(c for c in shape.classes if class_family(c) in ("request", "add_provider"))
 
 
 def reply_class(request: str) -> str:
@@ -333,6 +339,7 @@ FIELDS: tuple[Field, ...] = (
     Field("providing", "bool", each_provide),
     Field("phase", "int", each_provide),
     Field("outcome", "int", each_provide),
+    Field("reason", "int", each_provide),
     Field("delivered", "int", each_provide),
     Field("attempts", "int", each_provide),
     Field("retry_armed", "bool", each_provide),
@@ -450,7 +457,7 @@ class SymConfig:
     interval: Term
     refresh_interval: Term
     request_deadline: Term
-    retry_base: Term  # int(Timing.retry_base), as the model uses it
+    retry_base: Term
     retry_cap: Term
     give_up_after: int
     bucket: dict[tuple[int, int], Term]
@@ -520,8 +527,8 @@ class SymConfig:
             interval=config.timing.republish_interval,
             refresh_interval=config.timing.refresh_interval,
             request_deadline=config.timing.request_deadline,
-            retry_base=int(config.timing.retry_base),
-            retry_cap=int(config.timing.retry_cap),
+            retry_base=config.timing.retry_base,
+            retry_cap=config.timing.retry_cap,
             give_up_after=policy.give_up_after,
             bucket={
                 (a, b): bits - (ids[a] ^ ids[b]).bit_length()
@@ -574,8 +581,10 @@ class SymConfig:
             lt(self.interval, self.ttl),  # TIME-02, enforced by Config.validate
             le(1, self.refresh_interval),
             le(1, self.request_deadline),
-            le(0, self.retry_base),
+            le(1, self.retry_base),
             le(self.retry_base, self.retry_cap),  # TIME-03
+            lt(self.request_deadline, self.refresh_interval),  # the protocol's order (TIME-03)
+            lt(self.refresh_interval, self.interval),
         ]
         for t, d in self.dist.items():
             out += [ne(d[p], d[q]) for p in range(n) for q in range(p + 1, n)]
@@ -750,6 +759,7 @@ def project(world: World) -> Values:
                 ("providing", pv.providing),
                 ("phase", int(pv.phase)),
                 ("outcome", int(pv.outcome)),
+                ("reason", int(pv.reason)),
                 ("delivered", pv.delivered_to),
                 ("attempts", pv.attempts),
                 ("retry_armed", pv.retry_at is not None),
@@ -1017,9 +1027,8 @@ def parties(inst: Instance, nodes: int) -> tuple[int, ...]:
     return (inst.node,)
 
 
-# --- the effect builder ---------------------------------------------------------------------
+# --- lookups and distances, shared by the effects and the invariants -------------------------
 
-_FAILED = int(Outcome.FAILED)
 _LOOKUP_FIELDS = {
     "seen": "seen",
     "inflight": "inflight",
@@ -1027,6 +1036,57 @@ _LOOKUP_FIELDS = {
     "lfailed": "lfailed",
     "deadline": "dl_inflight",
 }
+LookupTerms = dict[str, dict[int, Term]]  # lookup field -> peer -> term (see _LOOKUP_FIELDS)
+
+
+def closest(cfg: SymConfig, target: Target, members: dict[int, Term]) -> dict[int, Term]:
+    """metric.closest: the at most k members nearest ``target``."""
+    d = cfg.dist[target]
+    out: dict[int, Term] = {}
+    for p, m in members.items():
+        nearer = card(and_(mq, lt(d[q], d[p])) for q, mq in members.items() if q != p)
+        out[p] = and_(m, lt(nearer, cfg.k))
+    return out
+
+
+def slot_target(shape: Shape, n: int, slot: int) -> Target:
+    """The target of node n's lookup in ``slot``: its own ID, or a key."""
+    purpose, key = shape.slot_purpose(slot)
+    return ("id", n) if purpose is Purpose.SELF else ("key", key)
+
+
+def lookup_of(st: SymState, n: int, slot: int) -> LookupTerms:
+    """Node n's lookup in ``slot``, field by field."""
+    others = [p for p in range(st.shape.nodes) if p != n]
+    return {f: {p: st(_LOOKUP_FIELDS[f], n, slot, p) for p in others} for f in _LOOKUP_FIELDS}
+
+
+def lookup_pool(lk: LookupTerms) -> dict[int, Term]:
+    """Peers seen and not yet asked (lookup.next_candidate's pool)."""
+    return {
+        p: and_(
+            lk["seen"][p],
+            not_(lk["answered"][p]),
+            not_(lk["lfailed"][p]),
+            not_(lk["inflight"][p]),
+        )
+        for p in lk["seen"]
+    }
+
+
+def lookup_finished(cfg: SymConfig, target: Target, lk: LookupTerms) -> Term:
+    """lookup.is_finished: the k closest live peers seen all answered, or nothing is left to
+    ask or await."""
+    live = {p: and_(lk["seen"][p], not_(lk["lfailed"][p])) for p in lk["seen"]}
+    top = closest(cfg, target, live)
+    all_answered = and_(any_(top.values()), *(implies(top[p], lk["answered"][p]) for p in top))
+    idle = and_(not_(any_(lookup_pool(lk).values())), not_(any_(lk["inflight"].values())))
+    return or_(all_answered, idle)
+
+
+# --- the effect builder ---------------------------------------------------------------------
+
+_FAILED = int(Outcome.FAILED)
 
 
 @attrs.define
@@ -1039,6 +1099,7 @@ class Outputs:
     reply_providers: dict[int, Term] = attrs.Factory(dict)
     reply_target_own: Term = False  # the request's target is the responder's own ID
     reply_expected: dict[int, Term] = attrs.Factory(dict)  # closest_known at the responder
+    claimed: dict[int, Term] = attrs.Factory(dict)  # the provider a forged ADD_PROVIDER named
 
 
 @attrs.frozen
@@ -1101,6 +1162,7 @@ class Encoding:
             "providing": False,
             "phase": 0,
             "outcome": 0,
+            "reason": 0,
             "delivered": 0,
             "attempts": 0,
             "retry_armed": False,
@@ -1139,7 +1201,8 @@ class Encoding:
         e = self.effect(pre, inst, tag)
         post, collision = self.react(e.post)
         out = attrs.evolve(e.out, collision=or_(e.out.collision, collision))
-        return attrs.evolve(e, post=self.observe(pre, inst, post), out=out)
+        observed, side = self.observe(pre, inst, e.out, post, f"{tag}/observe")
+        return attrs.evolve(e, post=observed, out=out, side=(*e.side, *side))
 
     def effect(self, pre: SymState, inst: Instance, tag: str) -> Step:
         """The guard and the action's own effect, before ``react``."""
@@ -1159,14 +1222,17 @@ class Encoding:
     def guard(self, pre: SymState, inst: Instance) -> Term:
         return _Effect(self, pre, "g").guard(inst)
 
-    def observe(self, pre: SymState, inst: Instance, post: SymState) -> SymState:
+    def observe(
+        self, pre: SymState, inst: Instance, out: Outputs, post: SymState, tag: str
+    ) -> tuple[SymState, list[Any]]:
         """``ghost.observe``: ``post`` with the ghosts of the instance's parties updated from
-        what the step did (``pre`` to ``post``). Writes ghost variables only, and nothing the
-        model reads depends on them."""
-        e = _Effect(self, post, "observe")
+        what the step did (``pre`` to ``post``; ``out``, what its effect emitted), and the
+        constraints on the fresh variables this introduces. Writes ghost variables only, and
+        nothing the model reads depends on them."""
+        e = _Effect(self, post, tag)
         for n in parties(inst, self.shape.nodes):
-            e.observe_node(pre, inst, n)
-        return e.st
+            e.observe_node(pre, inst, out, n)
+        return e.st, e.side
 
 
 class _Effect:
@@ -1266,13 +1332,7 @@ class _Effect:
         return self.cfg.dist[target]
 
     def closest(self, target: Target, members: dict[int, Term]) -> dict[int, Term]:
-        """metric.closest: the at most k members nearest ``target``."""
-        d = self.dist(target)
-        out: dict[int, Term] = {}
-        for p, m in members.items():
-            nearer = card(and_(mq, lt(d[q], d[p])) for q, mq in members.items() if q != p)
-            out[p] = and_(m, lt(nearer, self.cfg.k))
-        return out
+        return closest(self.cfg, target, members)
 
     # -- network
 
@@ -1382,25 +1442,13 @@ class _Effect:
     # -- lookups
 
     def slot_target(self, n: int, slot: int) -> Target:
-        purpose, key = self.shape.slot_purpose(slot)
-        return ("id", n) if purpose is Purpose.SELF else ("key", key)
+        return slot_target(self.shape, n, slot)
 
     def lookup(self, n: int, slot: int) -> dict[str, dict[int, Term]]:
-        return {
-            f: {p: self.g(_LOOKUP_FIELDS[f], n, slot, p) for p in self.others(n)}
-            for f in _LOOKUP_FIELDS
-        }
+        return lookup_of(self.st, n, slot)
 
     def pool(self, lk: dict[str, dict[int, Term]]) -> dict[int, Term]:
-        return {
-            p: and_(
-                lk["seen"][p],
-                not_(lk["answered"][p]),
-                not_(lk["lfailed"][p]),
-                not_(lk["inflight"][p]),
-            )
-            for p in lk["seen"]
-        }
+        return lookup_pool(lk)
 
     def next_candidate(self, target: Target, lk: dict[str, dict[int, Term]]) -> dict[int, Term]:
         pool = self.pool(lk)
@@ -1411,11 +1459,7 @@ class _Effect:
         }
 
     def is_finished(self, target: Target, lk: dict[str, dict[int, Term]]) -> Term:
-        live = {p: and_(lk["seen"][p], not_(lk["lfailed"][p])) for p in lk["seen"]}
-        top = self.closest(target, live)
-        all_answered = and_(any_(top.values()), *(implies(top[p], lk["answered"][p]) for p in top))
-        idle = and_(not_(any_(self.pool(lk).values())), not_(any_(lk["inflight"].values())))
-        return or_(all_answered, idle)
+        return lookup_finished(self.cfg, target, lk)
 
     def write_lookup(self, w: Term, n: int, slot: int, lk: dict[str, dict[int, Term]]) -> None:
         for f, vals in lk.items():
@@ -1617,10 +1661,26 @@ class _Effect:
         return and_(any_(self.table(n)), done)
 
     def may_start(self, n: int) -> Term:
-        address = or_(
-            self.has_announceable_address(n), not self.policy.provide_with_listen_addresses
-        )
-        return and_(self.ready(n), address)
+        return and_(self.ready(n), self.may_announce(n))
+
+    def may_announce(self, n: int) -> Term:
+        return or_(self.has_announceable_address(n), not self.policy.provide_with_listen_addresses)
+
+    def waiting(self, n: int, k: int) -> Term:
+        """provide.waiting: queued for Ready or an address (not for a retry timer)."""
+        return and_(eq(self.g("phase", n, k), int(Phase.QUEUED)), not_(self.g("retry_armed", n, k)))
+
+    def report_waiting(self, w: Term, n: int) -> None:
+        """provide.report_waiting: provides that cannot start report why and stay queued."""
+        if not self.policy.report_waiting_provides or w is False:
+            return
+        ready = self.ready(n)
+        blocked = and_(w, not_(and_(ready, self.may_announce(n))))
+        reason = ite(ready, int(Reason.NO_ADDRESS), int(Reason.NOT_READY))
+        for k in range(self.shape.keys):
+            tell = and_(blocked, self.waiting(n, k))
+            self.put(tell, "outcome", (n, k), _FAILED)
+            self.put(tell, "reason", (n, k), reason)
 
     def user_provide(self, w: Term, n: int, k: int) -> None:
         self.store(w, n, k, n)
@@ -1628,6 +1688,7 @@ class _Effect:
         self.put(w, "providing", idx, True)
         self.put(w, "phase", idx, int(Phase.QUEUED))
         self.put(w, "outcome", idx, int(Outcome.NONE))
+        self.put(w, "reason", idx, int(Reason.NONE))
         self.put(w, "backoff", idx, self.cfg.retry_base)
         self.put(w, "retry_armed", idx, False)
         self.put(w, "retry_at", idx, 0)
@@ -1651,7 +1712,8 @@ class _Effect:
             self.put(w, "dl_pending", (n, k, p), 0)
             self.put(w, "acked", (n, k, p), False)
 
-    def fail(self, w: Term, n: int, k: int) -> None:
+    def fail(self, w: Term, n: int, k: int, reason: Reason) -> None:
+        """provide.fail: report the failure with its reason and retry after a backoff."""
         if w is False:
             return
         idx = (n, k)
@@ -1681,13 +1743,14 @@ class _Effect:
         self.put(again, "retry_armed", idx, True)
         self.put(again, "retry_at", idx, retry_at)
         self.put(w, "outcome", idx, _FAILED)
+        self.put(w, "reason", idx, int(reason))
         self.clear_sends(w, n, k)
 
     def announce(self, w: Term, n: int, k: int, peers: dict[int, Term]) -> None:
         if w is False:
             return
         empty = not_(any_(peers.values()))
-        self.fail(and_(w, empty), n, k)
+        self.fail(and_(w, empty), n, k, Reason.NO_PEERS)
         go = and_(w, not_(empty))
         public = self.carries_addresses(n)
         for p, chosen in peers.items():
@@ -1704,13 +1767,14 @@ class _Effect:
         acked = [self.g("acked", n, k, p) for p in self.others(n)]
         if self.policy.fail_provide_without_acks:
             none = not_(any_(acked))
-            self.fail(and_(w, none), n, k)
+            self.fail(and_(w, none), n, k, Reason.NONE_DELIVERED)
             w = and_(w, not_(none))
         idx = (n, k)
         clock = self.g("clock")
         self.store(w, n, k, n)
         self.put(w, "phase", idx, int(Phase.IDLE))
         self.put(w, "outcome", idx, int(Outcome.SUCCEEDED))
+        self.put(w, "reason", idx, int(Reason.NONE))
         self.put(w, "delivered", idx, card(acked))
         self.put(w, "pub_set", idx, True)
         self.put(w, "pub_at", idx, clock)
@@ -1779,6 +1843,7 @@ class _Effect:
             self.put(w, "backoff", idx, ite(queued, self.cfg.retry_base, 0))
             for f, v in (
                 ("outcome", 0),
+                ("reason", 0),
                 ("delivered", 0),
                 ("attempts", 0),
                 ("retry_armed", False),
@@ -1839,6 +1904,7 @@ class _Effect:
     def refresh(self, w: Term, n: int) -> None:
         if w is False:
             return
+        self.report_waiting(w, n)
         empty = not_(any_(self.table(n)))
         rearm = or_(not_(empty), self.policy.rearm_refresh_when_empty)
         self.put(w, "refresh_armed", (n,), rearm)
@@ -1946,9 +2012,10 @@ class _Effect:
             self.start_lookup(first, n, 0)
             if self.policy.queue_provide_until_ready:
                 go = and_(up, self.may_start(n))
+                blocked = and_(up, not_(go), self.ready(n))  # Ready, no address: say so
                 for k in range(self.shape.keys):
-                    queued = eq(self.g("phase", n, k), int(Phase.QUEUED))
-                    self.attempt(and_(go, queued, not_(self.g("retry_armed", n, k))), n, k)
+                    self.attempt(and_(go, self.waiting(n, k)), n, k)
+                self.report_waiting(blocked, n)
 
     # -- deliver
 
@@ -2006,7 +2073,7 @@ class _Effect:
             return
         claimed: dict[int, Term] = {}
         if cls.startswith("AP_FORGED"):
-            claimed = self.pick_forged(src, dst, class_key(cls))
+            claimed = self.out.claimed = self.pick_forged(src, dst, class_key(cls))
         _, contents = self.pop(src, dst, cls)
         w = and_(up, self.connected(dst, src))
         if family == "reply":
@@ -2101,9 +2168,10 @@ class _Effect:
         self.put(w, "g_pub_set", (holder, key, provider), True)
         self.put(w, "g_pub_at", (holder, key, provider), self.g("clock"))
 
-    def observe_node(self, pre: SymState, inst: Instance, n: int) -> None:
+    def observe_node(self, pre: SymState, inst: Instance, out: Outputs, n: int) -> None:
         """``ghost._observe_node`` for node ``n``: ``pre`` is the state before the step,
-        ``self.st`` the state after it (ghost variables still as before)."""
+        ``self.st`` the state after it (ghost variables still as before), ``out`` what the
+        step's effect emitted."""
         kind = inst.kind
         if kind in ("start", "restart") and inst.node == n:
             self.reset_ghost(True, n)
@@ -2114,6 +2182,7 @@ class _Effect:
         if w is False:
             return
         s = self.shape
+        clock = self.g("clock")
         # The user's calls and the outcomes the node reported.
         if kind == "provide" and inst.node == n:
             self.publish(w, n, inst.key, n)
@@ -2154,34 +2223,37 @@ class _Effect:
             fresh = and_(
                 pre("up", h),
                 self.g("has", h, k, n),
-                eq(self.g("expires", h, k, n), add(self.g("clock"), self.cfg.ttl)),
+                eq(self.g("expires", h, k, n), add(clock, self.cfg.ttl)),
             )
             self.put(and_(w, fresh), "g_stored", (n, k, h), True)
         # What the node sent: a batch of ADD_PROVIDER naming itself starts a round for its key.
         for k in range(s.keys):
-            sent = and_(w, any_(self.sent_count(pre, inst, n, q, k) for q in self.others(n)))
+            own = (f"AP_PUB{k}", f"AP_PRIV{k}")
+            sent = and_(w, any_(self.sent_any(pre, inst, n, q, own) for q in self.others(n)))
             for q in self.others(n):
                 self.put(sent, "g_stored", (n, k, q), False)
             self.put(sent, "g_sent_set", (n, k), True)
-            self.put(sent, "g_sent_at", (n, k), self.g("clock"))
+            self.put(sent, "g_sent_at", (n, k), clock)
         # Dials: a failed dial makes the peer unresponsive, a successful one shows it alive.
         dialed: dict[int, Term] = {}
         if kind == "dial_bootstrap" and inst.node == n:
             dialed = {inst.peer: True}
         elif kind == "query" and inst.node == n:
-            before = _Effect(self.enc, pre, "observe-pre")
-            target = before.slot_target(n, inst.slot)
-            dialed = before.next_candidate(target, before.lookup(n, inst.slot))
+            before_step = _Effect(self.enc, pre, "observe-pre")
+            target = before_step.slot_target(n, inst.slot)
+            dialed = before_step.next_candidate(target, before_step.lookup(n, inst.slot))
         for q, chosen in dialed.items():
             self.put(and_(w, chosen), "g_unresponsive", (n, q), not_(self.connected(n, q)))
         if kind == "dial_back" and inst.node == n:
             self.put(and_(w, self.cfg.public[n]), "g_dialed_back", (n,), True)
 
-    def sent_count(self, pre: SymState, inst: Instance, n: int, q: int, k: int) -> Term:
-        """Whether ``n`` sent ``q`` an ADD_PROVIDER for key k naming itself in the step (a
-        channel is FIFO: what is new in it is what was sent, after the message taken off)."""
+    def sent_any(
+        self, pre: SymState, inst: Instance, n: int, q: int, classes: tuple[str, ...]
+    ) -> Term:
+        """Whether ``n`` sent ``q`` a message of one of ``classes`` in the step (a channel is
+        FIFO: what is new in it is what was sent, after the message taken off)."""
         sent: list[Term] = []
-        for cls in (f"AP_PUB{k}", f"AP_PRIV{k}"):
+        for cls in classes:
             i = self.cls_index(cls)
             popped = inst.kind in ("deliver", "lose") and (inst.node, inst.peer, inst.cls) == (
                 n,

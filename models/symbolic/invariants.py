@@ -374,6 +374,7 @@ _ENUM_RANGES = {
     "addr": 2,
     "phase": 3,
     "outcome": 2,
+    "reason": 4,
     "setting": 2,
 }
 
@@ -391,6 +392,7 @@ _BLANK_VIEW = {"conn": 0, "proto": 0, "addr": 0, "in_table": False, "failed": Fa
 _BLANK_PROVIDE = {
     "phase": 0,
     "outcome": 0,
+    "reason": 0,
     "delivered": 0,
     "attempts": 0,
     "retry_armed": False,

@@ -159,15 +159,23 @@ def _merge(pre: SymState, posts: list[SymState], sel: Selector) -> SymState:
 
 
 def successor(
-    enc: Encoding, pre: SymState, steps: list[Step], sel: Selector
-) -> tuple[SymState, Term]:
+    enc: Encoding, pre: SymState, steps: list[Step], sel: Selector, tag: str
+) -> tuple[SymState, Term, list[Any]]:
     """The state after a step of one of ``steps`` (effects before react), as ``actions.apply``
     builds it: the effects merged by ``sel``, ``react`` once on the merged state, then the
     ghost's ``observe`` per instance (its parties, its message), merged again. Also returns
-    whether react started a lookup in a busy slot."""
+    whether react started a lookup in a busy slot, and the constraints on the ghost's fresh
+    variables."""
     reacted, collision = enc.react(_merge(pre, [st.post for st in steps], sel))
-    observed = [enc.observe(pre, st.instance, reacted) for st in steps]
-    return _merge(reacted, observed, sel), collision
+    observed: list[SymState] = []
+    side: list[Any] = []
+    for i, st in enumerate(steps):
+        # Each instance's fresh ghost variables are its own (a unique tag), so their
+        # constraints, always satisfiable, may hold whichever instance is selected.
+        post, constraints = enc.observe(pre, st.instance, st.out, reacted, f"{tag}#{i}/observe")
+        observed.append(post)
+        side += constraints
+    return _merge(reacted, observed, sel), collision, side
 
 
 def _value(m: Any, term: Any) -> Any:
@@ -327,7 +335,7 @@ class Prover:
         if not steps:
             return []  # no instance in this shape (forging needs a third node to name)
         sel = Selector(f"sel.{group}", len(steps))
-        post, collision = successor(self.enc, self.pre, steps, sel)
+        post, collision, observed = successor(self.enc, self.pre, steps, sel, group)
         outs = [attrs.evolve(st.out, collision=or_(st.out.collision, collision)) for st in steps]
         s = self._solver()
         hypotheses = self.invariants if assume is None else tuple(assume)
@@ -336,6 +344,7 @@ class Prover:
         s.add(
             *(z3.Implies(sel.is_(i), z3.And(z(st.guard), *st.side)) for i, st in enumerate(steps))
         )
+        s.add(*observed)
         setup = time.perf_counter() - started
         vacuous = self._vacuous(s, group)
         if vacuous is not None:
