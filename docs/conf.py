@@ -31,6 +31,8 @@ extensions = ["sphinx_needs", "kadspec_spec", "kadspec_model"]
 
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
+# kadspec.css sizes the diagrams kadspec_model draws from the model.
+html_static_path = ["_static"]
 # Requirement text uses RFC 2119 keywords and plain quotes; render it as written.
 smartquotes = False
 

@@ -19,6 +19,15 @@ cannot drift from the code it describes:
 ``.. kadspec-try:: MUTANT``
    the commands that show MUTANT's bug (checked against the command line's own options) and the
    counterexample they print, computed by running the same exploration.
+``.. kadspec-diagram:: VIEW``
+   a state diagram of ``kadspec.diagrams.VIEWS[VIEW]``, computed by walking the model's
+   scenarios and drawn with Graphviz while the docs build.
+``.. kadspec-sequences::``
+   for every mutant, the counterexample the explorer finds for it, as a sequence diagram.
+
+Diagrams are SVG files written next to the page's other images and embedded as ``<img>``; the
+walks and explorations behind them run once per process (``kadspec.diagrams`` caches them), so a
+build pays for each once however many pages use it.
 
 As in ``kadspec_spec``, each directive generates reStructuredText and parses it in place, so the
 tables are ordinary list-tables. Requirement IDs in them are written with the role
@@ -32,11 +41,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import enum
+import functools
+import hashlib
+import html
 import importlib.util
 import pkgutil
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import ClassVar
@@ -54,13 +66,15 @@ from sphinx.util.docutils import SphinxDirective, SphinxRole
 from sphinx.util.nodes import make_refnode
 from sphinx.util.parsing import nested_parse_to_nodes
 from sphinx.util.typing import ExtensionMetadata, OptionSpec
+from sphinx.writers.html5 import HTML5Translator
 from sphinx_needs.api import get_needs_view
 
 import kadspec.main
 import kadspec.models
 import kadspec.spec
-from kadspec import reports
+from kadspec import diagrams, reports
 from kadspec.models.actions import ACTIONS
+from kadspec.models.explorer import Counterexample, explore
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.scenarios import SCENARIOS
@@ -68,6 +82,7 @@ from kadspec.models.trace import render
 from kadspec.spec import GROUPS, SpecError, requirements
 
 __all__ = [
+    "DiagramImage",
     "RequirementReference",
     "RequirementRole",
     "changed_knobs",
@@ -75,6 +90,7 @@ __all__ = [
     "knob_value",
     "list_table",
     "module_summaries",
+    "mutant_counterexample",
     "policy_comments",
     "setup",
 ]
@@ -490,6 +506,121 @@ class KadspecTry(_Generated):
         return lines
 
 
+# -- diagrams -----------------------------------------------------------------------------------
+
+
+# docutils ships no type information, so its node classes are Any to mypy.
+class DiagramImage(nodes.General, nodes.Inline, nodes.Element):  # type: ignore[misc]
+    """An SVG drawn while reading: written out as a file and embedded as ``<img>`` in HTML."""
+
+
+def _diagram_node(svg: str, name: str, alt: str) -> DiagramImage:
+    digest = hashlib.sha256(svg.encode("utf-8")).hexdigest()[:12]
+    return DiagramImage(svg=svg, filename=f"kadspec-{name}-{digest}.svg", alt=alt)
+
+
+def _visit_diagram_html(translator: HTML5Translator, node: DiagramImage) -> None:
+    images = Path(translator.builder.outdir) / translator.builder.imagedir
+    images.mkdir(parents=True, exist_ok=True)
+    target = images / node["filename"]
+    if not target.exists():
+        target.write_text(node["svg"], "utf-8")
+    source = f"{translator.builder.imgpath}/{node['filename']}"
+    # The image links to itself: a wide diagram is scaled to the page, and opens full size.
+    translator.body.append(
+        f'<a class="kadspec-diagram" href="{html.escape(source)}">'
+        f'<img class="kadspec-diagram" src="{html.escape(source)}" '
+        f'alt="{html.escape(node["alt"])}" /></a>'
+    )
+    raise nodes.SkipNode
+
+
+def _skip_diagram(translator: object, node: DiagramImage) -> None:
+    """Builders without images (text, man, LaTeX here) show the caption alone."""
+    raise nodes.SkipNode
+
+
+def _render(directive: SphinxDirective, make: Callable[[], str]) -> str:
+    try:
+        return make()
+    except diagrams.DiagramError as err:
+        raise directive.error(f"{directive.name}: {err}") from None
+
+
+class KadspecDiagram(SphinxDirective):
+    """``.. kadspec-diagram:: VIEW``: a state diagram drawn from the model's explored steps."""
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        _note_model_sources(self.env)
+        name = self.arguments[0]
+        view = diagrams.VIEWS.get(name)
+        if view is None:
+            choices = ", ".join(diagrams.VIEWS)
+            raise self.error(f"{self.name}: unknown view {name!r}; expected one of {choices}")
+        diagram = diagrams.state_diagram(view)
+        svg = _render(self, lambda: diagrams.render_svg(diagrams.to_dot(diagram)))
+        figure = nodes.figure(classes=["kadspec-figure"])
+        figure += _diagram_node(svg, name, diagram.title)
+        scenarios = ", ".join(view.scenarios)
+        caption = (
+            f"{diagram.title}. Drawn from {diagram.explored_states:,} states the model reaches "
+            f"in scenarios {scenarios} under the specification's policy"
+        )
+        if view.mutants:
+            caption += f"; in red, what mutants {', '.join(view.mutants)} do that it never does"
+        figure += nodes.caption("", caption + ".")
+        return [figure]
+
+
+@functools.cache
+def mutant_counterexample(name: str) -> Counterexample | None:
+    """The explorer's (shortest) counterexample for mutant ``name``'s expected requirement."""
+    mutant = MUTANTS[name]
+    found = explore(
+        mutant.scenario_spec.initial(), mutant.policy, max_states=2_000_000, target=mutant.expected
+    )
+    return found.counterexample
+
+
+class KadspecSequences(SphinxDirective):
+    """``.. kadspec-sequences::``: every mutant's counterexample as a sequence diagram."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        _note_model_sources(self.env)
+        out: list[nodes.Node] = []
+        for name, mutant in MUTANTS.items():
+            found = mutant_counterexample(name)
+            if found is None:
+                logger.warning(
+                    "mutant %s is not caught in scenario %s: no sequence diagram",
+                    name,
+                    mutant.scenario,
+                    location=self.get_location(),
+                    type="kadspec",
+                    subtype="mutant",
+                )
+                continue
+            title = f"{name}: {mutant.expected} broken in scenario {mutant.scenario}"
+            sequence = diagrams.sequence_of(found, title=title)
+            rubric = nodes.rubric("", "", nodes.literal(name, name))
+            rubric["ids"].append(f"sequence-{name}")
+            figure = nodes.figure(classes=["kadspec-figure", "kadspec-sequence"])
+            figure += _diagram_node(diagrams.sequence_svg(sequence), name, title)
+            figure += nodes.caption(
+                "",
+                f"{len(sequence.steps)} steps from the initial state of scenario "
+                f"{mutant.scenario} under mutant {name}; the last step (shaded) breaks "
+                f"{mutant.expected}.",
+            )
+            out += [rubric, figure]
+        return out
+
+
 # -- requirement links --------------------------------------------------------------------------
 
 
@@ -554,4 +685,15 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("kadspec-scenarios", KadspecScenarios)
     app.add_directive("kadspec-traceability", KadspecTraceability)
     app.add_directive("kadspec-try", KadspecTry)
+    app.add_directive("kadspec-diagram", KadspecDiagram)
+    app.add_directive("kadspec-sequences", KadspecSequences)
+    app.add_node(
+        DiagramImage,
+        html=(_visit_diagram_html, None),
+        latex=(_skip_diagram, None),
+        text=(_skip_diagram, None),
+        man=(_skip_diagram, None),
+        texinfo=(_skip_diagram, None),
+    )
+    app.add_css_file("kadspec.css")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
