@@ -30,7 +30,10 @@ version = release
 extensions = ["sphinx_needs", "kadspec_spec", "kadspec_model"]
 
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+# furo: the theme readers of modern Python documentation expect, with Sphinx's full-text search
+# (searchindex.js) in its sidebar; it is part of the docs extra.
+html_theme = "furo"
+html_title = f"kadspec {release}"
 # kadspec.css sizes the diagrams kadspec_model draws from the model.
 html_static_path = ["_static"]
 # Requirement text uses RFC 2119 keywords and plain quotes; render it as written.
