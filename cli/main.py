@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kadspec import __version__, options
+from kadspec.docs_command import docs as docs_command
 from kadspec.models.config import ConfigError
 from kadspec.models.explorer import explore
 from kadspec.models.mutants import MUTANTS
@@ -297,6 +298,7 @@ def cli() -> None:
       kadspec prove             prove the safety requirements inductive with z3
       kadspec list requirements what is specified, with IDs and levels
       kadspec example-config    a commented network file to start your own from
+      kadspec docs              build this documentation site
 
     \b
     Exit codes (every command):
@@ -716,6 +718,7 @@ def schema(report: str | None) -> None:
 
 
 cli.add_command(prove_command)
+cli.add_command(docs_command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

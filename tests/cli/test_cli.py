@@ -403,7 +403,7 @@ def test_problem_7_readme_commands_write_under_the_ignored_results_folder() -> N
 
 # --- problem 8: help and docs -------------------------------------------------------------------
 
-COMMANDS = ("check", "mutants", "verify", "prove", "list", "example-config", "schema")
+COMMANDS = ("check", "mutants", "verify", "prove", "list", "example-config", "schema", "docs")
 
 
 def test_problem_8_top_level_help_names_every_command() -> None:
