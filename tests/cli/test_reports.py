@@ -52,6 +52,7 @@ def _run(scenario: Scenario = SCENARIO, **fields: Any) -> ScenarioRun:
         counterexample=None,
         exercised={rid: 1 for rid in requirements()},
         quiescent_states=2,
+        witnesses_reached=frozenset(w.name for w in getattr(scenario, "witnesses", ())),
     )
     if fields.get("stop_reason", "complete") != "complete":
         fields["complete"] = False
@@ -133,10 +134,11 @@ def test_an_unreached_witness_fails_a_complete_run() -> None:
             return False
 
     scenario = _with_witnesses(SCENARIO, (Never(),))
-    assert _report(_run(scenario)).exit_code == EXIT_VIOLATION
+    assert _report(_run(scenario, witnesses_reached=frozenset())).exit_code == EXIT_VIOLATION
     reached = _run(scenario, witnesses_reached=frozenset({"never"}))
     assert _report(reached).exit_code == EXIT_OK
-    assert _report(_run(scenario, stop_reason="time-cap")).witnesses_missed() == {}
+    capped = _run(scenario, stop_reason="time-cap", witnesses_reached=frozenset())
+    assert _report(capped).witnesses_missed() == {}
 
 
 def _with_witnesses(scenario: Scenario, witnesses: tuple[Any, ...]) -> Any:
