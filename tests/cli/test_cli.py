@@ -64,6 +64,15 @@ def statuses(data: dict[str, Any]) -> dict[str, str]:
     return {r["id"]: r["status"] for r in data["requirements"]}
 
 
+def agree(result: subprocess.CompletedProcess[str], data: dict[str, Any]) -> None:
+    """Text, JSON and exit code say the same."""
+    assert data["exit_code"] == result.returncode
+    assert data["ok"] is (result.returncode == 0)
+    assert f"(exit {result.returncode})" in result.stdout.splitlines()[-1]
+    held = sum(1 for s in statuses(data).values() if s == "holds")
+    assert f"{held} hold," in result.stdout
+
+
 # --- problem 1: "holds" without a check ---------------------------------------------------------
 
 
@@ -73,6 +82,7 @@ def test_problem_1a_a_run_stopped_at_a_violation_claims_nothing_else(tmp_path: P
         "check", "--policy", "provide-before-ready-error-dropped", "--json", str(report)
     )
     data = valid_report(report, "check")
+    agree(result, data)
     status = statuses(data)
     assert status["BOOT-05"] == "violated"
     if is_must("BOOT-05"):
@@ -97,6 +107,7 @@ def test_problem_1b_a_capped_run_is_incomplete_not_holding(tmp_path: Path) -> No
     assert "36 of 36 hold" not in result.stdout
     assert "state cap" in result.stdout and "incomplete" in result.stdout.lower()
     data = valid_report(report, "check")
+    agree(result, data)
     status = statuses(data)
     assert {status[r] for r in status if r not in CONFIG_REQUIREMENTS} == {"unchecked"}
     assert data["scenarios"][0]["stop_reason"] == "state-cap"
@@ -107,7 +118,9 @@ def test_problem_1c_requirements_without_their_premise_are_not_exercised(tmp_pat
     report = tmp_path / "r.json"
     result = kadspec("check", "--scenario", "client-joins", "--json", str(report))
     assert result.returncode in (0, 3), result.stdout + result.stderr
-    status = statuses(valid_report(report, "check"))
+    data = valid_report(report, "check")
+    agree(result, data)
+    status = statuses(data)
     # no provide happens: what a provide or a stored record must do is checked vacuously
     provide = {r: status[r] for r in ("PROV-01", "PROV-02", "PROV-03", "PROV-05", "PROV-06")}
     assert set(provide.values()) == {"not exercised"}, provide
