@@ -7,6 +7,7 @@ The last test runs every scenario and is the vacuity report's own check (issue 6
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -161,3 +162,23 @@ def test_every_requirement_is_exercised_and_every_witness_reached_under_the_spec
     assert [r for r, s in status.items() if s == "not exercised"] == []
     assert report.witnesses_missed() == {}
     assert report.exit_code == EXIT_OK, report.to_json()["summary"]
+
+
+def test_progress_names_states_depth_rate_and_memory() -> None:
+    notes: list[str] = []
+    run_check(SPEC, [SCENARIOS["mode-change"]], progress=notes.append)
+    assert notes
+    assert re.fullmatch(
+        r"exploring mode-change: [\d,]+ states, depth \d+, [\d,]+ states/s, [\d,]+ MB", notes[-1]
+    )
+
+
+def test_caps_are_reported_and_a_time_cap_ends_the_run() -> None:
+    report = run_check(
+        SPEC, [SCENARIOS["join"], SCENARIOS["trio"]], max_states=50, max_seconds=1e-9
+    )
+    assert report.caps.to_json() == {"max_states": 50, "max_seconds": 1e-9}
+    assert report.runs[0].exploration.stop_reason in ("time-cap", "state-cap")
+    assert report.exit_code == EXIT_INCOMPLETE
+    if report.runs[0].exploration.stop_reason == "time-cap":
+        assert report.not_run == ("trio",)
