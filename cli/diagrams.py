@@ -367,7 +367,7 @@ def to_dot(diagram: StateDiagram) -> str:
         ) from None
     graph = graphviz.Digraph(
         graph_attr={
-            "rankdir": "LR",
+            "rankdir": "TB",
             "fontname": _FONT,
             "bgcolor": "transparent",
             "nodesep": "0.3",

@@ -87,12 +87,13 @@ def missing_requirements() -> list[str]:
 def build(source: Path, out: Path) -> int:
     """Run Sphinx as CI does (-W --keep-going, html); return its exit status.
 
-    Sphinx keeps its pickled doctrees in ``out/.doctrees``, so a second build into the same
-    folder reads again only the pages whose sources (or the model code they show) changed.
+    Every page is read again (``-E``): an incremental build would skip the pages that did not
+    change and so stay silent about their warnings, and a second ``kadspec docs`` would pass
+    where the first failed.
     """
     from sphinx.cmd.build import build_main  # the docs extra, checked before we get here
 
-    args: Sequence[str] = ["-W", "--keep-going", "-q", "-b", "html", str(source), str(out)]
+    args: Sequence[str] = ["-W", "--keep-going", "-E", "-q", "-b", "html", str(source), str(out)]
     return build_main(list(args))
 
 
