@@ -24,6 +24,9 @@ cannot drift from the code it describes:
    scenarios and drawn with Graphviz while the docs build.
 ``.. kadspec-sequences::``
    for every mutant, the counterexample the explorer finds for it, as a sequence diagram.
+``.. kadspec-counterexample:: MUTANT``
+   what ``kadspec check --policy MUTANT --scenario S`` prints (S: the mutant's scenario), as
+   text, then the same trace as a sequence diagram.
 
 Diagrams are SVG files written next to the page's other images and embedded as ``<img>``; the
 walks and explorations behind them run once per process (``kadspec.diagrams`` caches them), so a
@@ -90,6 +93,7 @@ __all__ = [
     "knob_value",
     "list_table",
     "module_summaries",
+    "checked_counterexample",
     "mutant_counterexample",
     "policy_comments",
     "setup",
@@ -621,6 +625,39 @@ class KadspecSequences(SphinxDirective):
         return out
 
 
+@functools.cache
+def checked_counterexample(name: str) -> Counterexample | None:
+    """The counterexample ``kadspec check --policy NAME --scenario S`` prints, S the mutant's."""
+    mutant = MUTANTS[name]
+    report = reports.run_check(mutant.policy, [mutant.scenario_spec], policy_name=name)
+    return report.counterexample
+
+
+class KadspecCounterexample(SphinxDirective):
+    """``.. kadspec-counterexample:: MUTANT``: the checked trace as text and as a diagram."""
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        _note_model_sources(self.env)
+        name = self.arguments[0]
+        if name not in MUTANTS:
+            raise self.error(f"{self.name}: unknown mutant {name!r}")
+        found = checked_counterexample(name)
+        if found is None:
+            raise self.error(f"{self.name}: mutant {name} is not caught; nothing to show")
+        text = render(found)
+        block = nodes.literal_block(text, text, language="text")
+        title = f"{name}: {', '.join(found.requirements)} broken"
+        figure = nodes.figure(classes=["kadspec-figure", "kadspec-sequence"])
+        figure += _diagram_node(
+            diagrams.sequence_svg(diagrams.sequence_of(found, title=title)), name, title
+        )
+        figure += nodes.caption("", f"The same {len(found.steps)} steps as a sequence diagram.")
+        return [block, figure]
+
+
 # -- requirement links --------------------------------------------------------------------------
 
 
@@ -687,6 +724,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("kadspec-try", KadspecTry)
     app.add_directive("kadspec-diagram", KadspecDiagram)
     app.add_directive("kadspec-sequences", KadspecSequences)
+    app.add_directive("kadspec-counterexample", KadspecCounterexample)
     app.add_node(
         DiagramImage,
         html=(_visit_diagram_html, None),
