@@ -102,9 +102,21 @@ def _user(world: World, policy: Policy) -> Iterator[Action]:
 
 
 def _tick(world: World, policy: Policy) -> Iterator[Action]:
+    """Time passes to the next timer, but only while no node has an action of its own to take.
+
+    A node's own steps (dialing a bootstrap peer, sending a lookup's next request, AutoNAT's
+    dial-back) take no time next to the protocol's timers; only the network may be slow, so
+    messages in flight can still lag behind the clock (a republish delayed past expiry, a
+    reply after its deadline). Without this, time could jump past a lookup that never sent
+    its first request, which no real node does.
+    """
     deadline = lifecycle.next_deadline(world)
-    if deadline is not None and world.clock < deadline <= world.horizon:
-        yield Action("tick")
+    if deadline is None or not world.clock < deadline <= world.horizon:
+        return
+    for local in (_bootstrap, _query, _dial_back):
+        if any(True for _ in local(world, policy)):
+            return
+    yield Action("tick")
 
 
 def _faults(world: World, policy: Policy) -> Iterator[Action]:
