@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from kadspec.models import state as st  # state.py imports Ghost: bind the module, read it late
 from kadspec.models.config import Reach
 
 if TYPE_CHECKING:
@@ -52,6 +51,12 @@ class Ghost:
     servers: frozenset[int] = frozenset()
     #: RT-06, RT-07: peers a dial to which failed, with no sign of life from them since
     unresponsive: frozenset[int] = frozenset()
+    #: requests this node sent and still waits on: (peer, deadline), by the request deadline
+    #: (peer, deadline, topic): the topic is the request's target, or -1 - key for ADD_PROVIDER
+    waiting: tuple[tuple[int, int, int], ...] = ()
+    #: peers that reset a request or let one pass its deadline, with no sign of life since: a
+    #: node MAY leave them out of its answers and its table (FIND-01, ADDR-06, BOOT-06)
+    unanswered: frozenset[int] = frozenset()
     #: ADDR-03: peers that reported an observed address for this node (identify)
     observers: frozenset[int] = frozenset()
     #: ADDR-03: a dial-back to this node's observed address succeeded
@@ -63,6 +68,11 @@ class Ghost:
     stored: frozenset[tuple[int, int]] = frozenset()
     #: PROV-05: (key, at): when this node last sent a batch of ADD_PROVIDER for the key
     sent: frozenset[tuple[int, int]] = frozenset()
+    #: PROV-05: (key, at): when a holder first stored a copy from the latest batch stored
+    kept: frozenset[tuple[int, int]] = frozenset()
+    #: PROV-05: keys it started to publish again (a lookup for the key or ADD_PROVIDER sent)
+    #: since a holder last stored a copy
+    retried: frozenset[int] = frozenset()
     # ---- survives a crash ----
     #: PROV-03, PROV-04, PROV-07: (key, provider, at): the last genuine publish of each record
     #: this node received: an ADD_PROVIDER sent by the provider itself, or, for its own record,
@@ -76,12 +86,19 @@ class Ghost:
     def last_sent(self, key: int) -> int | None:
         return next((at for k, at in self.sent if k == key), None)
 
+    def kept_since(self, key: int) -> int | None:
+        return next((at for k, at in self.kept if k == key), None)
+
     def stored_by(self, key: int) -> frozenset[int]:
         return frozenset(h for k, h in self.stored if k == key)
 
 
 #: the ghost of a node nothing has happened to yet
 NO_HISTORY = Ghost()
+
+# state.py imports Ghost and NO_HISTORY from here: import it only now that they exist, and read
+# its names at call time (whichever of the two modules is imported first).
+from kadspec.models import state as st  # noqa: E402
 
 
 def _publish(
@@ -169,7 +186,13 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
     for key in succeeded(old, new):
         publishes = _publish(publishes, key, n, clock)
     heard, servers, unresponsive = g.heard, g.servers, g.unresponsive
-    observers, stored, sent = g.observers, g.stored, g.sent
+    observers, stored, sent, kept = g.observers, g.stored, g.sent, g.kept
+    retried = g.retried
+    waiting, unanswered = g.waiting, g.unanswered
+    if post.clock != pre.clock:  # time passed: requests past their deadline went unanswered
+        late = [e for e in waiting if e[1] <= post.clock]
+        waiting = tuple(e for e in waiting if e[1] > post.clock)
+        unanswered |= {e[0] for e in late}
     # What the node received.
     if kind == "deliver" and message_of(action) is not None and old.up:
         m = message_of(action)
@@ -177,32 +200,76 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         if m.dst == n:
             p = m.src
             open_ = old.peers[p].conn is not st.Conn.NONE
-            if m.kind in (st.Kind.IDENTIFY, st.Kind.IDENTIFY_PUSH):
+            # The observer sees what the node processes: a message whose connection closed
+            # before it arrived died with it.
+            if open_ and m.kind in (st.Kind.IDENTIFY, st.Kind.IDENTIFY_PUSH):
                 heard |= {p}
                 servers = servers | {p} if m.server else servers - {p}
                 unresponsive -= {p}
+                unanswered -= {p}
                 if m.kind is st.Kind.IDENTIFY:
                     observers = observers if len(observers) >= 2 else observers | {p}
             elif open_ and m.kind in (st.Kind.FIND_NODE_REPLY, st.Kind.GET_PROVIDERS_REPLY):
                 heard |= {p}
                 servers |= {p}
                 unresponsive -= {p}
+                if any(e[0] == p and e[2] == m.target for e in waiting):
+                    unanswered -= {p}  # (a reply after the deadline is too late to count)
+                    waiting = _answered(waiting, p, m.target)
                 if m.kind is st.Kind.FIND_NODE_REPLY and m.target == post.config.ids[n]:
                     changes["self_answered"] = True
             elif open_:
-                unresponsive -= {p}  # a request: the peer is alive
-                if m.kind is st.Kind.ADD_PROVIDER and m.provider == p:
-                    publishes = _publish(publishes, m.key, p, clock)
-        elif m.src == n and m.kind is st.Kind.ADD_PROVIDER and m.provider == n:
-            fresh = st.Record(key=m.key, provider=n, expires=clock + post.config.timing.record_ttl)
-            if pre.nodes[m.dst].up and fresh in post.nodes[m.dst].records:
-                stored |= {(m.key, m.dst)}  # the holder stored this node's record just now
+                unresponsive -= {p}  # a request: the peer is alive (but it still owes us)
+                if (
+                    m.kind is st.Kind.ADD_PROVIDER
+                    and m.provider == p
+                    and old.mode is st.Mode.SERVER
+                ):
+                    publishes = _publish(publishes, m.key, p, clock)  # a server accepts it
+        elif (
+            m.src == n
+            and pre.nodes[m.dst].up
+            and pre.nodes[m.dst].peers[n].conn is not st.Conn.NONE
+        ):
+            # Our request reached a running peer over a live connection.
+            if m.kind is st.Kind.ADD_PROVIDER:
+                waiting = _answered(waiting, m.dst, -1 - m.key)
+                ttl = post.config.timing.record_ttl
+                fresh = st.Record(key=m.key, provider=m.provider, expires=clock + ttl)
+                if fresh in post.nodes[m.dst].records:
+                    if m.provider == n:
+                        stored |= {(m.key, m.dst)}  # the holder stored our record just now
+                        first = g.kept_since(m.key)
+                        batch = g.last_sent(m.key)
+                        if first is None or (batch is not None and first < batch):
+                            kept = frozenset(e for e in kept if e[0] != m.key) | {(m.key, clock)}
+                            retried -= {m.key}
+                else:
+                    unanswered |= {m.dst}  # refused
+            elif m.kind in (st.Kind.FIND_NODE, st.Kind.GET_PROVIDERS) and not any(
+                r.dst == n for r in _sent(pre, post, m.dst, -1)
+            ):
+                waiting = _answered(waiting, m.dst, m.target)
+                unanswered |= {m.dst}  # the stream was reset
     # What the node sent: a batch of ADD_PROVIDER starts a new round for its key.
-    keys = {
-        m.key
-        for m in _sent(pre, post, n, popped)
-        if m.kind is st.Kind.ADD_PROVIDER and m.provider == n
-    }
+    outgoing = _sent(pre, post, n, popped)
+    deadline = clock + post.config.timing.request_deadline
+    requests = [
+        (m.dst, deadline, m.target if m.kind is not st.Kind.ADD_PROVIDER else -1 - m.key)
+        for m in outgoing
+        if m.kind in (st.Kind.FIND_NODE, st.Kind.GET_PROVIDERS, st.Kind.ADD_PROVIDER)
+    ]
+    if requests:
+        waiting = tuple(sorted((*waiting, *requests)))
+    keys = {m.key for m in outgoing if m.kind is st.Kind.ADD_PROVIDER and m.provider == n}
+    if kept:
+        targets = post.config.keys
+        retried |= {
+            key
+            for key, _ in kept
+            if key in keys
+            or any(m.kind is st.Kind.FIND_NODE and m.target == targets[key] for m in outgoing)
+        }
     for key in keys:
         stored = frozenset(e for e in stored if e[0] != key)
         sent = frozenset(e for e in sent if e[0] != key) | {(key, clock)}
@@ -215,9 +282,10 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
     elif kind == "query" and action.node == n:
         candidate = next_candidate(pre, old.lookups[action.key])
         dialed = candidate if candidate is not None else -1
-    if dialed >= 0:
+    if dialed >= 0 and not pre.connected(n, dialed):  # a dial on a live connection is no news
         if post.connected(n, dialed):
             unresponsive -= {dialed}
+            unanswered -= {dialed}
         else:
             unresponsive |= {dialed}
     if kind == "dial_back" and action.node == n and post.config.nodes[n].reach is Reach.PUBLIC:
@@ -231,9 +299,24 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         observers=observers,
         stored=stored,
         sent=sent,
+        kept=kept,
+        retried=retried,
+        waiting=waiting,
+        unanswered=unanswered,
         boot_dialed=boot_dialed,
     )
     return st.replace(g, **changes)
+
+
+def _answered(
+    waiting: tuple[tuple[int, int, int], ...], peer: int, topic: int
+) -> tuple[tuple[int, int, int], ...]:
+    """``waiting`` without the oldest request to ``peer`` on ``topic`` (one reply answers one
+    request)."""
+    for index, entry in enumerate(waiting):
+        if entry[0] == peer and entry[2] == topic:
+            return waiting[:index] + waiting[index + 1 :]
+    return waiting
 
 
 def message_of(action: Action) -> Message | None:
@@ -241,33 +324,23 @@ def message_of(action: Action) -> Message | None:
 
 
 def reported(old: NodeState, new: NodeState) -> list[tuple[int, int]]:
-    """(operation, key) of every outcome ``new`` reports that ``old`` did not: the node's
-    provide outcome events and its find results (BOOT-05)."""
-    found = []
-    for key, (a, b) in enumerate(zip(old.provides, new.provides, strict=True)):
-        if b.outcome is not st.Outcome.NONE and (
-            a.outcome is not b.outcome or a.phase is not b.phase or a.attempts != b.attempts
-        ):
-            found.append((PROVIDE, key))
-    for key, (x, y) in enumerate(zip(old.found, new.found, strict=True)):
-        running = any(
-            lk.purpose is st.Purpose.FIND_PROVIDERS and lk.key == key for lk in new.lookups
-        )
-        ended = any(lk.purpose is st.Purpose.FIND_PROVIDERS and lk.key == key for lk in old.lookups)
-        if y is not None and not running and (x != y or ended):
-            found.append((FIND, key))
-    return found
+    """(operation, key) of every outcome the node reported in the step (its events)."""
+    from kadspec.models.observe import node_events  # observe imports state: import late
+
+    codes = {
+        "provide-succeeded": PROVIDE,
+        "provide-failed": PROVIDE,
+        "find-succeeded": FIND,
+        "find-failed": FIND,
+    }
+    return [(codes[e.kind], e.key) for e in node_events(-1, old, new)]
 
 
 def succeeded(old: NodeState, new: NodeState) -> list[int]:
-    """Keys whose provide ``new`` reports successful in this step (a success event)."""
-    return [
-        key
-        for key, (a, b) in enumerate(zip(old.provides, new.provides, strict=True))
-        if b.outcome is st.Outcome.SUCCEEDED
-        and b.phase is st.Phase.IDLE
-        and (a.outcome is not st.Outcome.SUCCEEDED or a.phase is not st.Phase.IDLE)
-    ]
+    """Keys whose provide the node reported successful in the step."""
+    from kadspec.models.observe import node_events
+
+    return [e.key for e in node_events(-1, old, new) if e.kind == "provide-succeeded"]
 
 
 __all__ = ["FIND", "NO_HISTORY", "OPERATIONS", "PROVIDE", "Ghost", "observe", "parties", "reported"]

@@ -31,13 +31,26 @@ def _explore_verified(initial: World, policy: Policy) -> tuple[int, Successors]:
     return len(seen), engine
 
 
-@pytest.mark.parametrize(
-    ("name", "states"),
-    [("mode-change", 3243), ("client-joins", 139), ("join-disconnect", 13325)],
-)
-def test_memoized_search_equals_the_public_functions(name: str, states: int) -> None:
-    count, engine = _explore_verified(SCENARIOS[name].initial(), SPEC)
-    assert count == states
+def _explore_public(initial: World, policy: Policy) -> int:
+    """The number of reachable worlds, by the public functions alone (no memo, no keys)."""
+    seen = {initial}
+    order = [initial]
+    for world in order:
+        for action in enabled(world, policy):
+            after = apply(world, policy, action)
+            if after not in seen:
+                seen.add(after)
+                order.append(after)
+    return len(seen)
+
+
+@pytest.mark.parametrize("name", ["mode-change", "client-joins", "join-disconnect"])
+def test_memoized_search_equals_the_public_functions(name: str) -> None:
+    initial = SCENARIOS[name].initial()
+    count, engine = _explore_verified(initial, SPEC)
+    # The same reachable set as a search through the public functions (no pinned count: the
+    # model changes; that the two engines agree does not).
+    assert count == _explore_public(initial, SPEC)
     assert engine.replayed > 0  # the memo was used, and every use was checked
 
 
