@@ -321,14 +321,15 @@ class Successors:
         local = self._local
         locals_ = [local.get((n, s)) or self._local_moves(world, n, s) for n, s in enumerate(nodes)]
         busy = False
-        deadlines = [entry[1] for entry in locals_ if entry[1] is not None]
-        if deadlines and world.clock < min(deadlines) <= world.horizon:
-            head.append(self._tick)
-            busy = True
         tail: list[Move] = []
         for part_index in (0, 1, 2):  # all nodes' bootstrap dials, then queries, then dial-backs
             for entry in locals_:
                 tail.extend(entry[0][part_index])
+        # A node's own protocol actions are urgent: time passes only when none is enabled.
+        deadlines = [entry[1] for entry in locals_ if entry[1] is not None]
+        if not tail and deadlines and world.clock < min(deadlines) <= world.horizon:
+            head.append(self._tick)
+            busy = True
         busy = busy or bool(tail)
         checks = self._node_checks
         found: list[Violation] = []
@@ -590,6 +591,19 @@ class Successors:
         if self.verify:
             assert found == check_state(world, self.policy)
         return found
+
+    def invariants_and_premises(
+        self, world: World, key: int | None = None
+    ) -> tuple[list[Violation], frozenset[str]]:
+        """:meth:`invariants` and :meth:`exercised` together (the second costs two lookups of
+        the memo the first filled)."""
+        if key is None:
+            key = self.key(world)
+        found = self.invariants(world, key)  # computes (or finds) both memoized parts
+        premises = self._nodes_part(world, key).premises | self._network_part(world, key).premises
+        if self.verify:
+            assert premises == exercised_in_state(world, self.policy)
+        return found, premises
 
     def exercised(self, world: World, key: int | None = None) -> frozenset[str]:
         """:func:`~kadspec.models.checks.exercised_in_state`: the requirements whose invariant
