@@ -15,7 +15,11 @@ cannot drift from the code it describes:
 ``.. kadspec-mutants::`` and ``.. kadspec-scenarios::``
    ``MUTANTS`` (with the knobs each changes, computed against ``SPEC``) and ``SCENARIOS``.
 ``.. kadspec-traceability::``
-   requirement -> model checks -> mutants, then the requirements no mutant shows necessary.
+   requirement -> model checks -> mutants, then the requirements no mutant shows necessary; a
+   requirement that no model check carries fails the build.
+``.. kadspec-proofs::``
+   requirement -> the z3 obligations of ``kadspec prove --nodes 2`` (run while the page builds)
+   and their results -> the test files that name the requirement.
 ``.. kadspec-try:: MUTANT``
    the commands that show MUTANT's bug (checked against the command line's own options) and the
    counterexample they print, computed by running the same exploration.
@@ -81,6 +85,7 @@ from kadspec.models.explorer import Counterexample, explore
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.scenarios import SCENARIOS
+from kadspec.models.symbolic.lifecycle import Obligation, ProofReport, prove_lifecycle
 from kadspec.models.trace import render
 from kadspec.spec import GROUPS, SpecError, requirements
 
@@ -89,14 +94,17 @@ __all__ = [
     "RequirementReference",
     "RequirementRole",
     "changed_knobs",
+    "checked_counterexample",
     "describe_template",
     "knob_value",
     "list_table",
     "module_summaries",
-    "checked_counterexample",
     "mutant_counterexample",
     "policy_comments",
+    "proof_cell",
+    "proof_report",
     "setup",
+    "tests_naming",
 ]
 
 logger = logging.getLogger(__name__)
@@ -452,6 +460,14 @@ class KadspecTraceability(_Generated):
 
         unchecked = [rid for rid in requirements() if not checks[rid]]
         if unchecked:
+            # A requirement nothing checks is a promise the suite does not keep: fail the build.
+            logger.warning(
+                "requirements carried by no model check: %s",
+                ", ".join(unchecked),
+                location=self.get_location(),
+                type="kadspec",
+                subtype="traceability",
+            )
             links = _joined(_req(rid) for rid in unchecked)
             lines += [f"Not yet carried by any model check: {links}.", ""]
         else:
@@ -466,6 +482,69 @@ class KadspecTraceability(_Generated):
             ]
         else:
             lines += ["Every requirement is shown necessary by at least one mutant.", ""]
+        return lines
+
+
+#: the symbolic encoding's size for the proofs the traceability page shows (seconds to prove)
+PROOF_NODES = 2
+PROOF_TIMEOUT_MS = 20_000
+
+
+@functools.cache
+def proof_report() -> ProofReport:
+    """``kadspec prove --nodes PROOF_NODES`` under the spec policy, run once per process."""
+    return prove_lifecycle(PROOF_NODES, SPEC, timeout_ms=PROOF_TIMEOUT_MS)
+
+
+def tests_naming(tests: Path) -> dict[str, list[str]]:
+    """Requirement ID -> the test files (relative to ``tests``' parent) whose source names it.
+
+    A file that names most requirements (the spec loader's own tests, say) tests the list, not
+    each requirement, and is left out.
+    """
+    named: dict[str, list[str]] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        found = set(_REQUIREMENT_ID.findall(path.read_text("utf-8")))
+        if len(found) > len(requirements()) // 2:
+            continue
+        for rid in sorted(found):
+            named.setdefault(rid, []).append(path.relative_to(tests.parent).as_posix())
+    return named
+
+
+def proof_cell(obligations: Sequence[Obligation]) -> str:
+    """How many of a requirement's obligations z3 proved, naming any that it did not."""
+    if not obligations:
+        return "not encoded"
+    proved = sum(1 for o in obligations if o.ok)
+    if proved == len(obligations):
+        return f"{proved} proved"
+    failed = [f"{_literal(o.name)} ({o.result})" for o in obligations if not o.ok]
+    return f"{proved} of {len(obligations)} proved; not proved: {', '.join(failed)}"
+
+
+class KadspecProofs(_Generated):
+    """``.. kadspec-proofs::``: requirement -> z3 obligations and their results -> tests."""
+
+    def generate(self) -> list[str]:
+        report = proof_report()
+        tests = Path(self.env.srcdir).parent / "tests"
+        for path in tests.rglob("test_*.py"):
+            self.env.note_dependency(str(path.resolve()))
+        named = tests_naming(tests)
+        rows = []
+        for rid in requirements():
+            mine = [o for o in report.obligations if rid in o.requirements]
+            files = named.get(rid, [])
+            rows.append([_req(rid), proof_cell(mine), _joined(_literal(f) for f in files)])
+        header = ["requirement", f"z3 obligations ({PROOF_NODES} nodes)", "tests that name it"]
+        lines = list_table("Requirements, proofs and tests", header, rows)
+        proved = report.count("proved")
+        lines += [
+            f"z3 discharged {proved} of {len(report.obligations)} obligations in "
+            f"{report.seconds:.1f} s while this page was built.",
+            "",
+        ]
         return lines
 
 
@@ -721,6 +800,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("kadspec-mutants", KadspecMutants)
     app.add_directive("kadspec-scenarios", KadspecScenarios)
     app.add_directive("kadspec-traceability", KadspecTraceability)
+    app.add_directive("kadspec-proofs", KadspecProofs)
     app.add_directive("kadspec-try", KadspecTry)
     app.add_directive("kadspec-diagram", KadspecDiagram)
     app.add_directive("kadspec-sequences", KadspecSequences)
