@@ -200,9 +200,12 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         if m.dst == n:
             p = m.src
             open_ = old.peers[p].conn is not st.Conn.NONE
-            # The observer sees what the node processes: a message whose connection closed
-            # before it arrived died with it.
-            if open_ and m.kind in (st.Kind.IDENTIFY, st.Kind.IDENTIFY_PUSH):
+            if not open_ and m.kind in (st.Kind.IDENTIFY, st.Kind.IDENTIFY_PUSH):
+                # Identify after its connection closed: the host may still hand it on (a node
+                # may or may not use it), so it can add evidence but never take any away.
+                heard |= {p}
+                servers |= {p} if m.server else set()
+            elif open_ and m.kind in (st.Kind.IDENTIFY, st.Kind.IDENTIFY_PUSH):
                 heard |= {p}
                 servers = servers | {p} if m.server else servers - {p}
                 unresponsive -= {p}

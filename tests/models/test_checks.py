@@ -337,7 +337,7 @@ def test_boot04_a_lookup_with_no_peer_to_ask_ends() -> None:
 def test_prov05_copies_must_be_republished_before_they_expire() -> None:
     w = world()
     w = replace(w, clock=w.config.timing.record_ttl)
-    lapsed = ghost(w, 0, kept=frozenset({(0, 0)}))
+    lapsed = ghost(entries(w, 0, 1), 0, kept=frozenset({(0, 0)}))
     assert "PROV-05" in quiet(lapsed)
     assert "PROV-05" not in quiet(ghost(lapsed, 0, retried=frozenset({0})))
 
