@@ -5,9 +5,15 @@ explorer keeps a set of every state it has seen. The shape is fixed for a given 
 (one PeerView per ordered pair, one ProvideState per key), which is also what lets the
 symbolic layer encode a state as a fixed set of solver variables.
 
-What a node's state holds is what a running node can show through its adapter: mode, external
-addresses, connections with direction, the routing table with addresses, provide outcomes and
-stored provider records. Fields that only the model needs are marked as such.
+A node's state mixes two kinds of field. Some are what a running node can show through its
+adapter (mode, candidate and confirmed addresses, connections with direction, the routing table
+with address kinds, what identify said, provide and find outcomes, stored provider records);
+``observe.project`` copies exactly those into an ``ObservedNode``, the only thing observable
+checks see. The rest is model bookkeeping that no live node exposes: ``failed`` marks,
+``boot_tried``, ``self_lookup_done``, timers (``refresh_at``, ``retry_at``, ``republish_at``,
+deadlines), lookups, backoff, pending and acknowledged ADD_PROVIDERs. Checks that read those
+are marked internal in ``checks.py``. ``NodeState.ghost`` belongs to the observer, not the
+node (see ``ghost.py``).
 """
 
 from __future__ import annotations
