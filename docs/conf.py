@@ -27,7 +27,7 @@ copyright = "2026, kadspec contributors"
 release = _installed_version("kadspec")
 version = release
 
-extensions = ["sphinx_needs", "kadspec_spec", "kadspec_model"]
+extensions = ["sphinx.ext.autodoc", "sphinx_needs", "kadspec_spec", "kadspec_model"]
 
 exclude_patterns = ["_build"]
 # furo: the theme readers of modern Python documentation expect, with Sphinx's full-text search
