@@ -17,6 +17,8 @@ cannot drift from the code it describes:
 ``.. kadspec-traceability::``
    requirement -> model checks -> mutants, then the requirements no mutant shows necessary; a
    requirement that no model check carries fails the build.
+``.. kadspec-example:: NAME``
+   the example network file ``kadspec example-config NAME`` writes, from the package.
 ``.. kadspec-proofs::``
    requirement -> the z3 obligations of ``kadspec prove --nodes 2`` (run while the page builds)
    and their results -> the test files that name the requirement.
@@ -524,7 +526,9 @@ def proof_cell(obligations: Sequence[Obligation]) -> str:
 
 
 class KadspecProofs(_Generated):
-    """``.. kadspec-proofs::``: requirement -> z3 obligations and their results -> tests."""
+    """``.. kadspec-example:: NAME``
+       the example network file ``kadspec example-config NAME`` writes, from the package.
+    ``.. kadspec-proofs::``: requirement -> z3 obligations and their results -> tests."""
 
     def generate(self) -> list[str]:
         report = proof_report()
@@ -587,6 +591,22 @@ class KadspecTry(_Generated):
         lines += [f"   {line}" if line else "" for line in trace]
         lines.append("")
         return lines
+
+
+class KadspecExample(_Generated):
+    """``.. kadspec-example:: NAME``: the example network file ``kadspec example-config NAME``
+    writes, as a TOML block (read from the package, so the page shows what the command does)."""
+
+    required_arguments = 1
+
+    def generate(self) -> list[str]:
+        name = self.arguments[0]
+        if name not in kadspec.main.EXAMPLES:
+            raise ValueError(f"unknown example {name!r}; one of {', '.join(kadspec.main.EXAMPLES)}")
+        text = kadspec.main.example_text(name)
+        lines = [".. code-block:: toml", f"   :caption: results/{name}.toml", ""]
+        lines += [f"   {line}" if line else "" for line in text.splitlines()]
+        return [*lines, ""]
 
 
 # -- diagrams -----------------------------------------------------------------------------------
@@ -801,6 +821,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("kadspec-scenarios", KadspecScenarios)
     app.add_directive("kadspec-traceability", KadspecTraceability)
     app.add_directive("kadspec-proofs", KadspecProofs)
+    app.add_directive("kadspec-example", KadspecExample)
     app.add_directive("kadspec-try", KadspecTry)
     app.add_directive("kadspec-diagram", KadspecDiagram)
     app.add_directive("kadspec-sequences", KadspecSequences)
