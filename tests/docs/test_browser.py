@@ -249,7 +249,16 @@ def assert_images_loaded(shown: dict[str, Any]) -> None:
     assert not empty, f"images that did not load or have no size: {empty}"
 
 
-@pytest.mark.parametrize("page", ["index.html", "spec.html", "traceability.html"])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "index.html",
+        "spec.html",
+        "traceability.html",
+        "guides/read-a-counterexample.html",
+        "api.html",
+    ],
+)
 def test_a_page_has_no_broken_link_or_image(browser: Browser, site: Path, page: str) -> None:
     shown = read(browser, site, page)
     assert shown["title"], f"{page} has no title"
