@@ -59,6 +59,14 @@ def test_out_must_be_a_folder(tmp_path: Path) -> None:
     assert "is a file" in result.output
 
 
+def test_kadspec_docs_is_a_command_of_the_command_line() -> None:
+    from kadspec.main import cli
+
+    assert cli.commands["docs"] is docs
+    result = CliRunner().invoke(cli, ["docs", "--help"])
+    assert result.exit_code == 0 and "--out DIR" in result.output and "--open" in result.output
+
+
 def test_the_docs_source_is_the_repository_docs_folder() -> None:
     source = docs_command.docs_source()
     assert (source / "conf.py").is_file() and (source / "index.rst").is_file()
