@@ -195,7 +195,13 @@ def query_of(world: World, policy: Policy, node: int) -> Iterator[Action]:
 
 def dial_back_of(world: World, policy: Policy, node: int) -> Iterator[Action]:
     state = world.nodes[node]
-    if state.up and state.candidate and not state.confirmed and not state.dial_back_tried:
+    if (
+        policy.dial_back_candidates
+        and state.up
+        and state.candidate
+        and not state.confirmed
+        and not state.dial_back_tried
+    ):
         yield Action("dial_back", node=node)
 
 
@@ -288,7 +294,7 @@ def _apply_deliver(world: World, policy: Policy, a: Action) -> World:
     if policy.admit_on_inbound_request:
         world = try_admit(world, policy, node, message.src, evidence=False)
     if message.kind is Kind.FIND_NODE:
-        closer = closest_known(world, node, message.target, message.src)
+        closer = closest_known(world, node, message.target, message.src, policy)
         if message.target == world.config.ids[node] and not policy.answer_lookup_for_own_id:
             closer = frozenset()
         return send(

@@ -33,6 +33,8 @@ def on_identify(world: World, policy: Policy, node: int, message: Message) -> Wo
             world = confirm(world, policy, node)
     if message.server:
         return try_admit(world, policy, node, peer)
+    if not policy.remove_peers_turned_client:
+        return world  # the RT-01 mutant: the client stays in the table
     return remove(world, node, peer)  # ADDR-02: a peer that became a client leaves the table
 
 
@@ -55,7 +57,8 @@ def confirm(world: World, policy: Policy, node: int) -> World:
 def update_mode(world: World, policy: Policy, node: int) -> World:
     """Recompute the mode; a change is pushed to every connected peer (identify push)."""
     state = world.nodes[node]
-    mode = initial_mode(state.setting, state.confirmed)
+    confirmed = state.confirmed and policy.auto_mode_follows_confirmation
+    mode = initial_mode(state.setting, confirmed)
     if mode == state.mode:
         return world
     world = world.with_node(node, replace(state, mode=mode))

@@ -10,7 +10,7 @@ from kadspec.models.metric import closest
 from kadspec.models.network import can_dial, connect, send, set_view, view
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
-from kadspec.models.routing import mark_failed, routable, try_admit
+from kadspec.models.routing import admit_named_peer, mark_failed, routable, try_admit
 from kadspec.models.state import Addr, Kind, Lookup, Message, Purpose, World, replace
 
 Finished = Lookup | None
@@ -132,6 +132,8 @@ def on_reply(world: World, policy: Policy, node: int, message: Message) -> tuple
     for peer in closer:
         if view(world, node, peer).addr is not Addr.DIALABLE:  # closerPeers carry addresses
             world = set_view(world, node, peer, addr=Addr.DIALABLE)
+        if policy.admit_closer_peers:
+            world = admit_named_peer(world, node, peer)
     world = set_view(world, node, message.src, failed=False)
     world = try_admit(world, policy, node, message.src)
     lookup = replace(

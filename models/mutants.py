@@ -4,6 +4,11 @@ Every mutant names its source (an issue, a pull request or a code reading), the 
 is expected to violate, and the scenario in which the bug shows. ``kadspec mutants`` runs each
 and passes only when every mutant is detected violating its expected requirement: that shows
 each requirement has teeth, and that the model would catch the bug in a real node.
+
+``kind`` says what the source shows: ``"bug"``, a defect someone reported or fixed; or
+``"robustness"``, the deliberate default of a maintained implementation that one of kadspec's
+own SHOULD-level robustness rules flags (so a report lists it as a SHOULD deviation, never as a
+MUST failure). Requirements with no mutant are in :data:`NO_MUTANT`, each with the reason.
 """
 
 from __future__ import annotations
@@ -25,19 +30,34 @@ class Mutant:
     expected: str  # the requirement ID the bug violates
     scenario: str  # a key of SCENARIOS
     policy: Policy
+    kind: str = "bug"  # "bug" or "robustness" (see the module docstring)
 
     @property
     def scenario_spec(self) -> Scenario:
-        return SCENARIOS[self.scenario]
+        """The scenario, with any network it starts from formed under this mutant's policy."""
+        scenario = SCENARIOS[self.scenario]
+        if not scenario.running:
+            return scenario
+        return attrs.evolve(scenario, prelude_policy=self.policy)
 
 
 def _mutant(
-    name: str, source: str, summary: str, expected: str, scenario: str, **knobs: object
+    name: str,
+    source: str,
+    summary: str,
+    expected: str,
+    scenario: str,
+    *,
+    kind: str = "bug",
+    **knobs: object,
 ) -> Mutant:
     _check_id(expected)(lambda: None)  # an unknown ID fails at import, naming the ID
     if scenario not in SCENARIOS:
         raise KeyError(f"mutant {name}: unknown scenario {scenario!r}")
-    return Mutant(name, source, summary, expected, scenario, attrs.evolve(SPEC, **knobs))  # type: ignore[arg-type]
+    if kind not in ("bug", "robustness"):
+        raise ValueError(f"mutant {name}: kind {kind!r} is not 'bug' or 'robustness'")
+    policy = attrs.evolve(SPEC, **knobs)  # type: ignore[arg-type]
+    return Mutant(name, source, summary, expected, scenario, policy, kind)
 
 
 MUTANTS: dict[str, Mutant] = {
@@ -72,7 +92,8 @@ MUTANTS: dict[str, Mutant] = {
         ),
         _mutant(
             "listener-address-dialable",
-            "libp2p/rust-libp2p behaviour.rs (code reading)",
+            "ipvm-wg/homestar PR #201 (the ephemeral port of an inbound connection was added "
+            "to Kademlia as the peer's address)",
             "the remote address of an inbound connection is taken as dialable",
             "RT-04",
             "nat-server-joins",
@@ -93,14 +114,6 @@ MUTANTS: dict[str, Mutant] = {
             "RT-03",
             "client-joins",
             admit_unknown_protocols=True,
-        ),
-        _mutant(
-            "identify-after-disconnect",
-            "libp2p/go-libp2p-kad-dht #358, PR #472",
-            "identify processed after its connection closed inserts a peer that is gone",
-            "RT-07",
-            "join-disconnect",
-            discard_identify_after_close=False,
         ),
         _mutant(
             "lookup-check-deadlock",
@@ -144,8 +157,11 @@ MUTANTS: dict[str, Mutant] = {
         ),
         _mutant(
             "foreign-provider-accepted",
-            "libp2p/go-libp2p-kad-dht PR #1065",
-            "a provider record naming someone other than the sender is stored",
+            "ipfs/specs src/routing/kad-dht.md (a provider record MUST name the sender); no "
+            "maintained implementation stores foreign providers today: go, js and rust check "
+            "the sender, and go PR #1065 only changed the reply to an invalid ADD_PROVIDER",
+            "a provider record naming someone other than the sender is stored (the attack the "
+            "sender check exists to stop)",
             "PROV-03",
             "trio-forgery",
             validate_provider_records=False,
@@ -184,7 +200,9 @@ MUTANTS: dict[str, Mutant] = {
         ),
         _mutant(
             "refresh-not-rearmed",
-            "libp2p/rust-libp2p PR #5349",
+            "kadspec robustness rule; libp2p/rust-libp2p PR #5349 fixed the opposite failure "
+            "of the same code path (a bootstrap with no known peers re-fired in a busy loop "
+            "instead of waiting for the periodic timer); no report of a lost timer is known",
             "a refresh that finds the table empty does not re-arm the refresh timer",
             "BOOT-03",
             "join",
@@ -192,26 +210,34 @@ MUTANTS: dict[str, Mutant] = {
         ),
         _mutant(
             "empty-lookup-waits",
-            "js-libp2p-kad-dht PR #457, js-libp2p PR #2169",
-            "a lookup with no peers waits instead of failing",
+            "libp2p/js-libp2p PR #2169 (a query on an empty table waited for a first peer, "
+            "forever, until the self-query timeout bounded it; the wait itself came from "
+            "js-libp2p-kad-dht PR #457)",
+            "a lookup with no peers waits, with no bound, instead of failing or ending",
             "BOOT-04",
             "join",
             empty_lookup_fails_fast=False,
         ),
         _mutant(
             "ready-without-self-lookup",
-            "libp2p/specs kad-dht 'Bootstrap process'",
+            "the default of go classic Provide, rust and py (work starts once the table is "
+            "non-empty); libp2p/specs kad-dht 'Bootstrap process' says a node should look "
+            "itself up first",
             "a node counts as Ready as soon as its table has a peer",
             "BOOT-02",
             "join",
+            kind="robustness",
             ready_requires_self_lookup=False,
         ),
         _mutant(
             "failed-peers-kept",
-            "js-libp2p kad-dht routing table (code reading)",
-            "a peer whose request failed stays in the routing table",
+            "the deliberate default of js-libp2p (maintainers declined removal, js-libp2p "
+            "#3536) and rust-libp2p (kept as Disconnected, #1771); ipfs/specs kad-dht says "
+            "unresponsive peers SHOULD NOT be served",
+            "a peer whose dial failed stays in the routing table and is offered to others",
             "RT-06",
             "join-crash",
+            kind="robustness",
             remove_failed_peers=False,
         ),
         _mutant(
@@ -222,5 +248,110 @@ MUTANTS: dict[str, Mutant] = {
             "join",
             provide_with_listen_addresses=False,
         ),
+        _mutant(
+            "nat-provide-waits-forever",
+            "libp2p/go-libp2p-kad-dht PR #1180 (the sweeping provider defers providing while "
+            "the node has no address, with no word to the caller); the first kadspec model",
+            "a NAT-ed node in automatic mode, asked to provide, has no address it may announce "
+            "and waits silently, forever",
+            "BOOT-05",
+            "nat-provides",
+            report_waiting_provides=False,
+        ),
+        _mutant(
+            "alpha-ignored",
+            "js-libp2p kad-dht query/manager.ts and query-path.ts (20 disjoint paths, each "
+            "with alpha requests in flight)",
+            "a lookup sends every candidate a request at once, ignoring alpha",
+            "FIND-03",
+            "crowd",
+            respect_alpha=False,
+        ),
+        _mutant(
+            "bucket-overfilled",
+            "kadence/kadence #52 (two flows evicting the same stale contact: the second "
+            "newcomer was added anyway, 'Contact index cannot be greater than K')",
+            "a full bucket admits a newcomer without evicting anyone",
+            "RT-05",
+            "crowd",
+            bucket_size_enforced=False,
+        ),
+        _mutant(
+            "farthest-peers-returned",
+            "libp2p/cpp-libp2p PR #266 ('priority_queue order was reversed': replies and "
+            "lookups took the farthest peers)",
+            "a FIND_NODE reply holds the k table peers farthest from the target",
+            "FIND-01",
+            "five",
+            reply_with_closest=False,
+        ),
+        _mutant(
+            "closer-peers-admitted",
+            "py-libp2p peer_routing.py (every peer a reply names is added to the table)",
+            "peers named in a reply's closerPeers enter the routing table before they answered",
+            "FIND-05",
+            "trio",
+            admit_closer_peers=True,
+        ),
+        _mutant(
+            "client-peer-kept",
+            "js-libp2p kad-dht topology listener (no onDisconnect: a peer that switches to "
+            "client mode stays in the table; code reading in kad-lifecycle-facts)",
+            "a peer whose identify push says it became a client stays in the routing table",
+            "RT-01",
+            "mode-change",
+            remove_peers_turned_client=False,
+        ),
+        _mutant(
+            "auto-mode-stays-client",
+            "libp2p/go-libp2p-kad-dht #564, #569 (ModeAuto too strict: nodes stayed clients "
+            "and private networks never formed a DHT)",
+            "automatic mode never becomes server, even with a confirmed external address",
+            "ADDR-04",
+            "join",
+            auto_mode_follows_confirmation=False,
+        ),
+        _mutant(
+            "no-dial-back",
+            "libp2p/go-libp2p-kad-dht #564 (no AutoNAT service reachable: reachability stayed "
+            "Unknown and no address was ever confirmed)",
+            "observed candidate addresses are never dialed back, so none is ever confirmed",
+            "ADDR-05",
+            "join",
+            dial_back_candidates=False,
+        ),
     )
+}
+
+#: Requirements no mutant shows necessary, each with the reason (issue 6: where no realistic
+#: bug exists, say why).
+NO_MUTANT: dict[str, str] = {
+    "BOOT-01": "Every implementation read dials its bootstrap peers at start-up (go dials until "
+    "two succeed, js and rust dial all); the failure BOOT-01 guards, not re-dialling after the "
+    "table emptied, needs a fault schedule (every bootstrap peer down, then back) whose state "
+    "space the explorer cannot afford beside the other scenarios yet.",
+    "FIND-04": "A SHOULD about when a lookup may stop; go stops when the beta = 3 closest "
+    "answered, js and rust when the k closest did, py when no closer peer appears. No "
+    "implementation is known to keep querying after that, and a lookup that did would still "
+    "end when its candidates run out: there is no real bug to reproduce.",
+    "PROV-01": "go, rust, js and py all store the record locally, run GetClosestPeers and send "
+    "ADD_PROVIDER to what it returned; the known deviations are in how many peers answer "
+    "(go-libp2p-kad-dht PR #20: fewer than k), which PROV-01 allows. No bug sends to more than "
+    "k peers or announces without storing locally.",
+    "PROV-07": "Every implementation read serves its stored records for the key plus closer "
+    "peers; the deviations (rust leaves out the requester's own record and caps at 20, go caps "
+    "by message size) are allowed by PROV-07 as restated. Serving expired records is PROV-04's "
+    "mutant.",
+    "RT-07": "Its connection clause was dropped: go PR #520 decoupled table membership from "
+    "connections, so the old go race (#358, PR #472: an identify processed after its connection "
+    "closed inserted the peer) is no longer a bug, and an identify is evidence whenever it "
+    "arrives. The failed-dial clause has no known bug (go, rust and js all drop or skip a peer "
+    "whose dial just failed), and neither has 'never self': every implementation filters its "
+    "own ID before inserting.",
+    "TIME-01": "A constant, not a behaviour: check_timing_defaults() tests the defaults, and an "
+    "implementation's k and alpha are read from its configuration by the conformance runner.",
+    "TIME-02": "A constant, not a behaviour: check_timing_defaults() tests 48 h and 22 h, and "
+    "Timing.problems() rejects a republish interval not shorter than the expiry.",
+    "TIME-03": "Defaults, not conformance: check_timing_defaults() and Timing.problems() test "
+    "whole milliseconds and the real order of the durations.",
 }

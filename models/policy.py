@@ -65,6 +65,23 @@ class Policy:
     answer_lookup_for_own_id: bool = True
     #: FIND-03: keep at most alpha requests in flight per lookup
     respect_alpha: bool = True
+    #: RT-05: a full bucket admits a newcomer only in place of an entry that failed; off = it
+    #: admits it anyway and the bucket overflows (kadence/kadence #52)
+    bucket_size_enforced: bool = True
+    #: FIND-01: FIND_NODE and GET_PROVIDERS replies hold the k closest table peers; off = the k
+    #: farthest (a reversed priority queue, libp2p/cpp-libp2p PR #266)
+    reply_with_closest: bool = True
+    #: FIND-05: peers named in a reply's closerPeers enter the routing table directly
+    #: (py-libp2p peer_routing.py); the spec keeps them lookup candidates
+    admit_closer_peers: bool = False
+    #: RT-01: a peer whose identify push says it became a client leaves the table; off = it stays
+    #: (js-libp2p topology listener without onDisconnect)
+    remove_peers_turned_client: bool = True
+    #: ADDR-04: automatic mode becomes server once an external address is confirmed; off = it
+    #: stays client (go-libp2p-kad-dht #564, #569)
+    auto_mode_follows_confirmation: bool = True
+    #: ADDR-05: an observed candidate address is dialed back (AutoNAT); off = never probed
+    dial_back_candidates: bool = True
     #: PROV-02: a provide with zero delivered ADD_PROVIDER is a failure
     fail_provide_without_acks: bool = True
     #: PROV-03: store a provider record only from the provider itself, with addresses

@@ -267,6 +267,6 @@ def on_get_providers(world: World, policy: Policy, node: int, message: Message) 
         target=message.target,
         key=message.key,
         providers=providers_to_serve(world, policy, node, message.key),
-        closer=closest_known(world, node, message.target, message.src),
+        closer=closest_known(world, node, message.target, message.src, policy),
     )
     return send(world, reply)

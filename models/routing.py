@@ -52,7 +52,7 @@ def try_admit(
     ):
         return world
     members = bucket_members(world, node, bucket_of(world, node, peer))
-    if len(members) >= k:
+    if len(members) >= k and policy.bucket_size_enforced:
         stale = [p for p in members if view(world, node, p).failed]
         if not stale:
             return world  # RT-05: a full bucket keeps its responsive entries
@@ -86,9 +86,25 @@ def mark_failed(world: World, policy: Policy, node: int, peer: int) -> World:
 
 
 @requirement("FIND-01", "RT-06")
-def closest_known(world: World, node: int, target: int, exclude: int) -> frozenset[int]:
+def closest_known(
+    world: World, node: int, target: int, exclude: int, policy: Policy | None = None
+) -> frozenset[int]:
     """FIND_NODE answer: the k table peers closest to ``target``, minus the asker and failed
-    peers."""
+    peers (with ``policy.reply_with_closest`` off: the k farthest, the FIND-01 mutant)."""
     state = world.nodes[node]
     candidates = [p for p in state.table() if p != exclude and not state.peers[p].failed]
-    return frozenset(closest(target, candidates, world.config.ids, world.config.timing.k))
+    ids, k = world.config.ids, world.config.timing.k
+    if policy is not None and not policy.reply_with_closest:
+        return frozenset(sorted(candidates, key=lambda p: ids[p] ^ target, reverse=True)[:k])
+    return frozenset(closest(target, candidates, ids, k))
+
+
+@requirement("FIND-05")
+def admit_named_peer(world: World, node: int, peer: int) -> World:
+    """The FIND-05 mutant (py-libp2p): a peer a reply named enters the table at once, with no
+    evidence and no probe, when its bucket has room."""
+    if peer == node or view(world, node, peer).in_table:
+        return world
+    if len(bucket_members(world, node, bucket_of(world, node, peer))) >= world.config.timing.k:
+        return world
+    return set_view(world, node, peer, in_table=True)

@@ -20,6 +20,7 @@ import attrs
 
 from kadspec.models.config import MODEL_TIMING, Config, ModeSetting, NodeConfig, Reach
 from kadspec.models.metric import closest
+from kadspec.models.policy import SPEC, Policy
 from kadspec.models.state import Mode, Outcome, World
 
 
@@ -162,6 +163,9 @@ class Scenario:
     #: specification (the first enabled protocol action each time, no time passing), so the
     #: exploration spends its states on what follows: provides, finds, faults and time
     formed: bool = False
+    #: the policy the running nodes start and form their network under (None: the spec's); a
+    #: mutant's scenario sets its own, so its bug acts from the first step
+    prelude_policy: Policy | None = attrs.field(default=None, repr=False)
 
     def initial(self) -> World:
         world = World.initial(
@@ -176,26 +180,25 @@ class Scenario:
         if not self.running:
             return world
         from kadspec.models.actions import Action, apply  # actions imports this module's users
-        from kadspec.models.policy import SPEC
 
+        policy = self.prelude_policy or SPEC
         for node in self.running:
-            world = apply(world, SPEC, Action("start", node=node))
+            world = apply(world, policy, Action("start", node=node))
         if self.formed:
-            world = settle(world)
+            world = settle(world, policy)
         return world
 
 
-def settle(world: World, limit: int = 10_000) -> World:
-    """Run the specification's protocol actions, always the first enabled one, until none is
-    left (time does not pass): one fixed schedule of how a network forms."""
+def settle(world: World, policy: Policy = SPEC, limit: int = 10_000) -> World:
+    """Run the protocol actions, always the first enabled one, until none is left (time does
+    not pass): one fixed schedule of how a network forms under ``policy``."""
     from kadspec.models.actions import apply, enabled, is_protocol
-    from kadspec.models.policy import SPEC
 
     for _ in range(limit):
-        move = next((a for a in enabled(world, SPEC) if is_protocol(a)), None)
+        move = next((a for a in enabled(world, policy) if is_protocol(a)), None)
         if move is None:
             return world
-        world = apply(world, SPEC, move)
+        world = apply(world, policy, move)
     raise RuntimeError(f"the network did not settle within {limit} protocol steps")
 
 
@@ -227,7 +230,7 @@ def _server(node_id: int, *bootstrap: int) -> NodeConfig:
 #: Four servers: n1, n2 and n3 all fall into bucket 0 of n0 (k = 2: it fills and refuses the
 #: third), n1 (0011) holds three peers, so its FIND_NODE replies choose k of more than k, and a
 #: lookup from any joiner has three candidates for alpha = 2 requests. The key 0111 is closest
-#: to n3, then n2, n1, n0: n1 provides it and n3 looks it up, each from its own table.
+#: to n3, then n2, n1, n0: n1 provides it and n0, whose full bucket refused n3, looks it up.
 CROWD = _config(BOOTSTRAP, _server(0b0011), _server(0b0101), _server(0b0110), keys=(0b0111,))
 #: Five nodes, two keys: CROWD plus n4 (1101, automatic mode, public) bootstrapping through
 #: both n0 and n1. Key 1100 is closest to n4 and n0; n2 looks it up.
@@ -255,7 +258,7 @@ SCENARIOS: dict[str, Scenario] = _scenarios(
         "a public node joins through a bootstrap server and provides a key, at "
         "any moment from start-up on",
         PAIR,
-        horizon=4,
+        horizon=5,
         provides=((1, 0),),
         witnesses=(*_JOINED, provided_at_closest(1, 0)),
     ),
@@ -307,7 +310,7 @@ SCENARIOS: dict[str, Scenario] = _scenarios(
         "a node behind NAT in automatic mode joins and is asked to provide: with no address "
         "it may announce, it must say so (BOOT-05, ADDR-07)",
         _config(BOOTSTRAP, attrs.evolve(JOINER, reach=Reach.NAT)),
-        horizon=3,
+        horizon=5,
         provides=((1, 0),),
         witnesses=(routes(1, 0), is_ready(1)),
     ),
@@ -382,15 +385,16 @@ SCENARIOS: dict[str, Scenario] = _scenarios(
     ),
     Scenario(
         "crowd",
-        "four servers have formed a network; n1 provides a key and n3 looks it up: a full "
-        "bucket, replies choosing k of more peers, lookups with more candidates than alpha",
+        "four servers have formed a network; n1 provides a key and n0 looks it up: n0's "
+        "full bucket meets a newcomer, replies choose k of more peers, lookups have more "
+        "candidates than alpha",
         CROWD,
         horizon=0,
         provides=((1, 0),),
-        finds=((3, 0),),
+        finds=((0, 0),),
         running=(0, 1, 2, 3),
         formed=True,
-        witnesses=(*_JOINED, provided_at_closest(1, 0), finds_provider(3, 0, 1)),
+        witnesses=(*_JOINED, provided_at_closest(1, 0), finds_provider(0, 0, 1)),
     ),
     Scenario(
         "crowd-unresponsive",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from kadspec.models.actions import Action, apply, enabled, is_protocol
 from kadspec.models.config import (
     HOUR,
     MINUTE,
@@ -16,8 +17,11 @@ from kadspec.models.config import (
     Timing,
     check_timing_defaults,
 )
+from kadspec.models.explorer import explore
+from kadspec.models.policy import SPEC
 from kadspec.models.scenario_file import parse_scenario
-from kadspec.models.scenarios import SCENARIOS
+from kadspec.models.scenarios import SCENARIOS, Scenario
+from kadspec.models.state import Outcome
 
 
 def test_the_defaults_are_the_specs_in_whole_milliseconds() -> None:
@@ -96,3 +100,39 @@ def test_bad_networks_name_the_field(nodes: tuple[NodeConfig, ...], message: str
 def test_scenario_files_name_the_bad_field(document: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_scenario(document)
+
+
+def _real_join(horizon: int, **changes: object) -> Scenario:
+    config = attrs.evolve(SCENARIOS["join"].config, timing=Timing())
+    return attrs.evolve(SCENARIOS["join"], config=config, horizon=horizon, **changes)  # type: ignore[arg-type]
+
+
+def test_a_scenario_with_the_specs_real_timing_is_explored_to_the_end() -> None:
+    # 10 s deadlines, 100 ms retries and a 10 min refresh: the explorer's clock jumps from
+    # timer to timer, so real values cost nothing; truncating 0.1 s to 0 used to freeze it.
+    scenario = _real_join(Timing().refresh_interval + Timing().request_deadline)
+    result = explore(scenario.initial(), SPEC, keep_going=True, witnesses=scenario.witnesses)
+    assert result.stop_reason == "complete"
+    assert not result.counterexamples
+    assert {w.name for w in scenario.witnesses} <= result.witnesses_reached
+
+
+def test_with_real_timing_a_republished_record_is_found_after_48_hours() -> None:
+    timing = Timing()
+    scenario = _real_join(
+        timing.record_ttl + timing.refresh_interval, running=(0, 1), formed=True, finds=((1, 0),)
+    )
+    world = apply(scenario.initial(), SPEC, Action("provide", node=1, key=0))
+    for _ in range(10_000):  # one schedule: the protocol first, then time; find after 48 h
+        moves = enabled(world, SPEC)
+        late = world.clock > timing.record_ttl
+        move = next((a for a in moves if late and a.kind == "find_providers"), None)
+        move = move or next((a for a in moves if is_protocol(a)), None)
+        move = move or next((a for a in moves if a.kind == "tick"), None)
+        if move is None:
+            break
+        world = apply(world, SPEC, move)
+    assert world.clock > timing.record_ttl  # time never froze
+    answer = world.nodes[1].find_outcomes[0]
+    assert answer.outcome is Outcome.SUCCEEDED and answer.at is not None
+    assert answer.at > timing.record_ttl and world.nodes[1].found[0] == frozenset({1})
