@@ -276,8 +276,8 @@ def operations_answered_in_time(o: ObservedNode, now: int) -> list[str]:
 @requirement("BOOT-05")
 def provides_answered_in_time(world: World, policy: Policy) -> list[str]:
     """BOOT-05's bounded part on every node (observable: runs on each node's projection)."""
-    if _outcome_bound(world.config) is None:
-        return []
+    if not any(s.ghost.asked for s in world.nodes) or _outcome_bound(world.config) is None:
+        return []  # nothing asked and unanswered: skip projecting
     return [d for o in project_all(world) for d in operations_answered_in_time(o, world.clock)]
 
 

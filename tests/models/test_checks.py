@@ -461,3 +461,42 @@ def test_premises_of_a_full_bucket_and_a_long_reply() -> None:
     )
     assert "FIND-01" in checks.exercised_in_step(pre, Action("tick"), post, SPEC)
     assert "FIND-01" not in checks.exercised_in_step(w, Action("tick"), w, SPEC)
+
+
+def test_boot01_judges_the_dials_the_ghost_saw() -> None:
+    base = Config(nodes=tuple(NodeConfig(id=i) for i in IDS[:3]))
+    config = attrs.evolve(
+        base, nodes=(attrs.evolve(base.nodes[0], bootstrap=(1, 2)), *base.nodes[1:])
+    )
+    w = World.initial(config, horizon=10)
+    w = node(w, 0, boot_tried=frozenset({1, 2}))  # the node says it tried both
+    assert "BOOT-01" in quiet(w)  # the observer saw no dial
+    assert "BOOT-01" not in quiet(ghost(w, 0, boot_dialed=frozenset({1, 2})))
+
+
+def test_addr06_a_connected_public_server_is_routed_unless_it_went_quiet() -> None:
+    w = node(world(), 1, mode=Mode.SERVER)
+    views = list(w.nodes[0].peers)
+    views[1] = PeerView(conn=Conn.OUTBOUND, proto=Proto.SERVER, addr=Addr.DIALABLE)
+    w = node(w, 0, peers=tuple(views))
+    assert "ADDR-06" in quiet(w)
+    assert "ADDR-06" not in quiet(ghost(w, 0, unanswered=frozenset({1})))
+
+
+def test_rt01_no_connected_client_in_a_table() -> None:
+    w = node(entries(world(), 0, 1), 1, mode=Mode.CLIENT)
+    assert "RT-01" in quiet(w)
+    assert "RT-01" not in quiet(node(w, 1, mode=Mode.SERVER))
+
+
+def test_prov08_nothing_waits_without_a_deadline() -> None:
+    hung = Lookup(Purpose.SELF, 0, 0, seen=frozenset({1}), inflight=((1, None),))
+    assert "PROV-08" in quiet(node(world(), 0, lookups=(hung,)))
+    timed = Lookup(Purpose.SELF, 0, 0, seen=frozenset({1}), inflight=((1, 50),))
+    assert "PROV-08" not in quiet(node(world(), 0, lookups=(timed,), refresh_at=60))
+
+
+def test_find02_own_id_is_answered_with_the_closest() -> None:
+    w = entries(world(), 0, 1, 2)
+    assert checks.own_id_lookups_answered(step(w, w, sent=(_reply(0, 1, IDS[0], set()),)))
+    assert checks.own_id_lookups_answered(step(w, w, sent=(_reply(0, 1, IDS[0], {2}),))) == []
