@@ -537,11 +537,28 @@ class KadspecProofs(_Generated):
             self.env.note_dependency(str(path.resolve()))
         named = tests_naming(tests)
         rows = []
-        for rid in requirements():
+        for rid, req in requirements().items():
             mine = [o for o in report.obligations if rid in o.requirements]
             files = named.get(rid, [])
-            rows.append([_req(rid), proof_cell(mine), _joined(_literal(f) for f in files)])
-        header = ["requirement", f"z3 obligations ({PROOF_NODES} nodes)", "tests that name it"]
+            source = (
+                f"{req.source.kind}: {req.source.citation}"
+                if req.source.spec_backed or not req.source.prevents
+                else f"robustness, prevents {req.source.prevents}"
+            )
+            rows.append(
+                [
+                    _req(rid),
+                    _text(source),
+                    proof_cell(mine),
+                    _joined(_literal(f) for f in files),
+                ]
+            )
+        header = [
+            "requirement",
+            "source",
+            f"z3 obligations ({PROOF_NODES} nodes)",
+            "tests that name it",
+        ]
         lines = list_table("Requirements, proofs and tests", header, rows)
         proved = report.count("proved")
         lines += [
