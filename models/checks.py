@@ -75,10 +75,6 @@ class Violation:
     detail: str
 
 
-def _name(o: ObservedNode, peer: int) -> str:
-    return f"n{peer}"
-
-
 # --- invariants on one node -----------------------------------------------------------------
 # Node invariants see one node (observable ones its projection, internal ones its state and the
 # fixed configuration); they are memoized per node state, because the same node state recurs in
@@ -131,7 +127,7 @@ def entries_have_positive_evidence(o: ObservedNode) -> list[str]:
     identify advertised kad, or it answered a kad request. A request is never evidence."""
     g = o.ghost
     return [
-        f"{o.name} holds {_name(o, p)} in its table, but {_name(o, p)} never advertised kad "
+        f"{o.name} holds {o.names[p]} in its table, but {o.names[p]} never advertised kad "
         "nor answered a kad request (a request is no evidence)"
         for p in o.table()
         if p in g.heard and p not in g.servers
@@ -144,7 +140,7 @@ def unknown_protocols_are_no_evidence(o: ObservedNode) -> list[str]:
     """No entry for a peer whose protocols are unknown: neither identify nor a kad response
     came from it since the node started (admission is deferred, never granted fail-open)."""
     return [
-        f"{o.name} admitted {_name(o, p)} before learning its protocols (no identify, no kad "
+        f"{o.name} admitted {o.names[p]} before learning its protocols (no identify, no kad "
         "response)"
         for p in o.table()
         if p not in o.ghost.heard
@@ -155,7 +151,7 @@ def unknown_protocols_are_no_evidence(o: ObservedNode) -> list[str]:
 @observable
 def table_entries_are_dialable(o: ObservedNode) -> list[str]:
     return [
-        f"{o.name} routes to {_name(o, p)} with only a {v.address.name.lower()} address "
+        f"{o.name} routes to {o.names[p]} with only a {v.address.name.lower()} address "
         "(not dialable)"
         for p, v in enumerate(o.peers)
         if v.in_table and v.address is not Addr.DIALABLE
@@ -198,8 +194,8 @@ def records_name_their_sender(o: ObservedNode) -> list[str]:
     """Every stored record was published by the provider it names (an ADD_PROVIDER sent by the
     provider itself, or the node's own provide), by the ghost's account."""
     return [
-        f"{o.name} stores a record naming {_name(o, r.provider)} as provider of key{r.key}, "
-        f"but {_name(o, r.provider)} never sent it one"
+        f"{o.name} stores a record naming {o.names[r.provider]} as provider of key{r.key}, "
+        f"but {o.names[r.provider]} never sent it one"
         for r in o.records
         if o.ghost.published(r.key, r.provider) is None
     ]
@@ -385,7 +381,7 @@ def identify_matches_mode(step: ObservedStep) -> list[str]:
         if m.kind in _IDENTIFY:
             newest[(m.src, m.dst)] = m
     return [
-        f"n{m.src} advertises kad={m.server} to n{m.dst} while in "
+        f"{step.name(m.src)} advertises kad={m.server} to {step.name(m.dst)} while in "
         f"{step.after[m.src].mode.name} mode"
         for m in newest.values()
         if m.server != (step.after[m.src].mode is Mode.SERVER)
@@ -396,7 +392,7 @@ def identify_matches_mode(step: ObservedStep) -> list[str]:
 @observable
 def clients_do_not_answer(step: ObservedStep) -> list[str]:
     found = [
-        f"n{m.src} is a client but answers n{m.dst}'s request"
+        f"{step.name(m.src)} is a client but answers {step.name(m.dst)}'s request"
         for m in step.sent
         if m.kind in (Kind.FIND_NODE_REPLY, Kind.GET_PROVIDERS_REPLY)
         and step.before[m.src].mode is Mode.CLIENT
@@ -408,7 +404,7 @@ def clients_do_not_answer(step: ObservedStep) -> list[str]:
         and step.before[m.dst].mode is Mode.CLIENT
         and step.after[m.dst].records != step.before[m.dst].records
     ):
-        found.append(f"n{m.dst} is a client but accepts ADD_PROVIDER")
+        found.append(f"{step.name(m.dst)} is a client but accepts ADD_PROVIDER")
     return found
 
 
@@ -416,7 +412,8 @@ def clients_do_not_answer(step: ObservedStep) -> list[str]:
 @observable
 def provider_records_carry_addresses(step: ObservedStep) -> list[str]:
     return [
-        f"n{m.src} sends ADD_PROVIDER(key{m.key}) to n{m.dst} without any address"
+        f"{step.name(m.src)} sends ADD_PROVIDER(key{m.key}) to {step.name(m.dst)} "
+        "without any address"
         for m in step.sent
         if m.kind is Kind.ADD_PROVIDER and m.provider == m.src and not m.public
     ]
@@ -430,7 +427,7 @@ def requests_do_not_admit(step: ObservedStep) -> list[str]:
     if m is None or m.kind not in _REQUESTS:
         return []
     return [
-        f"n{n} admitted n{p} on the strength of its {m.kind.name} request"
+        f"{step.name(n)} admitted {step.name(p)} on the strength of its {m.kind.name} request"
         for n, p in _admitted(step)
         if (n, p) == (m.dst, m.src)
     ]
@@ -447,7 +444,10 @@ def eviction_only_of_failed_entries(step: ObservedStep) -> list[str]:
         bucket = a.bucket(q)
         for p in a.table():
             if a.bucket(p) == bucket and not b.peers[p].in_table and p not in a.ghost.unresponsive:
-                found.append(f"n{n} evicted n{p}, a responsive entry, to admit n{q}")
+                found.append(
+                    f"{step.name(n)} evicted {step.name(p)}, a responsive entry, to admit "
+                    f"{step.name(q)}"
+                )
     return found
 
 
@@ -457,7 +457,7 @@ def failed_peers_leave_and_are_not_served(step: ObservedStep) -> list[str]:
     """A peer whose dial failed (no sign of life since) leaves the table, and no reply names
     it as a closer peer."""
     found = [
-        f"n{n} keeps n{p} in its table after a failed dial to it"
+        f"{step.name(n)} keeps {step.name(p)} in its table after a failed dial to it"
         for n, (a, b) in enumerate(zip(step.before, step.after, strict=True))
         if a is not b
         for p in b.ghost.unresponsive - a.ghost.unresponsive
@@ -467,7 +467,9 @@ def failed_peers_leave_and_are_not_served(step: ObservedStep) -> list[str]:
         if m.kind in (Kind.FIND_NODE_REPLY, Kind.GET_PROVIDERS_REPLY):
             stale = m.closer & step.before[m.src].ghost.unresponsive
             found.extend(
-                f"n{m.src} offers n{p}, which failed to answer, to n{m.dst}" for p in sorted(stale)
+                f"{step.name(m.src)} offers {step.name(p)}, which failed to answer, to "
+                f"{step.name(m.dst)}"
+                for p in sorted(stale)
             )
     return found
 
@@ -477,7 +479,7 @@ def failed_peers_leave_and_are_not_served(step: ObservedStep) -> list[str]:
 def failed_peers_not_admitted(step: ObservedStep) -> list[str]:
     """No admission of a peer whose last dial failed with no sign of life since."""
     return [
-        f"n{n} admitted n{p}, whose last dial failed"
+        f"{step.name(n)} admitted {step.name(p)}, whose last dial failed"
         for n, p in _admitted(step)
         if p in step.after[n].ghost.unresponsive
     ]
@@ -500,11 +502,11 @@ def find_node_replies_are_closest(step: ObservedStep) -> list[str]:
         expected = frozenset(closest(m.target, eligible, o.peer_ids, o.k))
         if len(m.closer) > o.k + 1 or rest & {m.src, m.dst}:
             found.append(
-                f"n{m.src}'s FIND_NODE reply to n{m.dst} holds the responder or the requester "
-                "(not as the target), or more than k + 1 peers"
+                f"{step.name(m.src)}'s FIND_NODE reply to {step.name(m.dst)} holds the responder "
+                "or the requester (not as the target), or more than k + 1 peers"
             )
         elif rest and rest != expected - extra:  # the target counts among the k closest
-            found.append(f"n{m.src}'s FIND_NODE reply is not its k closest peers")
+            found.append(f"{step.name(m.src)}'s FIND_NODE reply is not its k closest peers")
     return found
 
 
@@ -519,8 +521,8 @@ def own_id_lookups_answered(step: ObservedStep) -> list[str]:
         others = [p for p in o.table() if p != m.dst and p not in o.ghost.unresponsive]
         if m.target == o.id and not m.closer and others:
             found.append(
-                f"n{m.src} answers FIND_NODE for its own ID with nothing, though its table "
-                "holds other peers"
+                f"{step.name(m.src)} answers FIND_NODE for its own ID with nothing, though its "
+                "table holds other peers"
             )
     return found
 
@@ -534,7 +536,7 @@ def replies_do_not_admit_closer_peers(step: ObservedStep) -> list[str]:
     if m is None or m.kind not in (Kind.FIND_NODE_REPLY, Kind.GET_PROVIDERS_REPLY):
         return []
     return [
-        f"n{n} admitted n{p} because n{m.src}'s reply named it"
+        f"{step.name(n)} admitted {step.name(p)} because {step.name(m.src)}'s reply named it"
         for n, p in _admitted(step)
         if n == m.dst and p != m.src and p in m.closer
     ]
@@ -553,7 +555,7 @@ def provide_success_is_real(step: ObservedStep) -> list[str]:
         stored = step.after[e.node].ghost.stored_by(e.key)
         if e.count < 1 or e.count > len(stored):
             found.append(
-                f"n{e.node} reports key{e.key} provided to {e.count} peers; "
+                f"{step.name(e.node)} reports key{e.key} provided to {e.count} peers; "
                 f"{len(stored)} stored it this round"
             )
     return found
@@ -573,8 +575,8 @@ def expired_records_not_served(step: ObservedStep) -> list[str]:
             at = o.ghost.published(m.key, p)
             if at is not None and at + o.record_ttl <= step.now:
                 found.append(
-                    f"n{m.src} serves n{p}'s record for key{m.key}, published at {at}, "
-                    f"expired at {at + o.record_ttl} (now {step.now})"
+                    f"{step.name(m.src)} serves {step.name(p)}'s record for key{m.key}, "
+                    f"published at {at}, expired at {at + o.record_ttl} (now {step.now})"
                 )
     return found
 
@@ -600,8 +602,8 @@ def live_records_served(step: ObservedStep) -> list[str]:
             ):
                 live.add(r.provider)
         if len(m.providers) < o.k and not live <= m.providers:
-            missing = ",".join(f"n{p}" for p in sorted(live - m.providers))
-            found.append(f"n{m.src} withholds live records for key{m.key} ({missing})")
+            missing = ",".join(f"{step.name(p)}" for p in sorted(live - m.providers))
+            found.append(f"{step.name(m.src)} withholds live records for key{m.key} ({missing})")
     return found
 
 
@@ -647,7 +649,8 @@ def failures_name_a_reason(step: ObservedStep) -> list[str]:
     """A failure reported to the user names its reason (not-ready, no-address, no-peers,
     none-delivered)."""
     return [
-        f"n{e.node} reports its {e.kind.split('-')[0]} of key{e.key} failed without a reason"
+        f"{step.name(e.node)} reports its {e.kind.split('-')[0]} of key{e.key} failed "
+        "without a reason"
         for e in step.events
         if e.kind in ("provide-failed", "find-failed") and e.reason == 0
     ]
@@ -683,7 +686,8 @@ def _routable_server_pairs(nodes: tuple[ObservedNode, ...]) -> list[tuple[int, i
 @observable
 def fresh_network_forms(nodes: tuple[ObservedNode, ...], now: int, horizon: int) -> list[str]:
     return [
-        f"n{n} is connected to server n{p} with a dialable address yet its table stays empty"
+        f"{nodes[n].name} is connected to server {nodes[p].name} with a dialable address yet "
+        "its table stays empty"
         for n, p in _routable_server_pairs(nodes)
         if not nodes[n].table() and nodes[n].peers[p].address is Addr.DIALABLE
     ]
@@ -693,7 +697,8 @@ def fresh_network_forms(nodes: tuple[ObservedNode, ...], now: int, horizon: int)
 @observable
 def dialers_are_routed(nodes: tuple[ObservedNode, ...], now: int, horizon: int) -> list[str]:
     return [
-        f"n{n} never routes to n{p}, a public server connected to it (UnroutablePeer)"
+        f"{nodes[n].name} never routes to {nodes[p].name}, a public server connected to it "
+        "(UnroutablePeer)"
         for n, p in _routable_server_pairs(nodes)
         if not nodes[n].peers[p].in_table
     ]
@@ -716,7 +721,7 @@ def peers_see_current_mode(nodes: tuple[ObservedNode, ...], now: int, horizon: i
                 and (v.protocols is Proto.SERVER) != (peer.mode is Mode.SERVER)
             ):
                 found.append(
-                    f"{o.name} still believes n{p} is {v.protocols.name}, but it is in "
+                    f"{o.name} still believes {nodes[p].name} is {v.protocols.name}, but it is in "
                     f"{peer.mode.name} mode"
                 )
     return found
@@ -754,7 +759,7 @@ def public_candidates_confirmed(
 @observable
 def tables_hold_servers(nodes: tuple[ObservedNode, ...], now: int, horizon: int) -> list[str]:
     return [
-        f"{o.name} routes to n{p}, a connected client"
+        f"{o.name} routes to {nodes[p].name}, a connected client"
         for o in nodes
         if o.up
         for p in o.table()

@@ -68,6 +68,7 @@ class ObservedNode:
 
     node: int
     name: str
+    names: tuple[str, ...]  # how the observer calls every node, by index
     id: int
     peer_ids: tuple[int, ...]  # every node's ID, by index
     id_bits: int
@@ -122,6 +123,9 @@ class ObservedStep:
     sent: tuple[Message, ...]
     events: tuple[Event, ...] = ()
 
+    def name(self, node: int) -> str:
+        return self.before[node].name
+
 
 def node_events(node: int, old: NodeState, new: NodeState) -> tuple[Event, ...]:
     """The events a model node reports in a step from ``old`` to ``new``.
@@ -171,6 +175,7 @@ def _project(config: Config, node: int, state: NodeState) -> ObservedNode:
     return ObservedNode(
         node=node,
         name=config.name(node),
+        names=tuple(config.name(n) for n in range(len(config.nodes))),
         id=config.ids[node],
         peer_ids=config.ids,
         id_bits=config.id_bits,
