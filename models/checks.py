@@ -973,7 +973,7 @@ def observability(rid: str) -> Observability:
     """ "observable" when every check of requirement ``rid`` judges only the observable
     projection (so it can judge a live node); "internal" when some check reads model
     internals (timers, lookup bookkeeping, backoff), and for the configuration checks
-    (TIME-*). Raises KeyError naming an unknown ID."""
+    (``TIME-*``). Raises KeyError naming an unknown ID."""
     if rid not in REGISTRY:
         raise KeyError(f"unknown requirement {rid!r}")
     checks = checks_of(rid)
