@@ -43,7 +43,7 @@ from kadspec.models.observe import (
     project_node,
 )
 from kadspec.models.policy import Policy
-from kadspec.models.requirements_registry import REGISTRY, requirement, requirements_of
+from kadspec.models.requirements_registry import requirement, requirements_of
 from kadspec.models.state import (
     Addr,
     Conn,
@@ -58,6 +58,7 @@ from kadspec.models.state import (
     World,
     initial_mode,
 )
+from kadspec.spec import requirements as spec_requirements
 
 StateCheck = Callable[[World, Policy], list[str]]
 NodeCheck = Callable[..., list[str]]  # (Config, int, NodeState) or, observable, (ObservedNode)
@@ -970,11 +971,14 @@ def checks_of(rid: str) -> tuple[Callable[..., list[str]], ...]:
 
 
 def observability(rid: str) -> Observability:
-    """ "observable" when every check of requirement ``rid`` judges only the observable
-    projection (so it can judge a live node); "internal" when some check reads model
-    internals (timers, lookup bookkeeping, backoff), and for the configuration checks
-    (``TIME-*``). Raises KeyError naming an unknown ID."""
-    if rid not in REGISTRY:
+    """Whether requirement ``rid`` is judged on what a node can show.
+
+    "observable" when every check of the requirement takes only the observable projection (so
+    it can judge a live node); "internal" when some check reads model internals (timers, lookup
+    bookkeeping, backoff), and for the configuration checks (``TIME-*``). Raises KeyError
+    naming an unknown ID.
+    """
+    if rid not in spec_requirements():
         raise KeyError(f"unknown requirement {rid!r}")
     checks = checks_of(rid)
     if rid in _CONFIGURATION or not checks:
