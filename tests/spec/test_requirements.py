@@ -41,6 +41,16 @@ def test_every_requirement_has_a_check_of_its_kind() -> None:
         assert req.check in kinds, f"{rid} is a {req.check} requirement, checked only by {kinds}"
 
 
+def test_a_requirement_is_listed_by_its_safety_kind_when_it_has_one() -> None:
+    # One kind per requirement: invariant, else step, else progress (config stands alone), so
+    # the toml, the docs and the symbolic layer agree on which requirements are safety ones.
+    table = checks_by_requirement()
+    for rid, req in requirements().items():
+        kinds = {name.split(":")[0] for name in table[rid]}
+        expected = next(k for k in ("config", "invariant", "step", "progress") if k in kinds)
+        assert req.check == expected, f"{rid} is listed as {req.check}, its checks are {kinds}"
+
+
 def test_every_marked_function_names_a_real_requirement() -> None:
     assert set(REGISTRY) <= set(requirements())
 
