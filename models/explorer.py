@@ -294,10 +294,10 @@ def _explore(
         return _rebuild(initial, policy, actions, kind, wanted, engine, orbit)
 
     root = engine.world(root_key)
-    count(state_sets, engine.exercised(root, root_key))
+    violations, live = engine.invariants_and_premises(root, root_key)
+    count(state_sets, live)
     if waiting:
         witness(root)
-    violations = engine.invariants(root, root_key)
     if violations:
         stop = stops(violations, 0, None, "state")
         if stop is not None:
@@ -355,12 +355,11 @@ def _explore(
                 successor = engine.world(after)
                 if len(following_worlds) < _KEEP_WORLDS:
                     following_worlds.append(successor)
-                live = engine.exercised(successor, after)
+                found, live = engine.invariants_and_premises(successor, after)
                 if live:
                     state_sets[live] = state_sets.get(live, 0) + 1
                 if waiting:
                     witness(successor)
-                found = engine.invariants(successor, after)
                 if step_violations:
                     found = list(step_violations) + found
                 if found:
