@@ -37,9 +37,14 @@ OPERATIONS = {PROVIDE: "provide", FIND: "find providers"}
 
 @attrs.frozen(cache_hash=True)
 class Ghost:
-    """What an observer saw of one node. Fields above the line are lost when the process
-    dies (they describe the running process); ``publishes`` describes the record store on disk
-    and survives a crash, like the records."""
+    """What an observer saw of one node.
+
+    Every field but ``publishes`` is lost when the process dies (it describes the running
+    process); ``publishes`` describes the record store on disk and survives a crash, like the
+    records. Invariant and step checks read ``self_answered``, ``heard``, ``servers``,
+    ``unresponsive``, ``unanswered``, ``observers``, ``dialed_back``, ``stored`` and
+    ``publishes``; the others serve progress and timed checks.
+    """
 
     #: BOOT-02: a reply to this node's FIND_NODE for its own ID arrived since it (re)started
     self_answered: bool = False
@@ -51,8 +56,9 @@ class Ghost:
     servers: frozenset[int] = frozenset()
     #: RT-06, RT-07: peers a dial to which failed, with no sign of life from them since
     unresponsive: frozenset[int] = frozenset()
-    #: requests this node sent and still waits on: (peer, deadline), by the request deadline
-    #: (peer, deadline, topic): the topic is the request's target, or -1 - key for ADD_PROVIDER
+    #: requests this node sent and the observer still waits on, by the configured request
+    #: deadline: (peer, deadline, topic); the topic is the request's target, or -1 - key for
+    #: ADD_PROVIDER (a reply answers the oldest request to its sender on its topic)
     waiting: tuple[tuple[int, int, int], ...] = ()
     #: peers that reset a request or let one pass its deadline, with no sign of life since: a
     #: node MAY leave them out of its answers and its table (FIND-01, ADDR-06, BOOT-06)
