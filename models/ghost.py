@@ -42,8 +42,8 @@ class Ghost:
     Every field but ``publishes`` is lost when the process dies (it describes the running
     process); ``publishes`` describes the record store on disk and survives a crash, like the
     records. Invariant and step checks read ``self_answered``, ``heard``, ``servers``,
-    ``unresponsive``, ``unanswered``, ``observers``, ``dialed_back``, ``stored`` and
-    ``publishes``; the others serve progress and timed checks.
+    ``unresponsive``, ``observers``, ``dialed_back``, ``stored`` and ``publishes``; the others
+    serve progress and timed checks.
     """
 
     #: BOOT-02: a reply to this node's FIND_NODE for its own ID arrived since it (re)started
@@ -61,7 +61,7 @@ class Ghost:
     #: ADD_PROVIDER (a reply answers the oldest request to its sender on its topic)
     waiting: tuple[tuple[int, int, int], ...] = ()
     #: peers that reset a request or let one pass its deadline, with no sign of life since: a
-    #: node MAY leave them out of its answers and its table (FIND-01, ADDR-06, BOOT-06)
+    #: node MAY leave them out of its table (ADDR-06, BOOT-06)
     unanswered: frozenset[int] = frozenset()
     #: ADDR-03: peers that reported an observed address for this node (identify)
     observers: frozenset[int] = frozenset()
