@@ -22,6 +22,7 @@ from kadspec.models.state import (
     Addr,
     Budget,
     Conn,
+    FindState,
     Kind,
     Lookup,
     Message,
@@ -197,6 +198,14 @@ def concretize(
                 provides=tuple(provides),
                 records=records,
                 found=(None,) * shape.keys,
+                find_outcomes=tuple(
+                    FindState(
+                        outcome=Outcome(v["f_outcome"][n, k]),
+                        reason=Reason(v["f_reason"][n, k]),
+                        at=int(v["f_at"][n, k]) if v["f_outcome"][n, k] else None,
+                    )
+                    for k in range(shape.keys)
+                ),
                 ghost=_ghost(v, shape, n),
             )
         )
@@ -230,8 +239,8 @@ def concretize(
 
 
 def _ghost(v: Values, shape: Shape, n: int) -> Ghost:
-    """Node n's ghost; what the encoding does not track (open user calls, bootstrap peers
-    dialed) is left empty."""
+    """Node n's ghost; what the encoding does not track (open user calls, bootstrap dials,
+    requests awaited, the republish bookkeeping) is left empty."""
     others = [p for p in range(shape.nodes) if p != n]
     keys = range(shape.keys)
     return Ghost(
@@ -242,7 +251,6 @@ def _ghost(v: Values, shape: Shape, n: int) -> Ghost:
         observers=frozenset(p for p in others if v["g_observer"][n, p]),
         dialed_back=bool(v["g_dialed_back"][n,]),
         stored=frozenset((k, p) for k in keys for p in others if v["g_stored"][n, k, p]),
-        sent=frozenset((k, int(v["g_sent_at"][n, k])) for k in keys if v["g_sent_set"][n, k]),
         publishes=frozenset(
             (k, p, int(v["g_pub_at"][n, k, p]))
             for k in keys

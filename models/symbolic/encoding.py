@@ -68,7 +68,7 @@ assignment of IDs. Bounded model checking and the fidelity test use a concrete o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 import attrs
@@ -80,6 +80,7 @@ from kadspec.models.ghost import Ghost
 from kadspec.models.policy import Policy, Retry
 from kadspec.models.state import (
     FAULT_KINDS,
+    NO_FIND,
     Addr,
     Conn,
     Kind,
@@ -349,6 +350,9 @@ FIELDS: tuple[Field, ...] = (
     Field("repub_at", "int", each_provide),
     Field("pub_set", "bool", each_provide),
     Field("pub_at", "int", each_provide),
+    Field("f_outcome", "int", each_provide),  # the last find's outcome (NodeState.find_outcomes)
+    Field("f_reason", "int", each_provide),
+    Field("f_at", "int", each_provide),  # when it was reported (0 with no outcome)
     Field("pending", "bool", each_send),
     Field("dl_pending", "int", each_send),
     Field("acked", "bool", each_send),
@@ -372,8 +376,6 @@ FIELDS: tuple[Field, ...] = (
     Field("g_observer", "bool", each_channel),
     Field("g_dialed_back", "bool", each_node),
     Field("g_stored", "bool", each_send),  # (provider, key, holder)
-    Field("g_sent_set", "bool", each_provide),
-    Field("g_sent_at", "int", each_provide),
     Field("g_pub_set", "bool", each_record),  # (holder, key, provider), survives a crash
     Field("g_pub_at", "int", each_record),
 )
@@ -749,6 +751,10 @@ def project(world: World) -> Values:
                 if other != slot:
                     a, c = position.get(slot), position.get(other)
                     out["older"][n, slot, other] = a is not None and c is not None and a < c
+        for k, fo in enumerate(node.find_outcomes or (NO_FIND,) * shape.keys):
+            out["f_outcome"][n, k] = int(fo.outcome)
+            out["f_reason"][n, k] = int(fo.reason)
+            out["f_at"][n, k] = fo.at or 0
         for k, pv in enumerate(node.provides):
             pending = {p: d for p, d in pv.pending}
             if n in pending or n in pv.acked:
@@ -834,8 +840,9 @@ def project(world: World) -> Values:
 
 
 def _project_ghost(out: Values, shape: Shape, n: int, g: Ghost) -> None:
-    """Node n's ghost, as far as the encoding tracks it (not the open user calls nor the
-    bootstrap peers dialed: progress checks read those)."""
+    """Node n's ghost, as far as the encoding tracks it: the fields the invariants and step
+    checks read (the user's open calls, bootstrap dials, requests awaited, unanswered peers and
+    the republish bookkeeping are read only by progress and timed checks)."""
     out["g_self_answered"][n,] = g.self_answered
     out["g_dialed_back"][n,] = g.dialed_back
     for p in range(shape.nodes):
@@ -845,9 +852,6 @@ def _project_ghost(out: Values, shape: Shape, n: int, g: Ghost) -> None:
             out["g_unresponsive"][n, p] = p in g.unresponsive
             out["g_observer"][n, p] = p in g.observers
     for k in range(shape.keys):
-        sent = g.last_sent(k)
-        out["g_sent_set"][n, k] = sent is not None
-        out["g_sent_at"][n, k] = sent or 0
         for p in range(shape.nodes):
             if p != n:
                 out["g_stored"][n, k, p] = (k, p) in g.stored
@@ -923,6 +927,9 @@ GROUPS = (
     "query",
     "dial_back",
 )
+
+_LOCAL_KINDS = ("dial_bootstrap", "query", "dial_back")
+"""A node's own steps: urgent, time does not pass while one is enabled."""
 
 EXACT_GROUPS = frozenset(GROUPS) - {"deliver_add_provider", "lose"}
 """Groups whose every instance has a unique symbolic successor (up to :data:`EXACT_EXCEPT`);
@@ -1049,6 +1056,16 @@ def closest(cfg: SymConfig, target: Target, members: dict[int, Term]) -> dict[in
     return out
 
 
+def farthest(cfg: SymConfig, target: Target, members: dict[int, Term]) -> dict[int, Term]:
+    """The at most k members farthest from ``target`` (a reversed priority queue)."""
+    d = cfg.dist[target]
+    out: dict[int, Term] = {}
+    for p, m in members.items():
+        farther = card(and_(mq, lt(d[p], d[q])) for q, mq in members.items() if q != p)
+        out[p] = and_(m, lt(farther, cfg.k))
+    return out
+
+
 def slot_target(shape: Shape, n: int, slot: int) -> Target:
     """The target of node n's lookup in ``slot``: its own ID, or a key."""
     purpose, key = shape.slot_purpose(slot)
@@ -1084,6 +1101,25 @@ def lookup_finished(cfg: SymConfig, target: Target, lk: LookupTerms) -> Term:
     return or_(all_answered, idle)
 
 
+def sent_in_step(
+    pre: SymState, inst: Instance, post: SymState, src: int, dst: int, classes: Iterable[str]
+) -> Term:
+    """Whether ``src`` sent ``dst`` a message of one of ``classes`` in the step from ``pre`` to
+    ``post`` (a channel is FIFO: what is new in it is what was sent, after the message the
+    step took off it)."""
+    sent: list[Term] = []
+    for cls in classes:
+        i = pre.shape.classes.index(cls)
+        popped = inst.kind in ("deliver", "lose") and (inst.node, inst.peer, inst.cls) == (
+            src,
+            dst,
+            cls,
+        )
+        before = add(pre("count", src, dst, i), -1 if popped else 0)
+        sent.append(lt(before, post("count", src, dst, i)))
+    return or_(*sent)
+
+
 # --- the effect builder ---------------------------------------------------------------------
 
 _FAILED = int(Outcome.FAILED)
@@ -1098,8 +1134,8 @@ class Outputs:
     reply_closer: dict[int, Term] = attrs.Factory(dict)
     reply_providers: dict[int, Term] = attrs.Factory(dict)
     reply_target_own: Term = False  # the request's target is the responder's own ID
-    reply_expected: dict[int, Term] = attrs.Factory(dict)  # closest_known at the responder
     claimed: dict[int, Term] = attrs.Factory(dict)  # the provider a forged ADD_PROVIDER named
+    delivered_closer: dict[int, Term] = attrs.Factory(dict)  # closer peers of a delivered reply
 
 
 @attrs.frozen
@@ -1163,6 +1199,9 @@ class Encoding:
             "phase": 0,
             "outcome": 0,
             "reason": 0,
+            "f_outcome": 0,
+            "f_reason": 0,
+            "f_at": 0,
             "delivered": 0,
             "attempts": 0,
             "retry_armed": False,
@@ -1379,13 +1418,24 @@ class _Effect:
             q: and_(self.g("in_table", n, q), eq(self.cfg.bucket[n, q], self.cfg.bucket[n, p]))
             for q in range(self.shape.nodes)
         }
-        full = le(self.cfg.k, card(members.values()))
+        full = and_(le(self.cfg.k, card(members.values())), self.policy.bucket_size_enforced)
         stale = [and_(members[q], self.g("failed", n, q)) for q in range(self.shape.nodes)]
         ok = and_(ok, implies(full, any_(stale)))
         for q, first in enumerate(one_hot_first(stale)):
             self.put(and_(ok, full, first), "in_table", (n, q), False)
         self.put(ok, "in_table", (n, p), True)
         self.put(ok, "failed", (n, p), False)
+
+    def admit_named_peer(self, w: Term, n: int, p: int) -> None:
+        """routing.admit_named_peer (the FIND-05 mutant): no evidence, no probe, room only."""
+        if p == n:
+            return
+        members = [
+            and_(self.g("in_table", n, q), eq(self.cfg.bucket[n, q], self.cfg.bucket[n, p]))
+            for q in range(self.shape.nodes)
+        ]
+        room = lt(card(members), self.cfg.k)
+        self.put(and_(w, not_(self.g("in_table", n, p)), room), "in_table", (n, p), True)
 
     def remove(self, w: Term, n: int, p: int) -> None:
         self.put(w, "in_table", (n, p), False)
@@ -1395,12 +1445,18 @@ class _Effect:
         if self.policy.remove_failed_peers:
             self.remove(w, n, p)
 
-    def closest_known(self, n: int, target: Target, exclude: int) -> dict[int, Term]:
+    def closest_known(
+        self, n: int, target: Target, exclude: int, replying: bool = False
+    ) -> dict[int, Term]:
+        """routing.closest_known; ``replying``: with the policy (the FIND-01 mutant answers
+        with the k farthest)."""
         cands = {
             q: and_(self.g("in_table", n, q), not_(self.g("failed", n, q)))
             for q in range(self.shape.nodes)
             if q != exclude
         }
+        if replying and not self.policy.reply_with_closest:
+            return farthest(self.cfg, target, cands)
         return self.closest(target, cands)
 
     # -- addresses
@@ -1416,7 +1472,8 @@ class _Effect:
             if not self.policy.confirm_needs_dial_back:
                 self.confirm(w, n)
         self.try_admit(and_(w, server), n, p)
-        self.remove(and_(w, not_(server)), n, p)
+        if self.policy.remove_peers_turned_client:
+            self.remove(and_(w, not_(server)), n, p)
 
     def dial_back(self, w: Term, n: int) -> None:
         self.put(w, "dial_back_tried", (n,), True)
@@ -1427,7 +1484,8 @@ class _Effect:
         self.update_mode(w, n)
 
     def update_mode(self, w: Term, n: int) -> None:
-        new = initial_mode(self.g("setting", n), self.g("confirmed", n))
+        confirmed = and_(self.g("confirmed", n), self.policy.auto_mode_follows_confirmation)
+        new = initial_mode(self.g("setting", n), confirmed)
         changed = and_(w, ne(new, self.g("mode", n)))
         self.put(changed, "mode", (n,), new)
         if self.policy.push_mode_changes:
@@ -1519,7 +1577,16 @@ class _Effect:
             in_lookup = eq(self.g("phase", n, key), int(Phase.LOOKUP))
             result = self.closest(self.slot_target(n, slot), answered)
             self.announce(and_(w, in_lookup), n, key, result)
-        # FIND_PROVIDERS: the providers found are not tracked.
+        else:  # FIND_PROVIDERS: the providers found are not tracked, the outcome is
+            any_answer = any_(answered.values())
+            outcome = ite(any_answer, int(Outcome.SUCCEEDED), _FAILED)
+            self.report_find(w, n, key, outcome, ite(any_answer, 0, int(Reason.NO_PEERS)))
+
+    def report_find(self, w: Term, n: int, k: int, outcome: Term, reason: Term) -> None:
+        """lifecycle.report_find: answer the caller of find providers."""
+        self.put(w, "f_outcome", (n, k), outcome)
+        self.put(w, "f_reason", (n, k), reason)
+        self.put(w, "f_at", (n, k), self.g("clock"))
 
     def settle(self, w: Term, n: int, slot: int, lk: dict[str, dict[int, Term]]) -> None:
         if w is False:
@@ -1614,8 +1681,10 @@ class _Effect:
             return
         firsts = self.first_match(n, src, cls, replies_only=True)
         w = and_(w, any_(firsts.values()))
-        for q, c in closer.items():
+        for q, c in sorted(closer.items()):  # a frozenset of small ints iterates in order
             self.put(and_(w, c), "addr", (n, q), int(Addr.DIALABLE))
+            if self.policy.admit_closer_peers:
+                self.admit_named_peer(and_(w, c), n, q)
         self.put(w, "failed", (n, src), False)
         self.try_admit(w, n, src)
         for slot, first in firsts.items():
@@ -1844,6 +1913,9 @@ class _Effect:
             for f, v in (
                 ("outcome", 0),
                 ("reason", 0),
+                ("f_outcome", 0),
+                ("f_reason", 0),
+                ("f_at", 0),
                 ("delivered", 0),
                 ("attempts", 0),
                 ("retry_armed", False),
@@ -2075,6 +2147,7 @@ class _Effect:
         if cls.startswith("AP_FORGED"):
             claimed = self.out.claimed = self.pick_forged(src, dst, class_key(cls))
         _, contents = self.pop(src, dst, cls)
+        self.out.delivered_closer = contents
         w = and_(up, self.connected(dst, src))
         if family == "reply":
             self.on_reply(w, dst, src, cls, contents)
@@ -2085,15 +2158,12 @@ class _Effect:
             serve = and_(w, self.g("mode", dst))
             self.refused(refused, src, dst, cls)
         target = class_target(cls, src)
-        if family != "add_provider":
-            # What FIND-01 compares the reply with: closest_known in the state before the step.
-            self.out.reply_expected = self.closest_known(dst, target, src)
         if self.policy.admit_on_inbound_request:
             self.try_admit(serve, dst, src, evidence=False)
         if family == "add_provider":
             self.on_add_provider(serve, dst, src, cls, claimed)
             return
-        closer = self.closest_known(dst, target, src)
+        closer = self.closest_known(dst, target, src, replying=True)
         own = self.cfg.same_target(target, ("id", dst))
         self.out.reply_target_own = own
         if cls.startswith("FN"):
@@ -2169,9 +2239,9 @@ class _Effect:
         self.put(w, "g_pub_at", (holder, key, provider), self.g("clock"))
 
     def observe_node(self, pre: SymState, inst: Instance, out: Outputs, n: int) -> None:
-        """``ghost._observe_node`` for node ``n``: ``pre`` is the state before the step,
-        ``self.st`` the state after it (ghost variables still as before), ``out`` what the
-        step's effect emitted."""
+        """``ghost._observe_node`` for node ``n``, for the ghost fields the encoding tracks:
+        ``pre`` is the state before the step, ``self.st`` the state after it (ghost variables
+        still as before)."""
         kind = inst.kind
         if kind in ("start", "restart") and inst.node == n:
             self.reset_ghost(True, n)
@@ -2198,42 +2268,46 @@ class _Effect:
         if kind == "deliver" and inst.peer == n:
             p, cls = inst.node, inst.cls
             family = class_family(cls)
-            open_ = ne(pre("conn", n, p), int(Conn.NONE))
+            open_ = and_(w, ne(pre("conn", n, p), int(Conn.NONE)))
             if family == "identify":
+                server = pre("first_srv", p, n)
                 self.put(w, "g_heard", (n, p), True)
-                self.put(w, "g_server", (n, p), pre("first_srv", p, n))
-                self.put(w, "g_unresponsive", (n, p), False)
+                # After its connection closed an identify may add evidence, never take it away.
+                self.put(
+                    w, "g_server", (n, p), ite(open_, server, or_(server, self.g("g_server", n, p)))
+                )
+                self.put(open_, "g_unresponsive", (n, p), False)
                 if cls == "IDENTIFY":
                     few = lt(card(pre("g_observer", n, q) for q in self.others(n)), 2)
-                    self.put(and_(w, few), "g_observer", (n, p), True)
+                    self.put(and_(open_, few), "g_observer", (n, p), True)
             elif family == "reply":
-                heard = and_(w, open_)
-                self.put(heard, "g_heard", (n, p), True)
-                self.put(heard, "g_server", (n, p), True)
-                self.put(heard, "g_unresponsive", (n, p), False)
+                self.put(open_, "g_heard", (n, p), True)
+                self.put(open_, "g_server", (n, p), True)
+                self.put(open_, "g_unresponsive", (n, p), False)
                 if cls.startswith("FNR"):
                     own = self.cfg.same_target(class_target(cls, n), ("id", n))
-                    self.put(and_(heard, own), "g_self_answered", (n,), True)
+                    self.put(and_(open_, own), "g_self_answered", (n,), True)
             else:
-                self.put(and_(w, open_), "g_unresponsive", (n, p), False)
-                if cls.startswith(("AP_PUB", "AP_PRIV")):  # ADD_PROVIDER naming its sender
-                    self.publish(and_(w, open_), n, class_key(cls), p)
+                # A request: the peer is alive; a server accepts an ADD_PROVIDER naming its sender.
+                self.put(open_, "g_unresponsive", (n, p), False)
+                if cls.startswith(("AP_PUB", "AP_PRIV")):
+                    self.publish(and_(open_, pre("mode", n)), n, class_key(cls), p)
         elif kind == "deliver" and inst.node == n and inst.cls.startswith(("AP_PUB", "AP_PRIV")):
-            h, k = inst.peer, class_key(inst.cls)
+            # Our ADD_PROVIDER reached a running holder over a live connection and it stored it.
+            d, k = inst.peer, class_key(inst.cls)
             fresh = and_(
-                pre("up", h),
-                self.g("has", h, k, n),
-                eq(self.g("expires", h, k, n), add(clock, self.cfg.ttl)),
+                pre("up", d),
+                ne(pre("conn", d, n), int(Conn.NONE)),
+                self.g("has", d, k, n),
+                eq(self.g("expires", d, k, n), add(clock, self.cfg.ttl)),
             )
-            self.put(and_(w, fresh), "g_stored", (n, k, h), True)
-        # What the node sent: a batch of ADD_PROVIDER naming itself starts a round for its key.
+            self.put(and_(w, fresh), "g_stored", (n, k, d), True)
+        # A batch of ADD_PROVIDER naming itself starts a new round for its key.
         for k in range(s.keys):
             own = (f"AP_PUB{k}", f"AP_PRIV{k}")
             sent = and_(w, any_(self.sent_any(pre, inst, n, q, own) for q in self.others(n)))
             for q in self.others(n):
                 self.put(sent, "g_stored", (n, k, q), False)
-            self.put(sent, "g_sent_set", (n, k), True)
-            self.put(sent, "g_sent_at", (n, k), clock)
         # Dials: a failed dial makes the peer unresponsive, a successful one shows it alive.
         dialed: dict[int, Term] = {}
         if kind == "dial_bootstrap" and inst.node == n:
@@ -2243,26 +2317,16 @@ class _Effect:
             target = before_step.slot_target(n, inst.slot)
             dialed = before_step.next_candidate(target, before_step.lookup(n, inst.slot))
         for q, chosen in dialed.items():
-            self.put(and_(w, chosen), "g_unresponsive", (n, q), not_(self.connected(n, q)))
+            # A dial on a live connection is no news.
+            dials = and_(w, chosen, eq(pre("conn", n, q), int(Conn.NONE)))
+            self.put(dials, "g_unresponsive", (n, q), not_(self.connected(n, q)))
         if kind == "dial_back" and inst.node == n:
             self.put(and_(w, self.cfg.public[n]), "g_dialed_back", (n,), True)
 
     def sent_any(
         self, pre: SymState, inst: Instance, n: int, q: int, classes: tuple[str, ...]
     ) -> Term:
-        """Whether ``n`` sent ``q`` a message of one of ``classes`` in the step (a channel is
-        FIFO: what is new in it is what was sent, after the message taken off)."""
-        sent: list[Term] = []
-        for cls in classes:
-            i = self.cls_index(cls)
-            popped = inst.kind in ("deliver", "lose") and (inst.node, inst.peer, inst.cls) == (
-                n,
-                q,
-                cls,
-            )
-            before = add(pre("count", n, q, i), -1 if popped else 0)
-            sent.append(lt(before, self.g("count", n, q, i)))
-        return or_(*sent)
+        return sent_in_step(pre, inst, self.st, n, q, classes)
 
     # -- guards and effects per kind
 
@@ -2299,7 +2363,9 @@ class _Effect:
         if kind == "set_mode":
             return and_(self.g("mode_left", n, i.setting), self.g("up", n))
         if kind == "tick":
-            return self.tick_enabled()
+            # actions._tick: time passes only while no node has a step of its own to take.
+            local = [self.guard(j) for j in self.enc.instances if j.kind in _LOCAL_KINDS]
+            return and_(self.tick_enabled(), not_(any_(local)))
         if kind == "crash":
             return and_(self.budget_fault("crash"), self.g("up", n))
         if kind == "disconnect":
@@ -2318,6 +2384,7 @@ class _Effect:
             return and_(self.g("up", n), self.can_query(n, i.slot))
         if kind == "dial_back":
             return and_(
+                self.policy.dial_back_candidates,
                 self.g("up", n),
                 self.g("candidate", n),
                 not_(self.g("confirmed", n)),
@@ -2339,8 +2406,9 @@ class _Effect:
         elif kind == "find_providers":
             self.put(True, "find_left", (n, i.key), False)
             slot = self.shape.find_slot(i.key)
-            go = and_(not_(self.g("active", n, slot)), self.ready(n))
-            self.start_lookup(go, n, slot)
+            idle, ready = not_(self.g("active", n, slot)), self.ready(n)
+            self.report_find(and_(idle, not_(ready)), n, i.key, _FAILED, int(Reason.NOT_READY))
+            self.start_lookup(and_(idle, ready), n, slot)
         elif kind == "set_mode":
             self.put(True, "mode_left", (n, i.setting), False)
             self.put(True, "setting", (n,), i.setting)
@@ -2390,6 +2458,7 @@ __all__ = [
     "Values",
     "class_family",
     "classify",
+    "closest",
     "each_channel",
     "each_node",
     "each_provide",
@@ -2403,6 +2472,11 @@ __all__ = [
     "instance_of",
     "instances",
     "is_exact",
+    "lookup_finished",
+    "lookup_of",
+    "lookup_pool",
     "project",
+    "sent_in_step",
     "shape_of",
+    "slot_target",
 ]

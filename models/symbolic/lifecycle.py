@@ -29,7 +29,11 @@ from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.symbolic.bmc import BmcResult, bmc
 from kadspec.models.symbolic.encoding import GROUPS, Shape
-from kadspec.models.symbolic.invariants import NOT_ENCODED, encoded_requirements
+from kadspec.models.symbolic.invariants import (
+    CHECKS_NOT_ENCODED,
+    NOT_ENCODED,
+    encoded_requirements,
+)
 from kadspec.models.symbolic.metric import DEFAULT_BITS, LemmaResult, prove_all
 from kadspec.models.symbolic.obligations import ObligationResult, Prover
 
@@ -138,6 +142,7 @@ class ProofReport:
             "requirements_proved": list(self.proved_requirements()),
             "requirements_broken": list(self.broken_requirements()),
             "not_encoded": dict(NOT_ENCODED),
+            "checks_not_encoded": dict(CHECKS_NOT_ENCODED),
             "notes": list(self.notes),
             "obligations": [o.to_json() for o in self.obligations],
         }

@@ -84,6 +84,9 @@ def render_state(values: Values, shape: Shape) -> list[str]:
         ]
         if records:
             lines.append("    records: " + ", ".join(records))
+        ghost = _ghost(v, shape, n)
+        if ghost:
+            lines.append("    ghost: " + "; ".join(ghost))
     for a, b in shape.pairs():
         msgs = [
             f"{cls}x{v['count'][a, b, i]}"
@@ -118,6 +121,23 @@ def render_state(values: Values, shape: Shape) -> list[str]:
     if budget:
         lines.append("budget: " + "; ".join(budget))
     return lines
+
+
+def _ghost(v: Values, shape: Shape, n: int) -> list[str]:
+    """What the observer's ghost holds for node n, leaving out what is empty."""
+    out = [name for name in ("g_self_answered", "g_dialed_back") if v.get(name, {}).get((n,))]
+    for field in ("g_heard", "g_server", "g_unresponsive", "g_observer"):
+        if field in v and any(v[field].get((n, p), False) for p in range(shape.nodes)):
+            out.append(f"{field[2:]}={_set(v, field, (n,), shape.nodes)}")
+    for k in range(shape.keys):
+        if "g_stored" in v and any(v["g_stored"].get((n, k, p)) for p in range(shape.nodes)):
+            out.append(f"stored key{k}={_set(v, 'g_stored', (n, k), shape.nodes)}")
+        out += [
+            f"published key{k} by n{c} at {v['g_pub_at'][n, k, c]}"
+            for c in range(shape.nodes)
+            if v.get("g_pub_set", {}).get((n, k, c))
+        ]
+    return out
 
 
 def _enum(cls: type, value: int) -> str:

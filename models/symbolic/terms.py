@@ -126,12 +126,16 @@ def ne(a: Term, b: Term) -> Term:
 def lt(a: Term, b: Term) -> Term:
     if known(a) and known(b):
         return value(a) < value(b)
+    if _same(a, b):
+        return False
     return z(a) < z(b)
 
 
 def le(a: Term, b: Term) -> Term:
     if known(a) and known(b):
         return value(a) <= value(b)
+    if _same(a, b):
+        return True
     return z(a) <= z(b)
 
 
