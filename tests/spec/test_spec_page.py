@@ -62,3 +62,18 @@ def test_a_requirement_only_in_a_configured_document_is_shown_as_internal() -> N
         '[requirement.source]\nkind = "robustness"\nprevents = "example/repo#1: a bug"\n'
     )["PROV-99"]
     assert kadspec_spec.observability_of(extra, packaged=False) == "internal"
+
+
+def test_a_packaged_requirement_the_checks_cannot_classify_fails_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No silent fallback: the spec page must say observable or internal for every requirement.
+    def unknown(rid: str) -> str:
+        raise KeyError(rid)
+
+    monkeypatch.setattr(checks, "observability", unknown)
+    with pytest.raises(KeyError):
+        kadspec_spec.observability_of(REQUIREMENTS[0], packaged=True)
+    monkeypatch.setattr(checks, "observability", lambda rid: "sometimes")
+    with pytest.raises(ValueError, match="observability 'sometimes'"):
+        kadspec_spec.observability_of(REQUIREMENTS[0], packaged=True)
