@@ -20,8 +20,9 @@ cannot drift from the code it describes:
 ``.. kadspec-example:: NAME``
    the example network file ``kadspec example-config NAME`` writes, from the package.
 ``.. kadspec-proofs::``
-   requirement -> the z3 obligations of ``kadspec prove --nodes 2`` (run while the page builds)
-   and their results -> the test files that name the requirement.
+   requirement -> source -> its status in ``kadspec check`` and the scenarios that exercised it
+   -> the z3 obligations of ``kadspec prove --nodes 2`` and their results -> the test files
+   that name it; the check and the proofs run while the page builds.
 ``.. kadspec-try:: MUTANT``
    the commands that show MUTANT's bug (checked against the command line's own options) and the
    counterexample they print, computed by running the same exploration.
@@ -96,6 +97,7 @@ __all__ = [
     "RequirementReference",
     "RequirementRole",
     "changed_knobs",
+    "check_cell",
     "checked_counterexample",
     "describe_template",
     "knob_value",
@@ -106,6 +108,7 @@ __all__ = [
     "proof_cell",
     "proof_report",
     "setup",
+    "spec_check",
     "tests_naming",
 ]
 
@@ -493,6 +496,19 @@ PROOF_TIMEOUT_MS = 20_000
 
 
 @functools.cache
+def spec_check() -> reports.CheckReport:
+    """``kadspec check`` under the spec policy over every scenario, run once per process."""
+    return reports.run_check(SPEC, reports.all_scenarios())
+
+
+def check_cell(report: reports.CheckReport, rid: str) -> str:
+    """A requirement's status in ``kadspec check`` and how many scenarios exercised it."""
+    status = report.status()[rid]
+    live = sum(1 for run in report.runs if run.exploration.exercised.get(rid, 0) > 0)
+    return f"{status} (exercised in {live} of {len(report.runs)} scenarios)"
+
+
+@functools.cache
 def proof_report() -> ProofReport:
     """``kadspec prove --nodes PROOF_NODES`` under the spec policy, run once per process."""
     return prove_lifecycle(PROOF_NODES, SPEC, timeout_ms=PROOF_TIMEOUT_MS)
@@ -532,6 +548,7 @@ class KadspecProofs(_Generated):
 
     def generate(self) -> list[str]:
         report = proof_report()
+        checked = spec_check()
         tests = Path(self.env.srcdir).parent / "tests"
         for path in tests.rglob("test_*.py"):
             self.env.note_dependency(str(path.resolve()))
@@ -549,6 +566,7 @@ class KadspecProofs(_Generated):
                 [
                     _req(rid),
                     _text(source),
+                    _text(check_cell(checked, rid)),
                     proof_cell(mine),
                     _joined(_literal(f) for f in files),
                 ]
@@ -556,14 +574,17 @@ class KadspecProofs(_Generated):
         header = [
             "requirement",
             "source",
+            "kadspec check",
             f"z3 obligations ({PROOF_NODES} nodes)",
             "tests that name it",
         ]
         lines = list_table("Requirements, proofs and tests", header, rows)
         proved = report.count("proved")
+        states = sum(run.exploration.states for run in checked.runs)
         lines += [
-            f"z3 discharged {proved} of {len(report.obligations)} obligations in "
-            f"{report.seconds:.1f} s while this page was built.",
+            f"While this page was built, ``kadspec check`` explored {states:,} states of "
+            f"{len(checked.runs)} scenarios in {checked.seconds:.1f} s, and z3 discharged "
+            f"{proved} of {len(report.obligations)} obligations in {report.seconds:.1f} s.",
             "",
         ]
         return lines
