@@ -266,7 +266,8 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
     requests = [
         (m.dst, deadline, m.target if m.kind is not st.Kind.ADD_PROVIDER else -1 - m.key)
         for m in outgoing
-        if m.kind in (st.Kind.FIND_NODE, st.Kind.GET_PROVIDERS, st.Kind.ADD_PROVIDER)
+        if m.kind in (st.Kind.FIND_NODE, st.Kind.GET_PROVIDERS)
+        or (m.kind is st.Kind.ADD_PROVIDER and m.provider == n)  # not a forgery it sends
     ]
     if requests:
         waiting = tuple(sorted((*waiting, *requests)))
