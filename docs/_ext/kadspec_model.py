@@ -515,7 +515,7 @@ def proof_report() -> ProofReport:
 
 
 def tests_naming(tests: Path) -> dict[str, list[str]]:
-    """Requirement ID -> the test files (relative to ``tests``' parent) whose source names it.
+    """Requirement ID -> the test files (relative to ``tests``) whose source names it.
 
     A file that names every requirement (the requirements document's own tests) tests the list,
     not each requirement, and is left out.
@@ -526,7 +526,7 @@ def tests_naming(tests: Path) -> dict[str, list[str]]:
         if found >= requirements().keys():
             continue
         for rid in sorted(found):
-            named.setdefault(rid, []).append(path.relative_to(tests.parent).as_posix())
+            named.setdefault(rid, []).append(path.relative_to(tests).as_posix())
     return named
 
 
@@ -576,7 +576,7 @@ class KadspecProofs(_Generated):
             "source",
             "kadspec check",
             f"z3 obligations ({PROOF_NODES} nodes)",
-            "tests that name it",
+            "tests (in tests/) that name it",
         ]
         lines = list_table("Requirements, proofs and tests", header, rows)
         proved = report.count("proved")
