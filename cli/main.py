@@ -65,7 +65,7 @@ err = Console(stderr=True, highlight=False)
 
 #: a user network whose first PROBE_STATES states do not finish is announced as large
 PROBE_STATES = 20_000
-PROBE_SECONDS = 2.0
+PROBE_SECONDS = 3.0
 
 EXAMPLES = ("trio-provide", "mode-change", "faults-and-timing", "spec-timing")
 
@@ -449,7 +449,7 @@ def _warn_if_large(scenario: Scenario, max_states: int, max_seconds: float) -> N
         return
     widths = probe.levels
     growth = widths[-1] / widths[-2] if len(widths) >= 2 and widths[-2] else float("inf")
-    if probe.stop_reason == "state-cap" and growth < GROWTH:
+    if growth < GROWTH:
         return
     err.print(
         f"warning: {scenario.name} looks large: after {probe.states:,} states at depth "

@@ -481,7 +481,8 @@ def test_problem_8_shipped_examples_parse_and_express_the_model(name: str) -> No
     if name == "trio-provide":
         assert scenario.finds and scenario.provides
     if name == "spec-timing":
-        assert scenario.config.timing.k == 20 and scenario.horizon > 22 * 3600 * 1000
+        timing = scenario.config.timing
+        assert timing.k == 20 and scenario.horizon >= 2 * timing.refresh_interval
 
 
 def test_a_small_example_network_is_explored(tmp_path: Path) -> None:
