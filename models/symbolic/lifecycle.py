@@ -24,9 +24,11 @@ from typing import Any, Literal
 
 import attrs
 
+from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
 from kadspec.models.config import MAX_NODES
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
+from kadspec.models.requirements_registry import requirements_of
 from kadspec.models.symbolic.bmc import BmcResult, bmc
 from kadspec.models.symbolic.encoding import GROUPS, Shape
 from kadspec.models.symbolic.invariants import (
@@ -270,6 +272,18 @@ def prove_lifecycle(
                 "`kadspec check` and the explorer find it"
             )
             target = None
+        elif target is not None:
+            every = (*NODE_INVARIANTS, *WORLD_INVARIANTS, *STEP_CHECKS)
+            untwinned = [
+                c.__name__
+                for c in every
+                if c.__name__ in CHECKS_NOT_ENCODED and target in requirements_of(c)
+            ]
+            if untwinned:
+                notes.append(
+                    f"{target} is only partly encoded ({', '.join(untwinned)} has no symbolic "
+                    "twin); bounded model checking finds only what the encoded checks see"
+                )
         broken = {r for o in out if o.result == "refuted" for r in o.requirements}
         if target is not None or broken:
             result = bmc(

@@ -176,13 +176,29 @@ def test_a_tiny_timeout_is_unknown_and_never_ok() -> None:
     assert unknown.name and unknown.counterexample  # z3's reason, with the obligation named
 
 
-SAFETY_MUTANTS = [m for m in MUTANTS.values() if m.expected in encoded_requirements()]
+#: Mutants whose expected requirement is encoded, but whose bug only a check without a twin
+#: (listed in CHECKS_NOT_ENCODED) or a progress check can see: bounded model checking of the
+#: encoded properties cannot find it, the explorer does.
+BEYOND_THE_ENCODING = {
+    "provide-before-ready-error-dropped": "provides_answered_in_time",
+    "nat-provide-waits-forever": "provides_answered_in_time",
+}
+SAFETY_MUTANTS = [
+    m
+    for m in MUTANTS.values()
+    if m.expected in encoded_requirements() and m.name not in BEYOND_THE_ENCODING
+]
 
 
 def test_safety_mutants_are_exactly_those_expecting_an_encoded_requirement() -> None:
     expected = {m.name for m in MUTANTS.values() if m.expected in _twinned_ids()}
-    assert {m.name for m in SAFETY_MUTANTS} == expected
+    assert {m.name for m in SAFETY_MUTANTS} == expected - set(BEYOND_THE_ENCODING)
     assert SAFETY_MUTANTS
+    # Each exemption names a check of its mutant's requirement that has no twin, with a reason.
+    for name, check in BEYOND_THE_ENCODING.items():
+        assert check in CHECKS_NOT_ENCODED, name
+        (found,) = [c for c in CHECKS if c.__name__ == check]
+        assert MUTANTS[name].expected in requirements_of(found), name
 
 
 @pytest.mark.parametrize("mutant", SAFETY_MUTANTS, ids=lambda m: m.name)
