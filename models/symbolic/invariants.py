@@ -863,10 +863,11 @@ def _closest_replies(pre: SymState, inst: Instance, out: Outputs, cfg: SymConfig
     d, requester = inst.peer, inst.node
     target = class_target(inst.cls, requester)
     closer = out.reply_closer
-    is_target = {q: cfg.same_target(("id", q), target) for q in closer}
-    rest = {q: and_(c, not_(is_target[q])) for q, c in closer.items()}
+    extra = {q: and_(c, cfg.same_target(("id", q), target)) for q, c in closer.items()}
+    rest = {q: and_(c, not_(extra[q])) for q, c in closer.items()}
     expected = closest(cfg, target, _eligible(pre, d, requester))
-    exact = all_(eq(rest[q], expected.get(q, False)) for q in rest)
+    # The target itself, when the reply holds it, counts among the k closest.
+    exact = all_(eq(rest[q], and_(expected.get(q, False), not_(extra[q]))) for q in rest)
     return and_(
         le(card(closer.values()), add(cfg.k, 1)),
         not_(rest.get(d, False)),
@@ -1017,8 +1018,8 @@ STEP_PROPERTIES: tuple[StepProperty, ...] = (
         "find_node_replies_are_closest",
         ("FIND-01",),
         "A FIND_NODE reply holds at most k + 1 peers: the target itself may be added; the "
-        "others are exactly the responder's k closest table peers, the requester and peers "
-        "whose dial failed left out, and include neither end.",
+        "others are exactly the responder's k closest table peers (the requester and peers "
+        "whose dial failed left out, the target counted among them) and include neither end.",
         on_reply_to("FN_", _closest_replies),
     ),
     StepProperty(
