@@ -524,7 +524,7 @@ def mutants(
     sys.exit(code)
 
 
-VERIFY_EXAMPLES = 300
+VERIFY_EXAMPLES = HYPOTHESIS_EXAMPLES
 
 VERIFY_HELP = """Run every check the suite has and print one summary.
 

@@ -425,8 +425,9 @@ def hunt_with_explorer(mutant: Mutant, max_states: int | None = 2_000_000) -> Mu
     )
 
 
-#: the Hypothesis budget of ``mutants --engine hypothesis`` and of ``verify``
-HYPOTHESIS_EXAMPLES = 2000
+#: the Hypothesis budget per mutant of ``mutants --engine hypothesis`` and of ``verify``: the
+#: machine's targeted rules catch every mutant well within it (``stateful.HUNT_EXAMPLES``)
+HYPOTHESIS_EXAMPLES = 300
 
 
 def hunt_with_hypothesis(mutant: Mutant, max_examples: int = HYPOTHESIS_EXAMPLES) -> MutantRun:
