@@ -49,6 +49,7 @@ from kadspec.reports import (
     CheckReport,
     MutantRun,
     all_scenarios,
+    default_jobs,
     mutants_json,
     mutants_ok,
     policy_named,
@@ -497,12 +498,19 @@ MUTANTS_HELP = """Run every mutant (a real bug as a policy set) and demand it is
     help="Hypothesis's example budget per mutant.",
 )
 @click.option("--show", is_flag=True, help="Print every mutant's counterexample.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Worker processes for the mutant hunts (default: the cores, at most 4).",
+)
 @json_option("Write one entry per mutant and engine as JSON.")
 def mutants(
     names: tuple[str, ...],
     engines: tuple[str, ...],
     hypothesis_examples: int,
     show: bool,
+    jobs: int | None,
     json_path: Path | None,
 ) -> None:
     chosen = [MUTANTS[n] for n in dict.fromkeys(names)] if names else list(MUTANTS.values())
@@ -512,6 +520,7 @@ def mutants(
             tuple(dict.fromkeys(engines)) or ("explorer",),
             progress=note,
             hypothesis_examples=hypothesis_examples,
+            jobs=jobs or default_jobs(),
         )
     print_mutants(runs)
     if show:
@@ -550,9 +559,19 @@ VERIFY_HELP = """Run every check the suite has and print one summary.
     show_default=True,
     help="Hypothesis's example budget per mutant.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Worker processes for the mutant hunts (default: the cores, at most 4).",
+)
 @json_option("Write every part's report as one JSON document.")
 def verify(
-    max_states: int, max_seconds: float, hypothesis_examples: int, json_path: Path | None
+    max_states: int,
+    max_seconds: float,
+    hypothesis_examples: int,
+    jobs: int | None,
+    json_path: Path | None,
 ) -> None:
     started = time.perf_counter()
     parts: dict[str, Any] = {}
@@ -581,6 +600,7 @@ def verify(
             ("explorer", "hypothesis"),
             progress=note,
             hypothesis_examples=hypothesis_examples,
+            jobs=jobs or default_jobs(),
         )
         for engine in ("explorer", "hypothesis"):
             mine = [r for r in runs if r.engine == engine]

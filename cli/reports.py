@@ -12,6 +12,10 @@ kept apart: only a MUST violation fails a run, unless ``strict``.
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -361,8 +365,6 @@ def memory_mb() -> float:
     try:
         with open("/proc/self/statm", encoding="ascii") as statm:
             pages = int(statm.read().split()[1])
-        import os
-
         return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
     except (OSError, ValueError, IndexError, AttributeError):
         import resource
@@ -448,24 +450,46 @@ ENGINES: dict[str, Callable[..., MutantRun]] = {
 }
 
 
+def _hunt(mutant: Mutant, engine: str, hypothesis_examples: int) -> MutantRun:
+    if engine == "hypothesis":
+        return hunt_with_hypothesis(mutant, hypothesis_examples)
+    return ENGINES[engine](mutant)
+
+
+def default_jobs() -> int:
+    """Worker processes for mutant hunts: the machine's cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def run_mutants(
     mutants: Iterable[Mutant],
     engines: Iterable[str],
     progress: Progress | None = None,
     *,
     hypothesis_examples: int = HYPOTHESIS_EXAMPLES,
+    jobs: int = 1,
 ) -> list[MutantRun]:
-    runs = []
-    engines = tuple(engines)
-    for mutant in mutants:
-        for engine in engines:
+    """Hunt every mutant with every engine, in the order given (mutant by mutant). With
+    ``jobs`` above 1 the hunts run in that many worker processes; each hunt is seeded, so the
+    results are the same."""
+    tasks = [(mutant, engine) for mutant in mutants for engine in tuple(engines)]
+    if jobs <= 1 or len(tasks) <= 1:
+        runs = []
+        for mutant, engine in tasks:
             if progress is not None:
                 progress(f"hunting {mutant.name} with the {engine}")
-            if engine == "hypothesis":
-                runs.append(hunt_with_hypothesis(mutant, hypothesis_examples))
-            else:
-                runs.append(ENGINES[engine](mutant))
-    return runs
+            runs.append(_hunt(mutant, engine, hypothesis_examples))
+        return runs
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [
+            pool.submit(_hunt, mutant, engine, hypothesis_examples) for mutant, engine in tasks
+        ]
+        for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
+            future.result()  # a worker's error surfaces here, at once
+            if progress is not None:
+                progress(f"hunted {done} of {len(tasks)} (mutant, engine) pairs, {jobs} workers")
+        return [future.result() for future in futures]
 
 
 def mutants_ok(runs: Iterable[MutantRun]) -> bool:
