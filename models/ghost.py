@@ -98,6 +98,34 @@ class Ghost:
     def stored_by(self, key: int) -> frozenset[int]:
         return frozenset(h for k, h in self.stored if k == key)
 
+    def permuted(self, order: tuple[int, ...], mask: int) -> Ghost:
+        """This ghost with node ``i`` renamed ``order[i]`` and node IDs translated by
+        ``^ mask`` (a symmetry of the configuration, see ``reductions.Automorphism``).
+        Request topics that are IDs are translated; key topics are not."""
+
+        def nodes(peers: frozenset[int]) -> frozenset[int]:
+            return frozenset(order[p] for p in peers)
+
+        return Ghost(
+            self_answered=self.self_answered,
+            asked=self.asked,
+            heard=nodes(self.heard),
+            servers=nodes(self.servers),
+            unresponsive=nodes(self.unresponsive),
+            waiting=tuple(
+                sorted((order[p], d, t ^ mask if t >= 0 else t) for p, d, t in self.waiting)
+            ),
+            unanswered=nodes(self.unanswered),
+            observers=nodes(self.observers),
+            dialed_back=self.dialed_back,
+            boot_dialed=nodes(self.boot_dialed),
+            stored=frozenset((k, order[h]) for k, h in self.stored),
+            sent=self.sent,
+            kept=self.kept,
+            retried=self.retried,
+            publishes=frozenset((k, order[p], at) for k, p, at in self.publishes),
+        )
+
 
 #: the ghost of a node nothing has happened to yet
 NO_HISTORY = Ghost()

@@ -500,3 +500,20 @@ def test_find02_own_id_is_answered_with_the_closest() -> None:
     w = entries(world(), 0, 1, 2)
     assert checks.own_id_lookups_answered(step(w, w, sent=(_reply(0, 1, IDS[0], set()),)))
     assert checks.own_id_lookups_answered(step(w, w, sent=(_reply(0, 1, IDS[0], {2}),))) == []
+
+
+def test_a_ghost_renamed_by_a_symmetry_keeps_its_meaning() -> None:
+    g = Ghost(
+        heard=frozenset({1}),
+        servers=frozenset({1}),
+        waiting=((2, 5, 0b0011),),
+        stored=frozenset({(0, 2)}),
+        publishes=frozenset({(0, 1, 3)}),
+    )
+    assert g.permuted((0, 1, 2), 0) == g
+    swapped = g.permuted((0, 2, 1), 0b0001)
+    assert swapped.heard == frozenset({2})
+    assert swapped.waiting == ((1, 5, 0b0010),)
+    assert swapped.stored == frozenset({(0, 1)})
+    assert swapped.publishes == frozenset({(0, 2, 3)})
+    assert swapped.permuted((0, 2, 1), 0b0001) == g
