@@ -42,11 +42,14 @@ from kadspec.models.actions import ACTIONS, Action, apply, enabled, is_protocol,
 from kadspec.models.checks import Violation, check_quiescent, check_state, check_step
 from kadspec.models.config import ModeSetting
 from kadspec.models.explorer import Counterexample, Step
+from kadspec.models.lookup import next_candidate
 from kadspec.models.policy import Policy
 from kadspec.models.scenarios import Scenario
-from kadspec.models.state import World
+from kadspec.models.state import Kind, World
 
 __all__ = [
+    "HUNT_EXAMPLES",
+    "HUNT_STEPS",
     "NO_QUIESCENCE",
     "PROFILES",
     "RULE_FOR_KIND",
@@ -64,6 +67,11 @@ __all__ = [
 
 #: protocol steps one ``settle`` may take before the run counts as not settling
 SETTLE_BOUND = 500
+#: the default budget of :func:`hunt`: runs, and rule steps per run. Every mutant is found
+#: within it (tests/models/test_stateful.py); its targeted rules, not the number of runs, are
+#: what reaches the deep interleavings
+HUNT_EXAMPLES = 300
+HUNT_STEPS = 20
 #: the pseudo-requirement reported when ``settle`` hits its bound. Time stops at the scenario's
 #: horizon, so an endless run of protocol steps is the protocol looping without time passing:
 #: a livelock, a liveness bug. (The longest run to quiescence in the shipped scenarios, spec
@@ -195,6 +203,13 @@ class KademliaMachine(RuleBasedStateMachine):
     def start_node(self, node: int) -> None:
         self._take_first("start", lambda a: a.node == node)
 
+    @precondition(lambda self: bool(self.world.budget.starts))
+    @rule()
+    def start_everyone(self) -> None:
+        """Start every node not started yet, in order (one draw instead of one per node)."""
+        for node in sorted(self.world.budget.starts):
+            self._take_first("start", lambda a, node=node: a.node == node)  # type: ignore[misc]
+
     @precondition(_can("provide"))
     @rule(node=nodes, key=keys)
     def user_provides(self, node: int, key: int) -> None:
@@ -233,9 +248,11 @@ class KademliaMachine(RuleBasedStateMachine):
         self._take_first("disconnect", lambda a: {a.node, a.peer} == {node, peer})
 
     @precondition(_can("lose"))
-    @rule(src=nodes, dst=nodes)
-    def lose_message(self, src: int, dst: int) -> None:
-        self._take_first("lose", lambda a: _on_channel(a, src, dst))
+    @rule(pick=st.integers(0, 7))
+    def lose_message(self, pick: int) -> None:
+        """Lose the head of one channel: drawn by position among the channels that have one, so
+        every draw loses something (a drawn (src, dst) pair mostly named an empty channel)."""
+        self._take_nth("lose", lambda a: True, pick)
 
     @precondition(_can("forge_add_provider"))
     @rule(node=nodes, peer=nodes, provider=nodes, key=keys)
@@ -252,9 +269,10 @@ class KademliaMachine(RuleBasedStateMachine):
     # --- protocol: what nodes do on their own ---------------------------------------------------
 
     @precondition(_can("deliver"))
-    @rule(src=nodes, dst=nodes)
-    def deliver_message(self, src: int, dst: int) -> None:
-        self._take_first("deliver", lambda a: _on_channel(a, src, dst))
+    @rule(pick=st.integers(0, 7))
+    def deliver_message(self, pick: int) -> None:
+        """Deliver the head of one channel, drawn by position among the non-empty ones."""
+        self._take_nth("deliver", lambda a: True, pick)
 
     @precondition(_can("dial_bootstrap"))
     @rule(node=nodes, peer=nodes)
@@ -270,6 +288,144 @@ class KademliaMachine(RuleBasedStateMachine):
     @rule(node=nodes)
     def dial_back(self, node: int) -> None:
         self._take_first("dial_back", lambda a: a.node == node)
+
+    # --- targeted: a slow network while time passes -----------------------------------------------
+
+    def _next_expiry(self) -> int | None:
+        live = [
+            r.expires for s in self.world.nodes for r in s.records if r.expires > self.world.clock
+        ]
+        return min(live) if live else None
+
+    @precondition(lambda self: self._next_expiry() is not None and _can("tick")(self))
+    @rule()
+    def time_passes_past_an_expiry(self) -> None:
+        """Hold every message in flight while time runs to just past the next record's expiry:
+        the network stalls, nodes keep acting on their own. This is how a republish comes too
+        late and a record is asked for after it lapsed (PROV-04, PROV-05), a rare interleaving
+        for uniformly random steps."""
+        self._run_local_and_time(until=self._next_expiry())
+
+    @precondition(_can("tick"))
+    @rule(ticks=st.integers(1, 3))
+    def network_stalls(self, ticks: int) -> None:
+        """Hold every message in flight for ``ticks`` timer events: requests miss their
+        deadlines (PROV-08), lookups fail over to other peers, refreshes run on a quiet net."""
+        self._run_local_and_time(ticks=ticks)
+
+    def _budget_allows(self, kind: str) -> bool:
+        budget = self.world.budget
+        return budget.faults > 0 and kind in budget.fault_kinds
+
+    def _drive_until(self, wanted: Callable[[], bool]) -> bool:
+        """Take protocol steps, time standing still, until ``wanted()`` holds (True) or the
+        protocol has nothing left to do (False)."""
+        for _ in range(SETTLE_BOUND):
+            if wanted():
+                return True
+            move = next((a for a in self.enabled_actions() if is_protocol(a)), None)
+            if move is None:
+                return wanted()
+            self._apply(move)
+            self._judge(check_state(self.world, self.policy))
+        return wanted()
+
+    @precondition(lambda self: self._budget_allows("lose"))
+    @rule(
+        pick=st.integers(0, 7),
+        skip=st.integers(0, 8),
+        kind=st.sampled_from((None, Kind.FIND_NODE, Kind.GET_PROVIDERS, Kind.ADD_PROVIDER)),
+    )
+    def lose_the_next_request(self, pick: int, skip: int, kind: Kind | None) -> None:
+        """Run the protocol until a request or reply (of ``kind``, if given) is in flight, let
+        ``skip`` more protocol steps happen, then lose one: each kind of lookup and the
+        ADD_PROVIDER round can then be made to time out (PROV-08, PROV-02)."""
+
+        def wanted(a: Action) -> bool:
+            return kind is None or (a.message is not None and a.message.kind is kind)
+
+        def can_lose() -> bool:
+            return any(a.kind == "lose" and wanted(a) for a in self.enabled_actions())
+
+        while self._drive_until(can_lose):
+            if skip <= 0:
+                self._take_nth("lose", wanted, pick)
+                return
+            skip -= 1
+            move = next((a for a in self.enabled_actions() if is_protocol(a)), None)
+            if move is None:
+                return
+            self._apply(move)
+            self._judge(check_state(self.world, self.policy))
+
+    @precondition(lambda self: bool(self.world.budget.mode_changes))
+    @rule()
+    def mode_changes_while_asked(self) -> None:
+        """Run the protocol until a kad request is on its way to a node whose operator may
+        change its mode, change it then, and deliver: the request meets the new mode (ADDR-01,
+        ADDR-02)."""
+        changing = {node for node, _ in self.world.budget.mode_changes}
+
+        def asked() -> int | None:
+            for m in self.world.messages():
+                if m.dst in changing and m.kind in _REQUESTS:
+                    return m.dst
+            return None
+
+        if self._drive_until(lambda: asked() is not None):
+            self._take_first("set_mode", lambda a: a.node == asked())
+        self._drive_until(lambda: False)
+
+    @precondition(lambda self: self._budget_allows("crash"))
+    @rule()
+    def crash_the_peer_being_asked(self) -> None:
+        """Run the protocol until a lookup is about to ask a peer, crash that peer, and let the
+        lookup ask it: an unresponsive peer among the closest (RT-06, RT-07)."""
+
+        def asked() -> int | None:
+            for action in self.enabled_actions():
+                if action.kind == "query":
+                    lookup = self.world.nodes[action.node].lookups[action.key]
+                    peer = next_candidate(self.world, lookup)
+                    if peer is not None and peer != action.node and self.world.nodes[peer].up:
+                        return peer
+            return None
+
+        if not self._drive_until(lambda: asked() is not None):
+            return
+        self._take_first("crash", lambda a: a.node == asked())
+        self._take_first("query", lambda a: True)
+
+    @precondition(lambda self: bool(self.world.budget.finds) and _can("find_providers")(self))
+    @rule()
+    def find_after_an_expiry(self) -> None:
+        """Provide (if the user still may), let the network settle with time standing still,
+        ask for the providers, and hold those requests in flight while time runs past the
+        next record expiry before delivering them: a record asked for just after it lapsed,
+        served or not (PROV-04, PROV-07)."""
+        self._take_first("provide", lambda a: True)
+        self._drive_until(lambda: False)
+        self._take_first("find_providers", lambda a: True)
+        expiry = self._next_expiry()
+        if expiry is not None:
+            self._run_local_and_time(until=expiry)
+        self._drive_until(lambda: False)
+
+    def _run_local_and_time(self, *, until: int | None = None, ticks: int = 0) -> None:
+        for _ in range(SETTLE_BOUND):
+            if until is not None and self.world.clock >= until:
+                return
+            moves = self.enabled_actions()
+            local = next((a for a in moves if a.kind in _LOCAL), None)
+            if local is not None:
+                self._apply(local)
+            else:
+                tick = next((a for a in moves if a.kind == "tick"), None)
+                if tick is None or (until is None and ticks <= 0):
+                    return
+                self._apply(tick)
+                ticks -= 1
+            self._judge(check_state(self.world, self.policy))
 
     @rule(schedule=st.integers(0, 2**16 - 1))
     def settle(self, schedule: int) -> None:
@@ -311,8 +467,10 @@ class KademliaMachine(RuleBasedStateMachine):
             self._check_progress()
 
 
-def _on_channel(action: Action, src: int, dst: int) -> bool:
-    return action.message is not None and (action.message.src, action.message.dst) == (src, dst)
+#: kad requests (what a client must refuse)
+_REQUESTS = frozenset({Kind.FIND_NODE, Kind.GET_PROVIDERS, Kind.ADD_PROVIDER})
+#: a node's own protocol steps (no message delivered)
+_LOCAL = frozenset({"dial_bootstrap", "query", "dial_back"})
 
 
 #: which rule takes each action kind; a kind added to ACTIONS without a rule fails at import
@@ -409,17 +567,20 @@ def hunt(
     policy: Policy,
     target: str | None,
     *,
-    max_examples: int = 2000,
+    max_examples: int = HUNT_EXAMPLES,
     seed: int | None = 0,
-    stateful_step_count: int = 60,
+    stateful_step_count: int = HUNT_STEPS,
     minimize_trace: bool = True,
+    shrink: bool = False,
 ) -> HuntResult:
     """Search random runs of ``scenario`` under ``policy`` for a violation of ``target``.
 
     With ``target`` None any violation counts. Hypothesis shrinks the first failing run; the
     result carries it as a :class:`Counterexample`, further cut down by :func:`minimize` unless
-    ``minimize_trace`` is false. ``seed`` fixes the search (None: a fresh random one). Nothing
-    is printed and no example database is kept.
+    ``minimize_trace`` is false. Hypothesis's own shrinking is off unless ``shrink``: it cannot
+    reach inside one ``settle`` and costs minutes on a long run, while :func:`minimize` cuts the
+    run itself by replay in well under a second. ``seed`` fixes the search (None: a fresh
+    random one). Nothing is printed and no example database is kept.
     """
     machine = machine_for(scenario, policy, target=target)
     recorder = machine.recorder = _Recorder(target)
@@ -435,7 +596,7 @@ def hunt(
                 database=None,
                 derandomize=False,
                 deadline=None,
-                phases=(Phase.generate, Phase.shrink),
+                phases=(Phase.generate, Phase.shrink) if shrink else (Phase.generate,),
                 verbosity=Verbosity.quiet,
                 report_multiple_bugs=False,
                 print_blob=False,
