@@ -401,6 +401,13 @@ CHECK_HELP = CHECK_HELP.replace("SCENARIO_LINES", _scenario_lines())
     help="Explore on past violations, so every requirement gets a status.",
 )
 @click.option("--strict", is_flag=True, help="A SHOULD-level violation fails the run too.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Explore scenarios in this many worker processes (progress then counts scenarios).",
+)
 @json_option("Write the report (every requirement with its status and premise count) as JSON.")
 def check(
     policy_name: str,
@@ -410,6 +417,7 @@ def check(
     max_seconds: float,
     keep_going: bool,
     strict: bool,
+    jobs: int,
     json_path: Path | None,
 ) -> None:
     scenarios = [SCENARIOS[n] for n in dict.fromkeys(scenario_names)] + list(networks)
@@ -428,6 +436,7 @@ def check(
             keep_going=keep_going,
             strict=strict,
             progress=note,
+            jobs=jobs,
         )
     print_check(report)
     write_report(json_path, "check", report.to_json())
@@ -502,7 +511,7 @@ MUTANTS_HELP = """Run every mutant (a real bug as a policy set) and demand it is
     "--jobs",
     type=click.IntRange(min=1, max=64),
     default=None,
-    help="Worker processes for the mutant hunts (default: the cores, at most 4).",
+    help="Worker processes for the scenarios and mutant hunts (default: the cores, at most 4).",
 )
 @json_option("Write one entry per mutant and engine as JSON.")
 def mutants(
@@ -563,7 +572,7 @@ VERIFY_HELP = """Run every check the suite has and print one summary.
     "--jobs",
     type=click.IntRange(min=1, max=64),
     default=None,
-    help="Worker processes for the mutant hunts (default: the cores, at most 4).",
+    help="Worker processes for the scenarios and mutant hunts (default: the cores, at most 4).",
 )
 @json_option("Write every part's report as one JSON document.")
 def verify(
@@ -583,6 +592,7 @@ def verify(
             max_states=max_states,
             max_seconds=max_seconds,
             progress=note,
+            jobs=jobs or default_jobs(),
         )
         states = sum(r.exploration.states for r in report.runs)
         held = sum(1 for s in report.status().values() if s == "holds")

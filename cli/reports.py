@@ -306,18 +306,35 @@ def run_check(
     keep_going: bool = False,
     strict: bool = False,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> CheckReport:
     """Explore every scenario exhaustively under ``policy``.
 
     A violation of a failing requirement (MUST, or any under ``strict``) ends the run unless
     ``keep_going``; a SHOULD violation is recorded and the search goes on. ``max_states`` caps
-    each scenario, ``max_seconds`` the whole run.
+    each scenario, ``max_seconds`` the whole run. With ``jobs`` above 1 the scenarios are
+    explored in that many worker processes (progress then counts scenarios, not states).
     """
     started = time.perf_counter()
     runs: list[ScenarioRun] = []
     problems = tuple(p for check in CONFIG_CHECKS for p in check())
     stop_at = None if strict else frozenset(rid for rid in requirements() if is_must(rid))
     pending = list(scenarios)
+    caps = Caps(max_states, max_seconds)
+    if jobs > 1 and len(pending) > 1:
+        runs, not_run = _explore_in_workers(
+            pending, policy, caps, keep_going, stop_at, progress, jobs
+        )
+        return CheckReport(
+            policy_name,
+            tuple(runs),
+            problems,
+            time.perf_counter() - started,
+            tuple(not_run),
+            caps,
+            strict,
+            keep_going,
+        )
     while pending:
         scenario = pending.pop(0)
         left = (
@@ -354,10 +371,78 @@ def run_check(
         problems,
         time.perf_counter() - started,
         tuple(s.name for s in pending),
-        Caps(max_states, max_seconds),
+        caps,
         strict,
         keep_going,
     )
+
+
+def _explore_one(
+    scenario: Scenario | str,
+    policy: Policy,
+    caps: Caps,
+    deadline: float | None,
+    keep_going: bool,
+    stop_at: frozenset[str] | None,
+) -> Exploration:
+    """One scenario's exploration in a worker (a built-in scenario is passed by name: its
+    witnesses are functions, which do not travel between processes)."""
+    chosen = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    return explore(
+        chosen.initial(),
+        policy,
+        max_states=caps.max_states,
+        max_seconds=None if deadline is None else max(0.0, deadline - time.time()),
+        keep_going=keep_going,
+        stop_at=stop_at,
+        witnesses=getattr(chosen, "witnesses", ()),
+    )
+
+
+def _explore_in_workers(
+    scenarios: list[Scenario],
+    policy: Policy,
+    caps: Caps,
+    keep_going: bool,
+    stop_at: frozenset[str] | None,
+    progress: Progress | None,
+    jobs: int,
+) -> tuple[list[ScenarioRun], list[str]]:
+    """The scenarios explored in worker processes, reported in the order given. A stopping
+    violation or the time cap cancels the scenarios not yet started (reported as not run)."""
+    deadline = None if caps.max_seconds is None else time.time() + caps.max_seconds
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    found: dict[int, Exploration] = {}
+    with concurrent.futures.ProcessPoolExecutor(
+        min(jobs, len(scenarios)), mp_context=context
+    ) as pool:
+        futures = {
+            pool.submit(
+                _explore_one,
+                s.name if SCENARIOS.get(s.name) is s else s,
+                policy,
+                caps,
+                deadline,
+                keep_going,
+                stop_at,
+            ): index
+            for index, s in enumerate(scenarios)
+        }
+        for future in concurrent.futures.as_completed(futures):
+            if future.cancelled():
+                continue
+            exploration = future.result()
+            found[futures[future]] = exploration
+            if progress is not None:
+                progress(
+                    f"explored {len(found)} of {len(scenarios)} scenarios in {jobs} workers "
+                    f"(last: {scenarios[futures[future]].name}, {exploration.states:,} states)"
+                )
+            if exploration.stop_reason in ("violation", "time-cap"):
+                for other in futures:
+                    other.cancel()
+    runs = [ScenarioRun(s, found[i]) for i, s in enumerate(scenarios) if i in found]
+    return runs, [s.name for i, s in enumerate(scenarios) if i not in found]
 
 
 def memory_mb() -> float:

@@ -14,6 +14,7 @@ import attrs
 import pytest
 
 from kadspec.models.explorer import Counterexample, Exploration
+from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS, Scenario
 from kadspec.reports import (
@@ -182,3 +183,20 @@ def test_caps_are_reported_and_a_time_cap_ends_the_run() -> None:
     assert report.exit_code == EXIT_INCOMPLETE
     if report.runs[0].exploration.stop_reason == "time-cap":
         assert report.not_run == ("trio",)
+
+
+def test_workers_give_the_same_report_as_one_process() -> None:
+    chosen = [SCENARIOS[n] for n in ("client-joins", "nat-joins", "mode-change")]
+    alone = run_check(SPEC, chosen, keep_going=True)
+    shared = run_check(SPEC, chosen, keep_going=True, jobs=2)
+    assert [r.scenario.name for r in shared.runs] == [s.name for s in chosen]
+    assert [r.exploration.states for r in shared.runs] == [r.exploration.states for r in alone.runs]
+    assert shared.status() == alone.status() and shared.exit_code == alone.exit_code
+
+
+def test_a_violation_in_a_worker_fails_the_run() -> None:
+    mutant = MUTANTS["identify-addresses-not-routed"]
+    chosen = [SCENARIOS[mutant.scenario], SCENARIOS["client-joins"]]
+    report = run_check(mutant.policy, chosen, jobs=2)
+    assert mutant.expected in report.counterexamples()
+    assert report.exit_code == (EXIT_VIOLATION if is_must(mutant.expected) else EXIT_OK)
