@@ -185,8 +185,12 @@ def print_check(report: CheckReport) -> None:
     for run in report.runs:
         e = run.exploration
         result = RESULT_TEXT[e.stop_reason]
-        if e.stop_reason == "complete" and e.counterexamples:
+        if e.counterexamples:
             result = f"violated: {', '.join(sorted(e.counterexamples))}"
+            if e.stop_reason == "violation":
+                result += " (stopped there)"
+            elif e.stop_reason != "complete":
+                result += f" (then the {RESULT_TEXT[e.stop_reason]})"
         table.add_row(
             run.scenario.name,
             str(len(run.scenario.config.nodes)),
@@ -238,7 +242,8 @@ def print_check(report: CheckReport) -> None:
         out.print(render(report.counterexample))
         more = len(report.counterexamples()) - 1
         if more > 0:
-            out.print(f"({more} more requirements violated; every counterexample is in --json)")
+            what = "requirement" if more == 1 else "requirements"
+            out.print(f"({more} more {what} violated; every counterexample is in --json)")
 
 
 def _level(rid: str) -> str:
