@@ -2247,8 +2247,11 @@ class _Effect:
             self.reset_ghost(True, n)
             return
         old_up, new_up = pre("up", n), self.g("up", n)
-        self.reset_ghost(and_(old_up, not_(new_up)), n)  # crashed: memory is lost
-        w = and_(old_up, new_up)
+        if new_up is old_up:  # the step left it as it was (the same term): no crash
+            w = old_up
+        else:
+            self.reset_ghost(and_(old_up, not_(new_up)), n)  # crashed: memory is lost
+            w = and_(old_up, new_up)
         if w is False:
             return
         s = self.shape
