@@ -44,6 +44,7 @@ from kadspec.models.state import (
     Proto,
     ProvideState,
     Purpose,
+    Reason,
     World,
 )
 from kadspec.models.successors import Successors
@@ -166,14 +167,23 @@ def lifecycle_state(node: NodeState) -> tuple[str, ...]:
 
 
 def provide_state(provide: ProvideState) -> str:
-    """One provide: its ``Phase``, its last ``Outcome`` and which timer it waits for."""
+    """One provide: its ``Phase``, the ``Outcome`` (and ``Reason``) it last reported to the
+    caller, and which timer it waits for.
+
+    The outcome is shown where the provide rests (queued or idle); while it looks up or sends,
+    the last report stays as it was and is left out, so those phases stay one box each.
+    """
     if not provide.providing and provide.phase is Phase.IDLE and provide.outcome is Outcome.NONE:
         return "not providing"
+    reported = provide.outcome.name
+    if provide.outcome is Outcome.FAILED and provide.reason is not Reason.NONE:
+        reported += f" ({provide.reason.name})"
     if provide.phase is Phase.QUEUED:
         waits = "retry timer" if provide.retry_at is not None else "until Ready"
-        return f"QUEUED\n({waits})"
+        said = f"QUEUED\n({waits})"
+        return said if provide.outcome is Outcome.NONE else f"{said}\nreported {reported}"
     if provide.phase is Phase.IDLE:
-        said = provide.outcome.name if provide.outcome is not Outcome.NONE else "IDLE"
+        said = reported if provide.outcome is not Outcome.NONE else "IDLE"
         return f"{said}\n(republish timer)" if provide.republish_at is not None else said
     return provide.phase.name
 
@@ -254,7 +264,7 @@ VIEWS: dict[str, View] = {
             provide_states,
             ("join-lossy",),
             mutants=("provide-before-ready-error-dropped", "provide-success-without-acks"),
-            goals=lambda state: state.startswith(("SUCCEEDED", "FAILED")),
+            goals=lambda state: state.startswith(("SUCCEEDED", "FAILED")) or "reported" in state,
         ),
         View(
             "admission",

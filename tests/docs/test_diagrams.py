@@ -83,8 +83,12 @@ def test_admission_never_takes_an_inbound_request_as_evidence_but_the_mutant_doe
 def test_a_provide_view_names_the_phases_of_the_model() -> None:
     diagram = diagrams.state_diagram(small("provide"))
     states = " ".join(diagram.states)
-    for word in ("QUEUED", "LOOKUP", "SENDING", "SUCCEEDED", "retry timer"):
+    for word in ("QUEUED", "LOOKUP", "SENDING", "SUCCEEDED", "retry timer", "FAILED"):
         assert word in states
+    # every failure the caller is told of names its reason (BOOT-05)
+    for state in diagram.states:
+        if "FAILED" in state:
+            assert "FAILED (" in state, state
 
 
 @needs_dot
