@@ -337,6 +337,8 @@ def _refused(world: World, policy: Policy, message: Message) -> World:
     """The requester sees its stream reset at once."""
     requester = message.src
     if message.kind is Kind.ADD_PROVIDER:
+        if message.provider != requester:
+            return world  # a refused forgery settles nothing of the forger's own provide
         return provide.settle_pending(
             world, policy, requester, message.key, message.dst, delivered=False
         )

@@ -243,9 +243,11 @@ def settle_pending(
 @requirement("PROV-03")
 def on_add_provider(world: World, policy: Policy, node: int, message: Message) -> World:
     """A server receives ADD_PROVIDER; the sender's stream write completes."""
-    valid = message.provider == message.src and message.public
-    if valid or not policy.validate_provider_records:
+    own = message.provider == message.src
+    if (own and message.public) or not policy.validate_provider_records:
         world = store(world, node, message.key, message.provider)
+    if not own:
+        return world  # a forgery: the forger's own announcement to this holder is still pending
     return settle_pending(world, policy, message.src, message.key, node, delivered=True)
 
 

@@ -136,6 +136,8 @@ class Automorphism:
                 for r in state.records
             ),
             tuple(None if f is None else self._set(f) for f in state.found),
+            state.find_outcomes,  # outcomes and reasons: nothing to rename
+            state.ghost.permuted(self.order, self.mask),
         )
 
     def lookup(self, lookup: Lookup) -> Lookup:
