@@ -2203,7 +2203,8 @@ class _Effect:
         if w is False:
             return
         if class_family(cls) == "add_provider":
-            self.settle_pending(w, src, class_key(cls), dst, delivered=False)
+            if not cls.startswith("AP_FORGED"):  # a refused forgery settles nothing
+                self.settle_pending(w, src, class_key(cls), dst, delivered=False)
             return
         for slot, first in self.first_match(src, dst, cls, replies_only=False).items():
             self.on_failure(and_(w, first), src, slot, dst)
@@ -2222,7 +2223,8 @@ class _Effect:
         elif not self.policy.validate_provider_records:
             for c, chosen in claimed.items():
                 self.store(and_(w, chosen), dst, k, c)
-        self.settle_pending(w, src, k, dst, delivered=True)
+        if not cls.startswith("AP_FORGED"):  # a forgery leaves the forger's own one pending
+            self.settle_pending(w, src, k, dst, delivered=True)
 
     # -- the ghost (ghost.observe), written on the state after the step
 
