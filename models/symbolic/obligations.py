@@ -366,7 +366,8 @@ class Prover:
             if before is not None and after.eq(before):
                 # No instance of the group changes what the invariant reads: its formula after
                 # the step is, term for term, the one assumed before it (z3 shares equal terms).
-                verdict, reason, cti = "proved", "unchanged by the step", None
+                verdict: Verdict = "proved"
+                reason, cti = "unchanged by the step", None
             else:
                 s.push()
                 s.add(z3.Not(after))
