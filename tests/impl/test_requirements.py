@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import kadspec.impl.core
 import kadspec.impl.records
 import kadspec.impl.store  # imported for its markings
 from kadspec.impl.requirements import IMPLEMENTED, implements
@@ -19,3 +20,9 @@ def test_every_implemented_id_is_defined_in_spec() -> None:
 def test_an_unknown_id_fails_at_decoration() -> None:
     with pytest.raises(UnknownRequirement, match="PROV-99"):
         implements("PROV-99")
+
+
+def test_the_core_marks_the_lifecycle_requirements_it_implements() -> None:
+    assert kadspec.impl.core.Core.__name__ == "Core"
+    for rid in ("BOOT-01", "BOOT-05", "RT-02", "RT-04", "PROV-02", "PROV-06", "PROV-08", "FIND-03"):
+        assert rid in IMPLEMENTED, rid
