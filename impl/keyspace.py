@@ -7,6 +7,7 @@ small IDs; :class:`FixedKeyspace` maps chosen byte strings to chosen small IDs f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Protocol
@@ -30,6 +31,12 @@ def _check_bits(bits: int) -> None:
         raise ValueError(f"key width must be 1..256 bits, got {bits}")
 
 
+@functools.lru_cache(maxsize=65536)
+def _sha256_key(data: bytes) -> int:
+    # Peer IDs recur in every reply: hashing each once keeps large simulations fast.
+    return int.from_bytes(hashlib.sha256(data).digest(), "big")
+
+
 @attrs.frozen
 class Sha256Keyspace:
     """The spec's key space: the top ``bits`` bits of sha256 (all 256 in production)."""
@@ -40,7 +47,7 @@ class Sha256Keyspace:
         _check_bits(self.bits)
 
     def key_of(self, data: bytes) -> int:
-        return int.from_bytes(hashlib.sha256(data).digest(), "big") >> (256 - self.bits)
+        return _sha256_key(data) >> (256 - self.bits)
 
 
 @attrs.frozen

@@ -278,18 +278,16 @@ def encode_message(message: KadMessage) -> bytes:
     return to_proto(message).SerializeToString()
 
 
+_CONNECTION_TYPES: Final = {t.value: t for t in ConnectionType}
+
+
 def _peer_from_proto(proto: Any, where: str) -> PeerInfo:
     peer_id = bytes(proto.id)
     check_peer_id(peer_id, where)
-    connection = int(proto.connection)
     # ConnectionType is advisory and proto3 enums are open: a value from a newer schema means
     # "no information", which is what NOT_CONNECTED says.
-    known = connection in ConnectionType._value2member_map_
-    return PeerInfo(
-        id=peer_id,
-        addrs=tuple(bytes(a) for a in proto.addrs),
-        connection=ConnectionType(connection) if known else ConnectionType.NOT_CONNECTED,
-    )
+    connection = _CONNECTION_TYPES.get(int(proto.connection), ConnectionType.NOT_CONNECTED)
+    return PeerInfo(id=peer_id, addrs=tuple(proto.addrs), connection=connection)
 
 
 def decode_message(data: bytes) -> KadMessage:
