@@ -305,7 +305,15 @@ class Core:
             elif advertises and not addrs:
                 self._log("table.unroutable", peer=peer.hex())
             return
-        result = self.table.add(Entry(peer, self.keyspace.key_of(peer), addrs, evidence))
+        try:
+            key = self.keyspace.key_of(peer)
+        except KeyError:
+            self.rejected["bad-peer-key"] += 1
+            return
+        if key == self.own_key:  # only in a narrow test key space: RT-07 keeps it out
+            self._log("table.collision", peer=peer.hex())
+            return
+        result = self.table.add(Entry(peer, key, addrs, evidence))
         if result is Added.ADDED:
             self._log("table.add", peer=peer.hex(), evidence=evidence.value, size=len(self.table))
         elif result is Added.BUCKET_FULL:
