@@ -73,7 +73,7 @@ class SimNetwork:
         latency: tuple[int, int] = (1, 20),
         loss: float = 0.0,
         keyspace: Keyspace | None = None,
-        keep_log: bool = True,
+        keep_log: bool | frozenset[str] = True,
     ) -> None:
         self.random = random.Random(seed)
         self.latency = latency
@@ -200,7 +200,8 @@ class SimNetwork:
 
     def _apply(self, node: SimNode, effect: fx.Effect) -> None:
         if isinstance(effect, fx.LogEvent):
-            if self.keep_log:
+            keep = self.keep_log
+            if keep is True or (not isinstance(keep, bool) and effect.name in keep):
                 node.log.append(effect)
         elif isinstance(effect, fx.ReportOutcome):
             node.outcomes.append(effect.outcome)
