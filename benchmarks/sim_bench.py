@@ -50,7 +50,11 @@ def run(nodes: int, seed: int, at_start_up: bool) -> dict[str, Any]:
     else:
         for node in net.nodes:
             net.start_at(node, node.index * spread // nodes)
-        net.run(until=spread + MINUTE, done=lambda: all(n.core.is_ready for n in net.nodes))
+        net.run(
+            until=spread + MINUTE,
+            done=lambda: all(n.core.is_ready for n in net.nodes),
+            check_every=nodes,
+        )
         net.run(until=net.now + 10 * SECOND)  # let the last self-lookups' replies settle
         for node, key in zip(net.nodes, keys, strict=True):
             net.command(node, ev.Provide(net.now, op=node.index, key=key))
@@ -60,7 +64,7 @@ def run(nodes: int, seed: int, at_start_up: bool) -> dict[str, Any]:
             any(isinstance(o, fx.ProvideOutcome) and o.ok for o in n.outcomes) for n in net.nodes
         )
 
-    all_provided = net.run(until=30 * MINUTE, done=provided)
+    all_provided = net.run(until=30 * MINUTE, done=provided, check_every=nodes)
     provide_wall = time.perf_counter() - wall
     provide_virtual = net.now
     chooser = random.Random(seed)
@@ -76,7 +80,7 @@ def run(nodes: int, seed: int, at_start_up: bool) -> dict[str, Any]:
         return sum(isinstance(o, fx.FindOutcome) for n in net.nodes for o in n.outcomes) >= nodes
 
     start = net.now
-    net.run(until=start + 10 * MINUTE, done=found_all)
+    net.run(until=start + 10 * MINUTE, done=found_all, check_every=nodes)
     wall_total = time.perf_counter() - wall
     cpu_total = time.process_time() - cpu
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -86,4 +87,6 @@ def nearest(target: int, keyed: Iterable[tuple[int, bytes]], count: int) -> list
     Ties (equal keys, possible only in a truncated space) break on the peer ID bytes, so the
     order never depends on iteration order.
     """
-    return [peer for _, peer in sorted(keyed, key=lambda kp: (kp[0] ^ target, kp[1]))[:count]]
+    return [
+        peer for _, peer in heapq.nsmallest(count, keyed, key=lambda kp: (kp[0] ^ target, kp[1]))
+    ]

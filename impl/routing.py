@@ -70,6 +70,7 @@ class RoutingTable:
         self.k = k
         self._buckets: dict[int, list[Entry]] = {}
         self._where: dict[bytes, int] = {}
+        self._entries: dict[bytes, Entry] = {}
 
     def __len__(self) -> int:
         return len(self._where)
@@ -82,10 +83,7 @@ class RoutingTable:
             yield from self._buckets[index]
 
     def get(self, peer: bytes) -> Entry | None:
-        index = self._where.get(peer)
-        if index is None:
-            return None
-        return next(e for e in self._buckets[index] if e.peer == peer)
+        return self._entries.get(peer)
 
     def bucket_sizes(self) -> dict[int, int]:
         return {i: len(b) for i, b in sorted(self._buckets.items()) if b}
@@ -100,11 +98,13 @@ class RoutingTable:
         if entry.peer in self._where:
             position = next(i for i, e in enumerate(bucket) if e.peer == entry.peer)
             bucket[position] = entry
+            self._entries[entry.peer] = entry
             return Added.UPDATED
         if len(bucket) >= self.k:
             return Added.BUCKET_FULL
         bucket.append(entry)
         self._where[entry.peer] = index
+        self._entries[entry.peer] = entry
         return Added.ADDED
 
     @implements("RT-06")
@@ -112,6 +112,7 @@ class RoutingTable:
         index = self._where.pop(peer, None)
         if index is None:
             return False
+        del self._entries[peer]
         self._buckets[index] = [e for e in self._buckets[index] if e.peer != peer]
         return True
 
@@ -123,6 +124,5 @@ class RoutingTable:
 
         Our own key is never in the table, so a lookup for our own ID gets our neighbours.
         """
-        entries = {e.peer: e for e in self if e.peer not in exclude}
-        chosen = nearest(target, ((e.key, e.peer) for e in entries.values()), count)
-        return [entries[p] for p in chosen]
+        keyed = ((e.key, e.peer) for e in self._entries.values() if e.peer not in exclude)
+        return [self._entries[p] for p in nearest(target, keyed, count)]

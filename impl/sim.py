@@ -144,11 +144,14 @@ class SimNetwork:
         action()
         return True
 
-    def run(self, until: int, done: Callable[[], bool] | None = None) -> bool:
-        """Run events up to virtual time ``until`` or until ``done()``; return done()'s verdict."""
+    def run(self, until: int, done: Callable[[], bool] | None = None, check_every: int = 1) -> bool:
+        """Run events up to virtual time ``until`` or until ``done()``, asked after every
+        ``check_every`` events; return done()'s verdict."""
+        steps = 0
         while self._queue and self._queue[0][0] <= until:
             self.step()
-            if done is not None and done():
+            steps += 1
+            if done is not None and steps % check_every == 0 and done():
                 return True
         self.now = max(self.now, until)
         return done() if done is not None else True

@@ -18,6 +18,7 @@ stream: feed it bytes as they arrive and pull whole messages out.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, Final
 
 import attrs
@@ -281,9 +282,20 @@ def encode_message(message: KadMessage) -> bytes:
 _CONNECTION_TYPES: Final = {t.value: t for t in ConnectionType}
 
 
-def _peer_from_proto(proto: Any, where: str) -> PeerInfo:
+@functools.lru_cache(maxsize=65536)
+def _valid_peer_id(peer_id: bytes) -> bool:
+    # The same peer IDs recur in every reply; a cached verdict keeps big simulations fast.
+    try:
+        check_peer_id(peer_id)
+    except MalformedMessage:
+        return False
+    return True
+
+
+def _peer_from_proto(proto: Any, field: str, index: int) -> PeerInfo:
     peer_id = bytes(proto.id)
-    check_peer_id(peer_id, where)
+    if not _valid_peer_id(peer_id):
+        check_peer_id(peer_id, f"{field}[{index}].id")  # raises, naming the field
     # ConnectionType is advisory and proto3 enums are open: a value from a newer schema means
     # "no information", which is what NOT_CONNECTED says.
     connection = _CONNECTION_TYPES.get(int(proto.connection), ConnectionType.NOT_CONNECTED)
@@ -318,10 +330,10 @@ def decode_message(data: bytes) -> KadMessage:
         type=MessageType(raw_type),
         key=bytes(proto.key),
         closer_peers=tuple(
-            _peer_from_proto(p, f"closerPeers[{i}].id") for i, p in enumerate(proto.closerPeers)
+            _peer_from_proto(p, "closerPeers", i) for i, p in enumerate(proto.closerPeers)
         ),
         provider_peers=tuple(
-            _peer_from_proto(p, f"providerPeers[{i}].id") for i, p in enumerate(proto.providerPeers)
+            _peer_from_proto(p, "providerPeers", i) for i, p in enumerate(proto.providerPeers)
         ),
         record=record,
         cluster_level_raw=int(proto.clusterLevelRaw),
