@@ -328,7 +328,16 @@ class Core:
     @implements("BOOT-03")
     def _after_removal(self) -> None:
         """Low-table recovery: an empty table sends us back to the bootstrap peers."""
-        if not self.table and self.started and self._boot_dialing is None:
+        if not self.table and self.started:
+            self._recover_table()
+
+    def _recover_table(self) -> None:
+        """Re-admit the connected peers we have evidence for (go's fixLowPeers does the same:
+        a peer dropped after one lost reply is still a server), then re-dial bootstrap peers."""
+        for peer, state in list(self._peers.items()):
+            if state.connections and peer not in self.table:
+                self._consider(peer, 0)
+        if not self.table and self._boot_dialing is None:
             self._restart_bootstrap()
 
     # --- serving requests --------------------------------------------------------------------
@@ -508,8 +517,8 @@ class Core:
     @implements("BOOT-02", "BOOT-03")
     def _refresh(self, now: int) -> None:
         self._arm(Timer(TimerKind.REFRESH), now + self.config.refresh_interval)
-        if not self.table and self._boot_dialing is None:
-            self._restart_bootstrap()
+        if not self.table:
+            self._recover_table()
         if not any(lk.purpose is Purpose.SELF for lk in self._lookups.values()):
             self._start_lookup(Purpose.SELF, self.peer_id, now)
 

@@ -96,7 +96,7 @@ class SimNetwork:
 
     # --- building ----------------------------------------------------------------------------
 
-    def add_node(self, mode: ModeSetting = ModeSetting.SERVER, **config: object) -> SimNode:
+    def add_node(self, *, mode: ModeSetting = ModeSetting.SERVER, **config: object) -> SimNode:
         """A node with the next index; ``config`` overrides CoreConfig fields."""
         index = len(self.nodes)
         settings: dict[str, object] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kadspec.impl import effects as fx
 from kadspec.impl import events as ev
 from kadspec.impl.config import MINUTE, SECOND, BootstrapPeer, ModeSetting
-from kadspec.impl.sim import SimNetwork, SimNode, sim_addr
+from kadspec.impl.sim import SimNetwork, SimNode, sim_addr, sim_peer_id
 
 
 def build(size: int, seed: int) -> SimNetwork:
@@ -99,3 +99,43 @@ def test_a_client_node_is_never_routed_to() -> None:
     assert client.core.is_ready  # a client uses the DHT ...
     for node in net.nodes[:-1]:
         assert client.peer_id not in node.core.table  # ... but no table holds it (RT-01)
+
+
+def test_provides_survive_message_loss_through_deadlines_and_retries() -> None:
+    net = SimNetwork(seed=11, loss=0.2)
+    boot = (BootstrapPeer(net.add_node().peer_id, (sim_addr(0),)),)
+    for _ in range(7):
+        net.add_node(bootstrap=boot, request_deadline=2 * SECOND, retry_cap=10 * SECOND)
+    for node in net.nodes:
+        net.start_at(node, node.index * 10, provide=f"lossy-{node.index}".encode())
+    assert net.run(
+        until=5 * MINUTE, done=lambda: all(any(o.ok for o in provides(n)) for n in net.nodes)
+    )
+    failures = [o for n in net.nodes for o in provides(n) if not o.ok]
+    assert all(o.reason and o.retry_at is not None for o in failures)  # PROV-02, PROV-06
+
+
+def test_records_outlive_their_ttl_through_republish_and_expire_without_it() -> None:
+    net = SimNetwork(seed=5)
+    boot = (BootstrapPeer(sim_peer_id(0), (sim_addr(0),)),)
+    for index in range(4):
+        net.add_node(
+            bootstrap=boot if index else (),
+            record_ttl=10 * MINUTE,
+            republish_interval=4 * MINUTE,
+            gc_interval=MINUTE,
+        )
+    for node in net.nodes:
+        net.start_at(node, node.index * 10)
+    keeper, quitter, finder = net.nodes[1], net.nodes[2], net.nodes[3]
+    net.at(SECOND, lambda: net.command(keeper, ev.Provide(net.now, op=1, key=b"kept")))
+    net.at(SECOND, lambda: net.command(quitter, ev.Provide(net.now, op=1, key=b"gone")))
+    net.run(until=30 * SECOND)
+    net.crash(quitter)  # no one republishes b"gone" any more
+    net.run(until=25 * MINUTE)  # well past two TTLs
+    net.command(finder, ev.FindProviders(net.now, op=1, key=b"kept"))
+    net.command(finder, ev.FindProviders(net.now, op=2, key=b"gone"))
+    net.run(until=net.now + MINUTE)
+    found = {o.key: {p.id for p in o.providers} for o in finds(finder)}
+    assert found[b"kept"] == {keeper.peer_id}  # PROV-05
+    assert found[b"gone"] == set()  # PROV-04
