@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kadspec.impl import effects as fx
@@ -13,6 +14,7 @@ from kadspec.impl.events import Direction, Timer, TimerKind
 from kadspec.impl.keyspace import FixedKeyspace
 from kadspec.impl.provide import Phase
 from kadspec.impl.records import MemoryStore, ProviderRecord
+from kadspec.impl.store import SqliteProviderStore, path_in
 from kadspec.impl.wire import KadMessage, MessageType, PeerInfo
 
 E = TypeVar("E")
@@ -323,3 +325,23 @@ def test_stop_providing_cancels_the_job_and_forgets_the_record() -> None:
     assert node.core.provide_phase(b"key") is None
     assert node.store.get(b"key", 0) == ()
     assert of(out, fx.CancelTimer)  # the outstanding request's deadline
+
+
+def test_records_accepted_by_one_core_are_served_by_its_successor_from_sqlite(
+    tmp_path: Path,
+) -> None:
+    config = CoreConfig(peer_id=pid(0), keyspace=keyspace(b"key"), mode=ModeSetting.SERVER)
+    good = PeerInfo(id=pid(3), addrs=(addr(3),))
+    with SqliteProviderStore(path_in(tmp_path)) as store:
+        core = Core(config, store)
+        core.handle(ev.Start(0))
+        message = KadMessage(MessageType.ADD_PROVIDER, b"key", provider_peers=(good,))
+        core.handle(ev.RequestReceived(0, pid(3), 1, 1, message))
+    with SqliteProviderStore(path_in(tmp_path)) as store:  # the node restarts
+        core = Core(config, store)
+        core.handle(ev.Start(10))
+        request = ev.RequestReceived(
+            10, pid(4), 2, 2, KadMessage(MessageType.GET_PROVIDERS, b"key")
+        )
+        (reply,) = of(core.handle(request), fx.SendResponse)
+        assert reply.message.provider_peers == (good,)
