@@ -616,6 +616,9 @@ class Core:
         self._jobs[event.key] = ProvideJob(event.key, event.op, self.config.retry_base)
         if not self.is_ready:
             self._log("provide.queued", key=event.key.hex(), reason="not ready")
+        elif not self.addresses.announceable():
+            # ADDR-07: an ADD_PROVIDER without an address would be dropped by every server
+            self._log("provide.queued", key=event.key.hex(), reason="no announceable address")
 
     def _on_stop(self, event: ev.StopProviding) -> None:
         job = self._jobs.pop(event.key, None)

@@ -345,3 +345,14 @@ def test_records_accepted_by_one_core_are_served_by_its_successor_from_sqlite(
         )
         (reply,) = of(core.handle(request), fx.SendResponse)
         assert reply.message.provider_peers == (good,)
+
+
+def test_a_provide_waits_for_an_address_worth_announcing() -> None:
+    node = ready_node(mode=ModeSetting.AUTO, announce_addrs=())
+    out = node(ev.Provide(0, op=1, key=b"key"))
+    assert not of(out, fx.SendRequest)  # ADDR-07
+    assert logged(out, "provide.queued")[0].get("reason") == "no announceable address"
+    node(ev.IdentifyReceived(0, 1, pid(1), (addr(1),), KAD, observed_addr=b"/ip4/1.2.3.4"))
+    out = node(ev.DialBackResult(0, b"/ip4/1.2.3.4", reachable=True))
+    (find,) = of(out, fx.SendRequest)
+    assert find.message.key == b"key"
