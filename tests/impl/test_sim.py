@@ -139,3 +139,18 @@ def test_records_outlive_their_ttl_through_republish_and_expire_without_it() -> 
     found = {o.key: {p.id for p in o.providers} for o in finds(finder)}
     assert found[b"kept"] == {keeper.peer_id}  # PROV-05
     assert found[b"gone"] == set()  # PROV-04
+
+
+def test_a_partitioned_joiner_keeps_its_provide_queued_until_the_partition_heals() -> None:
+    net = SimNetwork(seed=4)
+    boot = (BootstrapPeer(sim_peer_id(0), (sim_addr(0),)),)
+    net.add_node()
+    joiner = net.add_node(bootstrap=boot, refresh_interval=5 * SECOND)
+    net.partition(net.nodes[0], joiner)
+    net.start_at(net.nodes[0], 0)
+    net.start_at(joiner, 0, provide=b"k")
+    net.run(until=20 * SECOND)
+    assert provides(joiner) == [] and not joiner.core.is_ready  # BOOT-05: queued, not lost
+    net.partition(net.nodes[0], joiner, cut=False)
+    net.run(until=40 * SECOND)  # the next refresh re-dials the bootstrap peer (BOOT-03)
+    assert [o.ok for o in provides(joiner)] == [True]
