@@ -11,6 +11,7 @@ Usage::
 
     python benchmarks/sim_bench.py --out results/bench-sim.json          # N = 1000
     python benchmarks/sim_bench.py --nodes 100 --out results/bench-sim-100.json
+    python benchmarks/sim_bench.py --no-wire --steady-only    # typed messages, one variant
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from kadspec.impl.config import MINUTE, SECOND, BootstrapPeer
 from kadspec.impl.sim import SimNetwork, sim_addr, sim_peer_id
 
 
-def run(nodes: int, seed: int, at_start_up: bool) -> dict[str, Any]:
-    net = SimNetwork(seed=seed, keep_log=frozenset({"lookup.end"}))
+def run(nodes: int, seed: int, at_start_up: bool, wire: bool) -> dict[str, Any]:
+    net = SimNetwork(seed=seed, keep_log=frozenset({"lookup.end"}), through_wire=wire)
     boot_count = min(4, nodes)
     boot = tuple(BootstrapPeer(sim_peer_id(i), (sim_addr(i),)) for i in range(boot_count))
     for index in range(boot_count):  # the bootstrap nodes know each other
@@ -104,6 +105,7 @@ def run(nodes: int, seed: int, at_start_up: bool) -> dict[str, Any]:
         "nodes": nodes,
         "seed": seed,
         "provide": "at start-up" if at_start_up else "once every node is Ready",
+        "messages_through_protobuf": wire,
         "all_provided": all_provided,
         "keys_found": found,
         "wall_s": round(wall_total, 2),
@@ -130,16 +132,24 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("results/bench-sim.json"))
+    parser.add_argument(
+        "--no-wire", action="store_true", help="hand messages over typed, skipping protobuf"
+    )
+    parser.add_argument(
+        "--steady-only", action="store_true", help="skip the provide-at-start-up variant"
+    )
     args = parser.parse_args()
-    result = {
+    wire = not args.no_wire
+    result: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_average": os.getloadavg()[0],
         },
-        "run": run(args.nodes, args.seed, at_start_up=False),
-        "run_provide_at_start_up": run(args.nodes, args.seed, at_start_up=True),
+        "run": run(args.nodes, args.seed, at_start_up=False, wire=wire),
     }
+    if not args.steady_only:
+        result["run_provide_at_start_up"] = run(args.nodes, args.seed, True, wire)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))

@@ -27,7 +27,7 @@ from kadspec.impl.core import Core
 from kadspec.impl.events import Direction
 from kadspec.impl.keyspace import Keyspace, Sha256Keyspace
 from kadspec.impl.records import MemoryStore
-from kadspec.impl.wire import decode_frames, frame
+from kadspec.impl.wire import KadMessage, decode_frames, frame
 
 
 def sim_peer_id(index: int) -> bytes:
@@ -74,12 +74,16 @@ class SimNetwork:
         loss: float = 0.0,
         keyspace: Keyspace | None = None,
         keep_log: bool | frozenset[str] = True,
+        through_wire: bool = True,
     ) -> None:
         self.random = random.Random(seed)
         self.latency = latency
         self.loss = loss
         self.keyspace = keyspace or Sha256Keyspace()
         self.keep_log = keep_log
+        #: frame and parse every message with the protobuf codec (off: hand the typed message
+        #: over, for benchmarks of the lifecycle at scale; the codec is tested on its own)
+        self.through_wire = through_wire
         self.now = 0
         self.nodes: list[SimNode] = []
         self.partitioned: set[frozenset[int]] = set()
@@ -306,6 +310,15 @@ class SimNetwork:
             if this.up:
                 self._feed(this, ev.ConnectionClosed(self.now, conn, other.peer_id))
 
+    def _encode(self, message: KadMessage) -> bytes | KadMessage:
+        return frame(message) if self.through_wire else message
+
+    def _decode(self, data: bytes | KadMessage) -> KadMessage:
+        if isinstance(data, KadMessage):
+            return data
+        (message,) = decode_frames(data)
+        return message
+
     def _send_request(self, node: SimNode, effect: fx.SendRequest) -> None:
         def connected(conn: int | None) -> None:
             target_index = self._by_peer.get(effect.peer)
@@ -315,7 +328,7 @@ class SimNetwork:
             target = self.nodes[target_index]
             if self.random.random() < self.loss or not self._reachable(node, target):
                 return  # lost: the requester's deadline will fire
-            data = frame(effect.message)
+            data = self._encode(effect.message)
             stream = self._id()
             self._streams[stream] = _Stream(node.index, effect.request, effect.expects_reply)
             self._later(target, lambda: self._deliver(target, node, conn, stream, data))
@@ -323,9 +336,9 @@ class SimNetwork:
         self._dial(node, effect.peer, effect.addrs, connected)
 
     def _deliver(
-        self, target: SimNode, origin: SimNode, conn: int, stream: int, data: bytes
+        self, target: SimNode, origin: SimNode, conn: int, stream: int, data: bytes | KadMessage
     ) -> None:
-        (message,) = decode_frames(data)
+        message = self._decode(data)
         self.delivered_messages += 1
         effects = self._feed(
             target, ev.RequestReceived(self.now, origin.peer_id, conn, stream, message)
@@ -353,10 +366,10 @@ class SimNetwork:
             return
         if self.random.random() < self.loss or not self._reachable(node, origin):
             return
-        data = frame(effect.message)
+        data = self._encode(effect.message)
 
         def receive() -> None:
-            (message,) = decode_frames(data)
+            message = self._decode(data)
             self._feed(origin, ev.ResponseReceived(self.now, info.request, message))
 
         self._later(origin, receive)

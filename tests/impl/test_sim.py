@@ -59,15 +59,16 @@ def test_twenty_nodes_provide_at_start_up_and_every_key_is_found_from_every_node
             assert provider.peer_id in found[key], (node.index, key)
 
 
-def test_the_same_seed_replays_the_same_run() -> None:
-    def run(seed: int) -> tuple[int, list[str]]:
+def test_the_same_seed_replays_the_same_run_with_or_without_the_codec() -> None:
+    def run(seed: int, wire: bool = True) -> tuple[int, list[str]]:
         net = build(6, seed)
+        net.through_wire = wire
         for node in net.nodes:
             net.start_at(node, node.index * 10)
         net.run(until=30 * SECOND)
         return net.delivered_messages, [e.name for n in net.nodes for e in n.log]
 
-    assert run(3) == run(3)
+    assert run(3) == run(3) == run(3, wire=False)
 
 
 def test_a_crashed_provider_restarts_with_its_records_and_provides_again() -> None:
