@@ -1,0 +1,343 @@
+"""The real network driver: a :class:`~kadspec.impl.core.Core` on a py-libp2p host.
+
+py-libp2p provides the transport stack (TCP, noise, yamux), identify and identify push; the
+core speaks ``/ipfs/kad/1.0.0`` itself through :mod:`kadspec.impl.wire`. This module only
+translates: host notifications and streams become core events, core effects become host calls.
+It needs the optional ``node`` extra (``pip install 'kadspec[node]'``).
+
+What the driver adds on top of the host:
+
+- connection direction comes from py-libp2p's ``SwarmConn.direction``, and where that is
+  unknown from whether this driver dialled the peer;
+- identify is requested by the driver on every new connection (``/ipfs/id/1.0.0``) and identify
+  pushes are taken over, so the core sees each peer's listen addresses, protocols and the
+  address it observed us at, on the connection they came on (RT-07);
+- a mode change registers or removes the kad stream handler, which changes the protocol list
+  identify reports, and pushes identify to every connected peer (ADDR-01, ADDR-02);
+- bad input on a kad stream (WireError, a read deadline) resets the stream, is counted in
+  ``rejected`` and reported as a log event; it never reaches the core as an exception.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from libp2p.identity.identify.identify import ID as IDENTIFY
+from libp2p.identity.identify.identify import parse_identify_response
+from libp2p.identity.identify_push.identify_push import ID_PUSH, push_identify_to_peers
+from libp2p.peer.id import ID as PeerID
+from libp2p.peer.peerinfo import PeerInfo as HostPeerInfo
+from libp2p.rcmgr import Direction as HostDirection
+from multiaddr import Multiaddr
+
+from kadspec.impl import effects as fx
+from kadspec.impl import events as ev
+from kadspec.impl.config import Mode
+from kadspec.impl.core import Core
+from kadspec.impl.events import Direction, Timer
+from kadspec.impl.wire import PROTOCOL_ID, FrameDecoder, KadMessage, WireError, frame
+
+#: how long one read on a kad or identify stream may take before the stream is reset
+READ_DEADLINE_S = 10.0
+
+Report = Callable[[fx.Effect], None]
+
+
+def multiaddr_bytes(addr: Any) -> bytes:
+    """The binary form of a multiaddr (the form kad messages carry)."""
+    return bytes(Multiaddr(addr).to_bytes()) if not isinstance(addr, bytes) else addr
+
+
+async def read_message(stream: Any, max_size: int | None = None) -> KadMessage:
+    """One length-prefixed kad message from a stream; WireError or trio.TooSlowError else."""
+    decoder = FrameDecoder() if max_size is None else FrameDecoder(max_size)
+    with trio.fail_after(READ_DEADLINE_S):
+        while True:
+            message = decoder.next_message()
+            if message is not None:
+                return message
+            data = await _read_some(stream)
+            if not data:
+                decoder.end_of_stream()
+                raise WireError("stream closed before a message arrived")
+            decoder.feed(data)
+
+
+async def _read_some(stream: Any) -> bytes:
+    """The next bytes of a stream, or b"" at its end (py-libp2p raises EOFError there)."""
+    try:
+        return bytes(await stream.read(65536))
+    except EOFError:
+        return b""
+
+
+async def read_all(stream: Any) -> bytes:
+    chunks = []
+    with trio.fail_after(READ_DEADLINE_S):
+        while data := await _read_some(stream):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+class HostDriver:
+    """Carries one core's effects out on a py-libp2p host and feeds the host's news back."""
+
+    def __init__(self, core: Core, host: Any, report: Report | None = None) -> None:
+        self.core = core
+        self.host = host
+        self.report = report or (lambda effect: None)
+        self.rejected: Counter[str] = Counter()
+        self._nursery: trio.Nursery | None = None
+        self._epoch = 0.0
+        self._ids = itertools.count(1)
+        self._connections: dict[int, int] = {}  # id(muxed connection) -> our connection id
+        self._dialling: set[bytes] = set()
+        self._timers: dict[Timer, trio.CancelScope] = {}
+        self._streams: dict[int, Any] = {}
+
+    # --- running -----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return int((trio.current_time() - self._epoch) * 1000)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the core and serve until cancelled. The host must already be running."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._epoch = trio.current_time()
+            self.host.get_network().register_notifee(_Notifee(self))
+            self.host.set_stream_handler(ID_PUSH, self._on_identify_push)
+            self.handle(ev.Start(self.now()))
+            for conn in self.host.get_network().get_connections():
+                self._connected(conn)  # BOOT-07: connections older than the driver count
+            task_status.started()
+            await trio.sleep_forever()
+
+    def handle(self, event: ev.Event) -> list[fx.Effect]:
+        """Feed one event to the core and carry out its effects."""
+        effects = self.core.handle(event)
+        for effect in effects:
+            self._apply(effect)
+        return effects
+
+    def command(self, event: ev.Event) -> None:
+        """A user command (Provide, FindProviders, StopProviding, SetMode), stamped now."""
+        self.handle(event)
+
+    def _spawn(self, function: Callable[..., Any], *args: Any) -> None:
+        assert self._nursery is not None, "the driver is not running"
+        self._nursery.start_soon(function, *args)
+
+    # --- effects -----------------------------------------------------------------------------
+
+    def _apply(self, effect: fx.Effect) -> None:
+        if isinstance(effect, fx.SetTimer):
+            self._set_timer(effect.timer, effect.at)
+        elif isinstance(effect, fx.CancelTimer):
+            scope = self._timers.pop(effect.timer, None)
+            if scope is not None:
+                scope.cancel()
+        elif isinstance(effect, fx.Dial):
+            self._spawn(self._dial, effect.peer, effect.addrs)
+        elif isinstance(effect, fx.SendRequest):
+            self._spawn(self._request, effect)
+        elif isinstance(effect, fx.ModeChanged):
+            self._set_mode(effect.mode)
+        elif isinstance(effect, fx.CloseConnection):
+            pass  # py-libp2p closes connections to ourselves on its own
+        elif isinstance(effect, fx.SendResponse | fx.ResetStream):
+            pass  # answered inside the stream handler that asked
+        else:  # ReportOutcome, LogEvent, RequestDialBack (no AutoNAT here)
+            self.report(effect)
+
+    def _set_timer(self, timer: Timer, at: int) -> None:
+        old = self._timers.pop(timer, None)
+        if old is not None:
+            old.cancel()
+        scope = trio.CancelScope()
+        self._timers[timer] = scope
+
+        async def fire() -> None:
+            with scope:
+                await trio.sleep(max(0, at - self.now()) / 1000)
+                if self._timers.get(timer) is scope:
+                    del self._timers[timer]
+                self.handle(ev.TimerFired(max(self.now(), at), timer))
+
+        self._spawn(fire)
+
+    def _set_mode(self, mode: Mode) -> None:
+        if mode is Mode.SERVER:
+            self.host.set_stream_handler(PROTOCOL_ID, self._on_kad_stream)
+        else:
+            self.host.remove_stream_handler(PROTOCOL_ID)
+        if self._nursery is not None:
+            self._spawn(self._push_identify)
+
+    async def _push_identify(self) -> None:
+        try:
+            await push_identify_to_peers(self.host)
+        except Exception as error:  # a peer that vanished must not stop the node
+            self.report(fx.LogEvent("identify.push-failed", (("reason", str(error)),)))
+
+    async def _dial(self, peer: bytes, addrs: tuple[bytes, ...]) -> None:
+        self._dialling.add(peer)
+        try:
+            info = HostPeerInfo(PeerID(peer), [Multiaddr(a) for a in addrs])
+            with trio.fail_after(READ_DEADLINE_S):
+                await self.host.connect(info)
+        except Exception as error:
+            self.handle(ev.DialFailed(self.now(), peer, str(error) or type(error).__name__))
+        finally:
+            self._dialling.discard(peer)
+
+    async def _request(self, effect: fx.SendRequest) -> None:
+        peer = PeerID(effect.peer)
+        try:
+            with trio.fail_after(READ_DEADLINE_S):
+                if not self.host.get_network().get_connections(peer):
+                    self._dialling.add(effect.peer)
+                    try:
+                        addrs = [Multiaddr(a) for a in effect.addrs]
+                        await self.host.connect(HostPeerInfo(peer, addrs))
+                    finally:
+                        self._dialling.discard(effect.peer)
+                stream = await self.host.new_stream(peer, [PROTOCOL_ID])
+                await stream.write(frame(effect.message))
+                if effect.expects_reply:
+                    reply = await read_message(stream)
+                    await stream.close()
+                    self.handle(ev.ResponseReceived(self.now(), effect.request, reply))
+                else:
+                    await stream.close()
+                    self.handle(ev.RequestDelivered(self.now(), effect.request))
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            self.handle(ev.RequestFailed(self.now(), effect.request, reason))
+
+    # --- host news ---------------------------------------------------------------------------
+
+    def _connected(self, conn: Any) -> None:
+        muxed = conn.muxed_conn
+        if id(muxed) in self._connections:
+            return
+        peer = muxed.peer_id.to_bytes()
+        ident = next(self._ids)
+        self._connections[id(muxed)] = ident
+        direction = getattr(conn, "direction", HostDirection.UNKNOWN)
+        if direction == HostDirection.UNKNOWN:
+            outbound = peer in self._dialling
+        else:
+            outbound = direction == HostDirection.OUTBOUND
+        addrs = conn.get_transport_addresses() if hasattr(conn, "get_transport_addresses") else []
+        remote = multiaddr_bytes(addrs[0]) if addrs else b""
+        self.handle(
+            ev.ConnectionOpened(
+                self.now(),
+                ident,
+                peer,
+                Direction.OUTBOUND if outbound else Direction.INBOUND,
+                remote,
+            )
+        )
+        self._spawn(self._identify, conn, ident, peer)
+
+    def _disconnected(self, conn: Any) -> None:
+        ident = self._connections.pop(id(conn.muxed_conn), None)
+        if ident is not None:
+            self.handle(ev.ConnectionClosed(self.now(), ident, conn.muxed_conn.peer_id.to_bytes()))
+
+    async def _identify(self, conn: Any, ident: int, peer: bytes) -> None:
+        try:
+            stream = await self.host.new_stream(PeerID(peer), [IDENTIFY])
+            data = await read_all(stream)
+            await stream.close()
+            self._feed_identify(parse_identify_response(data), ident, peer)
+        except Exception as error:
+            self.rejected["identify"] += 1
+            reason = f"{type(error).__name__}: {error}"
+            self.report(fx.LogEvent("identify.failed", (("peer", peer.hex()), ("reason", reason))))
+
+    async def _on_identify_push(self, stream: Any) -> None:
+        peer = stream.muxed_conn.peer_id.to_bytes()
+        ident = self._connections.get(id(stream.muxed_conn))
+        try:
+            data = await read_all(stream)
+            if ident is not None:
+                self._feed_identify(parse_identify_response(data), ident, peer)
+        except Exception:
+            self.rejected["identify-push"] += 1
+            await stream.reset()
+
+    def _feed_identify(self, info: Any, ident: int, peer: bytes) -> None:
+        observed = bytes(info.observed_addr) if info.HasField("observed_addr") else None
+        self.handle(
+            ev.IdentifyReceived(
+                self.now(),
+                ident,
+                peer,
+                tuple(bytes(a) for a in info.listen_addrs),
+                frozenset(str(p) for p in info.protocols),
+                observed or None,
+            )
+        )
+
+    async def _on_kad_stream(self, stream: Any) -> None:
+        """One inbound kad request: parse, let the core answer, write or reset."""
+        peer = stream.muxed_conn.peer_id.to_bytes()
+        ident = self._connections.get(id(stream.muxed_conn), 0)
+        number = next(self._ids)
+        try:
+            message = await read_message(stream)
+        except (WireError, trio.TooSlowError) as error:
+            kind = type(error).__name__
+            self.rejected[kind] += 1
+            self.report(
+                fx.LogEvent(
+                    "request.rejected", (("peer", peer.hex()), ("reason", str(error) or kind))
+                )
+            )
+            await stream.reset()
+            return
+        except Exception:
+            await stream.reset()
+            return
+        effects = self.handle(ev.RequestReceived(self.now(), peer, ident, number, message))
+        for effect in effects:
+            if isinstance(effect, fx.SendResponse) and effect.stream == number:
+                await stream.write(frame(effect.message))
+                await stream.close()
+                return
+            if isinstance(effect, fx.ResetStream) and effect.stream == number:
+                await stream.reset()
+                return
+        await stream.close()  # ADD_PROVIDER: accepted, no reply
+
+
+class _Notifee:
+    """py-libp2p network notifications, handed to the driver."""
+
+    def __init__(self, driver: HostDriver) -> None:
+        self.driver = driver
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        self.driver._connected(conn)
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        self.driver._disconnected(conn)
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        return None
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        return None

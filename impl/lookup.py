@@ -1,0 +1,113 @@
+"""Iterative lookups: FIND_NODE and GET_PROVIDERS with at most alpha requests in flight.
+
+A :class:`Lookup` is pure bookkeeping: which peers it has seen, asked, heard from, lost; the core
+sends the requests it chooses and feeds back replies and failures. Peers learned from
+``closerPeers`` are candidates here and nowhere else (FIND-05).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from kadspec.impl.keyspace import nearest
+from kadspec.impl.requirements import implements
+from kadspec.impl.wire import PeerInfo
+
+
+class Purpose(enum.Enum):
+    SELF = "self"  # bootstrap / refresh: look up our own ID (BOOT-02)
+    PROVIDE = "provide"  # GetClosestPeers for a key we provide (PROV-01)
+    FIND_PROVIDERS = "find-providers"  # GET_PROVIDERS
+
+
+class Lookup:
+    """One lookup towards ``target``; ``seeds`` are (peer, key, addrs) from the routing table."""
+
+    def __init__(
+        self,
+        ident: int,
+        purpose: Purpose,
+        target: int,
+        key: bytes,
+        seeds: list[tuple[bytes, int, tuple[bytes, ...]]],
+        k: int,
+        alpha: int,
+    ) -> None:
+        self.ident = ident
+        self.purpose = purpose
+        self.target = target
+        self.key = key  # the kad message key: our peer ID or the content key
+        self.k = k
+        self.alpha = alpha
+        self.keys: dict[bytes, int] = {}
+        self.addrs: dict[bytes, tuple[bytes, ...]] = {}
+        self.inflight: set[bytes] = set()
+        self.answered: set[bytes] = set()
+        self.failed: set[bytes] = set()
+        self.providers: dict[bytes, PeerInfo] = {}
+        self.hops: dict[bytes, int] = {}
+        for peer, peer_key, addrs in seeds:
+            self.learn(peer, peer_key, addrs, hop=0)
+
+    def learn(self, peer: bytes, key: int, addrs: tuple[bytes, ...], hop: int) -> None:
+        """A candidate from the table or from a reply's closerPeers (FIND-05)."""
+        if peer not in self.keys:
+            self.keys[peer] = key
+            self.addrs[peer] = addrs
+            self.hops[peer] = hop
+        elif addrs and not self.addrs[peer]:
+            self.addrs[peer] = addrs
+
+    def _live(self) -> list[tuple[int, bytes]]:
+        """Peers that may still count: not failed, and with an address to ask them at."""
+        return [(key, p) for p, key in self.keys.items() if p not in self.failed and self.addrs[p]]
+
+    @implements("FIND-04")
+    def finished(self) -> bool:
+        """The k closest live peers seen have answered, or nothing is left to ask or await."""
+        top = nearest(self.target, self._live(), self.k)
+        if top and all(p in self.answered for p in top):
+            return True
+        return not self.inflight and not self._unasked()
+
+    def _unasked(self) -> list[tuple[int, bytes]]:
+        done = self.inflight | self.answered | self.failed
+        return [(key, p) for p, key in self.keys.items() if p not in done and self.addrs[p]]
+
+    @implements("FIND-03")
+    def next_queries(self) -> list[bytes]:
+        """Peers to ask now, closest first, keeping at most alpha requests in flight."""
+        if self.finished():
+            return []
+        room = self.alpha - len(self.inflight)
+        if room <= 0:
+            return []
+        chosen = nearest(self.target, self._unasked(), room)
+        self.inflight.update(chosen)
+        return chosen
+
+    def on_reply(
+        self, peer: bytes, closer: list[tuple[bytes, int, tuple[bytes, ...]]],
+        providers: tuple[PeerInfo, ...] = (),
+    ) -> None:  # fmt: skip
+        self.inflight.discard(peer)
+        self.answered.add(peer)
+        hop = self.hops.get(peer, 0) + 1
+        for other, key, addrs in closer:
+            self.learn(other, key, addrs, hop)
+        for info in providers:
+            known = self.providers.get(info.id)
+            if known is None or (info.addrs and not known.addrs):
+                self.providers[info.id] = info
+
+    def on_failure(self, peer: bytes) -> None:
+        self.inflight.discard(peer)
+        self.failed.add(peer)
+
+    def result(self) -> list[bytes]:
+        """The at most k closest peers that answered, nearest first."""
+        return nearest(self.target, [(self.keys[p], p) for p in self.answered], self.k)
+
+    def max_hops(self) -> int:
+        """The longest chain of replies that led to an answering peer (for the benchmark)."""
+        return max((self.hops[p] for p in self.answered), default=0)

@@ -1,0 +1,175 @@
+"""The reference node on real py-libp2p hosts over loopback TCP: with itself, with py-libp2p's
+KadDHT, and against garbage on the wire. Skipped where the ``node`` extra is not installed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+pytest.importorskip("libp2p")
+
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.peer.peerinfo import PeerInfo as HostPeerInfo
+from libp2p.tools.anyio_service.context import background_trio_service
+from multiaddr import Multiaddr
+
+from kadspec.impl import BootstrapPeer, Core, CoreConfig, MemoryStore, ModeSetting
+from kadspec.impl import effects as fx
+from kadspec.impl import events as ev
+from kadspec.impl.host import HostDriver
+from kadspec.impl.wire import (
+    PROTOCOL_ID,
+    KadMessage,
+    MessageType,
+    PeerInfo,
+    decode_frames,
+    frame,
+)
+
+LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
+DEADLINE_S = 30
+
+
+class Reference:
+    """A reference node: a core driven on a py-libp2p host, with everything it reported."""
+
+    def __init__(self, host: Any, bootstrap: tuple[BootstrapPeer, ...] = ()) -> None:
+        self.host = host
+        self.addrs = tuple(a.to_bytes() for a in host.get_transport_addrs())
+        config = CoreConfig(
+            peer_id=host.get_id().to_bytes(),
+            announce_addrs=self.addrs,
+            bootstrap=bootstrap,
+            mode=ModeSetting.SERVER,
+        )
+        self.reports: list[fx.Effect] = []
+        self.driver = HostDriver(Core(config, MemoryStore()), host, self.reports.append)
+
+    @property
+    def as_bootstrap(self) -> BootstrapPeer:
+        return BootstrapPeer(self.host.get_id().to_bytes(), self.addrs)
+
+    def outcomes(self) -> list[fx.ProvideOutcome | fx.FindOutcome]:
+        return [e.outcome for e in self.reports if isinstance(e, fx.ReportOutcome)]
+
+    async def wait_for(self, kind: type, op: int) -> Any:
+        while True:
+            for outcome in self.outcomes():
+                if isinstance(outcome, kind) and outcome.op == op:
+                    return outcome
+            await trio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def hosts(count: int) -> AsyncIterator[list[Any]]:
+    async with contextlib.AsyncExitStack() as stack:
+        made = []
+        for _ in range(count):
+            host = new_host(key_pair=create_new_key_pair(), listen_addrs=[LOOPBACK])
+            await stack.enter_async_context(host.run(listen_addrs=[LOOPBACK]))
+            made.append(host)
+        yield made
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    logging.disable(logging.WARNING)  # py-libp2p logs every closed stream
+    try:
+
+        async def bounded() -> None:
+            with trio.fail_after(DEADLINE_S):
+                await test()
+
+        trio.run(bounded)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def test_a_joiner_provides_at_start_and_the_bootstrap_node_routes_to_it_and_finds_it() -> None:
+    async def scenario() -> None:
+        async with hosts(2) as (first, second), trio.open_nursery() as nursery:
+            boot = Reference(first)
+            joiner = Reference(second, bootstrap=(boot.as_bootstrap,))
+            await nursery.start(boot.driver.run)
+            await nursery.start(joiner.driver.run)
+            joiner.driver.command(ev.Provide(joiner.driver.now(), op=1, key=b"early"))
+            provided = await joiner.wait_for(fx.ProvideOutcome, 1)
+            assert provided.ok and provided.delivered == 1  # PROV-02, BOOT-05
+            # the rust-libp2p seed bug: the joiner dialled in, yet it is routable (ADDR-06)
+            assert second.get_id().to_bytes() in boot.driver.core.table
+            boot.driver.command(ev.FindProviders(boot.driver.now(), op=2, key=b"early"))
+            found = await boot.wait_for(fx.FindOutcome, 2)
+            assert [p.id for p in found.providers] == [second.get_id().to_bytes()]
+            nursery.cancel_scope.cancel()
+
+    run(scenario)
+
+
+def test_interop_with_py_libp2p_kad_dht_both_ways() -> None:
+    async def scenario() -> None:
+        async with hosts(2) as (py_host, our_host), contextlib.AsyncExitStack() as stack:
+            dht = KadDHT(py_host, DHTMode.SERVER)
+            await stack.enter_async_context(background_trio_service(dht))
+            py_boot = BootstrapPeer(
+                py_host.get_id().to_bytes(),
+                tuple(a.to_bytes() for a in py_host.get_transport_addrs()),
+            )
+            ours = Reference(our_host, bootstrap=(py_boot,))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(ours.driver.run)
+                ours.driver.command(ev.Provide(ours.driver.now(), op=1, key=b"from-reference"))
+                assert (await ours.wait_for(fx.ProvideOutcome, 1)).ok
+                found = await dht.find_providers("from-reference")
+                assert our_host.get_id() in {p.peer_id for p in found}
+                assert await dht.provide("from-py-libp2p")
+                ours.driver.command(
+                    ev.FindProviders(ours.driver.now(), op=2, key=b"from-py-libp2p")
+                )
+                outcome = await ours.wait_for(fx.FindOutcome, 2)
+                assert py_host.get_id().to_bytes() in {p.id for p in outcome.providers}
+                nursery.cancel_scope.cancel()
+
+    run(scenario)
+
+
+def test_garbage_and_forged_records_are_reset_counted_and_the_node_keeps_serving() -> None:
+    async def scenario() -> None:
+        async with hosts(2) as (our_host, other), trio.open_nursery() as nursery:
+            ours = Reference(our_host)
+            await nursery.start(ours.driver.run)
+            await other.connect(HostPeerInfo(our_host.get_id(), our_host.get_transport_addrs()))
+
+            async def exchange(data: bytes) -> bytes:
+                stream = await other.new_stream(our_host.get_id(), [PROTOCOL_ID])
+                await stream.write(data)
+                await stream.close()  # our side is done: a short message is now truncated
+                reply = b""
+                with contextlib.suppress(Exception), trio.move_on_after(5):
+                    while chunk := await stream.read(65536):
+                        reply += bytes(chunk)
+                return reply
+
+            assert await exchange(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff") == b""
+            assert await exchange(b"\x05\x08\x09") == b""  # truncated
+            assert await exchange(b"\x02\x08\x09") == b""  # unknown type 9
+            forged = KadMessage(
+                MessageType.ADD_PROVIDER,
+                key=b"k",
+                # the record names the receiver as provider, not the sender
+                provider_peers=(PeerInfo(id=our_host.get_id().to_bytes(), addrs=(b"x",)),),
+            )
+            assert await exchange(frame(forged)) == b""  # PROV-03: not the sender's record
+            rejected = dict(ours.driver.rejected) | dict(ours.driver.core.rejected)
+            assert rejected.get("add-provider-not-sender") == 1
+            assert sum(rejected.values()) >= 4
+            reply = await exchange(frame(KadMessage(MessageType.PING)))
+            assert decode_frames(reply) == [KadMessage(MessageType.PING)]  # still serving
+            nursery.cancel_scope.cancel()
+
+    run(scenario)
