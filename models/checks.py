@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
@@ -989,19 +989,34 @@ def observability(rid: str) -> Observability:
 
 
 NodeCache = dict[tuple[int, NodeState], tuple[Violation, ...]]
-#: id(config) -> (config, its memo). The entry holds the configuration itself, so the id cannot
-#: be recycled by another configuration while the memo lives.
-_NODE_CACHES: dict[int, tuple[Config, NodeCache]] = {}
+PremiseCache = dict[tuple[int, NodeState], frozenset[str]]
+M = TypeVar("M", NodeCache, PremiseCache)
+
+
+class _PerConfig(Generic[M]):
+    """Memos keyed by configuration: id(config) -> (config, its memo). The entry holds the
+    configuration itself, so the id cannot be recycled by another configuration while the memo
+    lives; at most 64 configurations are remembered."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[Config, M]] = {}
+
+    def of(self, config: Config, empty: Callable[[], M]) -> M:
+        entry = self._entries.get(id(config))
+        if entry is None or entry[0] is not config:
+            if len(self._entries) > 64:
+                self._entries.clear()
+            entry = self._entries[id(config)] = (config, empty())
+        return entry[1]
+
+
+_NODE_CACHES: _PerConfig[NodeCache] = _PerConfig()
+_PREMISE_CACHES: _PerConfig[PremiseCache] = _PerConfig()
 
 
 def node_cache(config: Config) -> NodeCache:
     """The memo of node invariants for one configuration (node states recur across worlds)."""
-    entry = _NODE_CACHES.get(id(config))
-    if entry is None or entry[0] is not config:
-        if len(_NODE_CACHES) > 64:
-            _NODE_CACHES.clear()
-        entry = _NODE_CACHES[id(config)] = (config, {})
-    return entry[1]
+    return _NODE_CACHES.of(config, dict)
 
 
 def check_node(config: Config, n: int, state: NodeState) -> tuple[Violation, ...]:
@@ -1115,18 +1130,9 @@ def network_premises(world: World) -> frozenset[str]:
     return frozenset()
 
 
-PremiseCache = dict[tuple[int, NodeState], frozenset[str]]
-_PREMISE_CACHES: dict[int, tuple[Config, PremiseCache]] = {}
-
-
 def premise_cache(config: Config) -> PremiseCache:
     """The memo of node premises for one configuration."""
-    entry = _PREMISE_CACHES.get(id(config))
-    if entry is None or entry[0] is not config:
-        if len(_PREMISE_CACHES) > 64:
-            _PREMISE_CACHES.clear()
-        entry = _PREMISE_CACHES[id(config)] = (config, {})
-    return entry[1]
+    return _PREMISE_CACHES.of(config, dict)
 
 
 def node_premises(config: Config, n: int, state: NodeState) -> frozenset[str]:
