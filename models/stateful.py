@@ -588,7 +588,7 @@ def hunt(
         machine = _seeded(seed, machine)
     shrunk: Counterexample | None = None
     try:
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]  # unannotated upstream
+        run_state_machine_as_test(  # type: ignore[no-untyped-call,unused-ignore]  # annotated only in newer Hypothesis
             machine,
             settings=settings(
                 max_examples=max_examples,

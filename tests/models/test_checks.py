@@ -371,7 +371,7 @@ def test_ghost_stays_small() -> None:
     """Booleans, small sets of peer indices and a few clock values: nothing that grows with
     the length of a run."""
     for field in attrs.fields(Ghost):
-        assert field.type in {
+        assert str(field.type) in {
             "bool",
             "frozenset[int]",
             "frozenset[tuple[int, int]]",

@@ -65,7 +65,7 @@ def replayed_violations(
 
 def test_every_action_kind_has_a_rule() -> None:
     assert set(RULE_FOR_KIND) == set(ACTIONS)
-    setup = KademliaMachine.setup_state()  # type: ignore[no-untyped-call]
+    setup = KademliaMachine.setup_state()  # type: ignore[no-untyped-call,unused-ignore]
     rules = {r.function.__name__ for r in setup.rules}
     assert set(RULE_FOR_KIND.values()) <= rules
     assert "settle" in rules
@@ -129,7 +129,7 @@ def test_a_mutant_machine_fails_with_a_counterexample_for_people() -> None:
     mutant = MUTANTS["refresh-not-rearmed"]
     machine = machine_for(mutant.scenario_spec, mutant.policy)
     with pytest.raises(ViolationFound) as failure:
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(  # type: ignore[no-untyped-call,unused-ignore]
             machine,
             settings=settings(
                 max_examples=100,
