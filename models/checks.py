@@ -443,8 +443,10 @@ def eviction_only_of_failed_entries(step: ObservedStep) -> list[str]:
     for n, q in _admitted(step):
         a, b = step.before[n], step.after[n]
         bucket = a.bucket(q)
+        # an entry whose request or dial failed in this same step left for that (RT-06)
+        removed = a.ghost.unresponsive | b.ghost.unresponsive | b.ghost.unanswered
         for p in a.table():
-            if a.bucket(p) == bucket and not b.peers[p].in_table and p not in a.ghost.unresponsive:
+            if a.bucket(p) == bucket and not b.peers[p].in_table and p not in removed:
                 found.append(
                     f"{step.name(n)} evicted {step.name(p)}, a responsive entry, to admit "
                     f"{step.name(q)}"

@@ -12,9 +12,10 @@ from kadspec.models import provide
 from kadspec.models.network import can_dial, connect, disconnect, drop_channels
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
-from kadspec.models.routing import mark_failed
+from kadspec.models.routing import mark_failed, try_admit
 from kadspec.models.state import (
     NO_FIND,
+    Conn,
     FindState,
     Lookup,
     NodeState,
@@ -145,6 +146,7 @@ def refresh(world: World, policy: Policy, node: int) -> World:
     Provides still waiting for Ready are told so (not-ready) and stay queued: a provide's
     caller hears within one refresh interval (BOOT-05, ``Timing.outcome_bound``)."""
     world = provide.report_waiting(world, policy, node)
+    world = recover_low_table(world, policy, node)
     state = world.nodes[node]
     empty = not state.table()
     rearm = not empty or policy.rearm_refresh_when_empty
@@ -155,6 +157,24 @@ def refresh(world: World, policy: Policy, node: int) -> World:
     world = world.with_node(node, state)
     if lookups.find_index(world, node, Purpose.SELF, 0) is None:
         world = start_lookup(world, policy, node, Purpose.SELF, 0)
+    return world
+
+
+@requirement("BOOT-06", "ADDR-06", "RT-07")
+def recover_low_table(world: World, policy: Policy, node: int) -> World:
+    """A table below k re-evaluates the connected peers (go's fixLowPeers).
+
+    A peer dropped after one unanswered request is still a connected server: identify's word
+    stands, so ``try_admit`` applies the usual evidence rules. Peers whose last dial or
+    request failed stay out (RT-07: no sign of life since); their next reply or identify
+    brings them back.
+    """
+    state = world.nodes[node]
+    if len(state.table()) >= world.config.timing.k:
+        return world
+    for peer, peer_view in enumerate(state.peers):
+        if peer_view.conn is not Conn.NONE and not peer_view.failed:
+            world = try_admit(world, policy, node, peer)
     return world
 
 

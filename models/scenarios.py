@@ -410,6 +410,20 @@ SCENARIOS: dict[str, Scenario] = _scenarios(
         witnesses=(provided_at_closest(1, 0),),
     ),
     Scenario(
+        "crowd-unresponsive-find",
+        "crowd, n0 looks key 0111 up and one node may crash: n0 can lose every table entry (a "
+        "crashed peer, a reply that came too late) and must win its connected servers back at "
+        "the next refresh",
+        attrs.evolve(CROWD, timing=attrs.evolve(SHORT_LIVED, alpha=1)),
+        horizon=2,
+        faults=1,
+        fault_kinds=frozenset({"crash"}),
+        finds=((0, 0),),
+        running=(0, 1, 2, 3),
+        formed=True,
+        witnesses=(find_succeeds(0, 0),),
+    ),
+    Scenario(
         "crowd-lossy-find",
         "crowd, and one GET_PROVIDERS request or reply may be lost: the find's lookup times out",
         CROWD,

@@ -1977,6 +1977,7 @@ class _Effect:
         if w is False:
             return
         self.report_waiting(w, n)
+        self.recover_low_table(w, n)
         empty = not_(any_(self.table(n)))
         rearm = or_(not_(empty), self.policy.rearm_refresh_when_empty)
         self.put(w, "refresh_armed", (n,), rearm)
@@ -1985,6 +1986,12 @@ class _Effect:
         for p in self.others(n):
             self.put(and_(w, empty), "boot_tried", (n, p), False)
         self.start_lookup(and_(w, not_(self.g("active", n, 0))), n, 0)
+
+    def recover_low_table(self, w: Term, n: int) -> None:
+        """lifecycle.recover_low_table: a table below k re-evaluates its connected peers."""
+        low = and_(w, lt(card(self.table(n)), self.cfg.k))
+        for p in self.others(n):
+            self.try_admit(and_(low, self.connected(n, p), not_(self.g("failed", n, p))), n, p)
 
     def timers(self) -> list[tuple[Term, Term]]:
         """(armed, time) of every timer lifecycle.next_deadline looks at: running nodes only."""

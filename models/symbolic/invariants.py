@@ -509,6 +509,14 @@ def _entry_is_server(st: SymState, cfg: SymConfig, n: int, p: int) -> Term:
     return and_(*claims)
 
 
+def _server_view_is_evidence(st: SymState, cfg: SymConfig, n: int, p: int) -> Term:
+    server = implies(
+        eq(st("proto", n, p), int(Proto.SERVER)), and_(st("g_heard", n, p), st("g_server", n, p))
+    )
+    marked = implies(st("g_unresponsive", n, p), st("failed", n, p))
+    return implies(st("up", n), and_(server, marked))
+
+
 def _success_counted(st: SymState, cfg: SymConfig, n: int, k: int) -> Term:
     return implies(eq(st("outcome", n, k), int(Outcome.SUCCEEDED)), le(1, st("delivered", n, k)))
 
@@ -672,6 +680,14 @@ AUXILIARY_INVARIANTS: tuple[Invariant, ...] = (
         table_entries(_entry_is_server),
     ),
     Invariant(
+        "server_views_are_evidence",
+        (),
+        "A peer a running node sees as a kad server was heard and is a server by the ghost's "
+        "account; a peer whose last dial failed is marked failed (low-table recovery admits "
+        "only connected, unfailed servers).",
+        forall(each_channel, _server_view_is_evidence),
+    ),
+    Invariant(
         "success_counts_deliveries",
         (),
         "A provide reported as succeeded counts at least one delivery.",
@@ -786,6 +802,7 @@ def _evicts_only_unresponsive(
             if p == q:
                 continue
             evicted = and_(
+                not_(post("failed", n, p)),  # one whose request failed in this step left for it
                 pre("in_table", n, p),
                 eq(cfg.bucket[n, p], cfg.bucket[n, q]),
                 not_(post("in_table", n, p)),
