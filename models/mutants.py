@@ -355,3 +355,25 @@ NO_MUTANT: dict[str, str] = {
     "TIME-03": "Defaults, not conformance: check_timing_defaults() and Timing.problems() test "
     "whole milliseconds and the real order of the durations.",
 }
+
+#: Requirements whose every mutant some other requirement catches too, each with the reason: with
+#: this requirement's checks switched off no mutant escapes, so no bug here shows the
+#: requirement necessary on its own (issue 6: each requirement's necessity, or why not).
+#: tests/models/test_mutants.py recomputes this from full explorations and fails when it is stale.
+SHARED_CATCH: dict[str, str] = {
+    "BOOT-06": "A network that never forms (lookup-check-deadlock) leaves every connected server "
+    "unrouted, which is ADDR-06's violation too: BOOT-06 is the empty-table case of ADDR-06, "
+    "kept apart because it names the deadlock (go PR #970) rather than the missing route.",
+    "ADDR-02": "A mode change that is never pushed (mode-change-not-pushed) leaves the peers "
+    "routing to a node that became a client, which RT-01 forbids; ADDR-02 names the cause, "
+    "RT-01 the harm.",
+    "ADDR-07": "An ADD_PROVIDER without addresses (provider-record-without-addresses) is refused "
+    "by the holders, yet the provider reports it delivered, which PROV-02 also catches (the "
+    "reported count exceeds the stores made).",
+    "RT-01": "A peer that turned client and stays in the table (client-peer-kept) is an entry "
+    "whose newest identify withdrew kad, which RT-02's evidence rule also forbids.",
+    "PROV-06": "A provide that gives up for good (fixed-retry-gives-up) also starts before the "
+    "first self-lookup answered, as go-quai's fix did, which BOOT-02 flags.",
+    "FIND-05": "Admitting the closer peers of a reply (closer-peers-admitted) admits peers with no "
+    "evidence, which RT-02 and RT-03 forbid: FIND-05 is their lookup-path case.",
+}

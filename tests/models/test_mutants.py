@@ -7,7 +7,7 @@ import pytest
 from kadspec.models.actions import apply
 from kadspec.models.checks import check_quiescent, check_state, check_step
 from kadspec.models.explorer import explore
-from kadspec.models.mutants import MUTANTS, NO_MUTANT
+from kadspec.models.mutants import MUTANTS, NO_MUTANT, SHARED_CATCH
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS
 from kadspec.reports import hunt_with_explorer
@@ -81,3 +81,24 @@ def test_the_spec_survives_the_mutants_scenarios_and_reaches_their_witnesses(sce
     assert result.complete
     assert not result.counterexamples
     assert {w.name for w in chosen.witnesses} <= result.witnesses_reached
+
+
+@pytest.mark.slow
+def test_switching_off_a_requirements_checks_lets_some_mutant_escape() -> None:
+    """Each requirement's checks are necessary: switched off (the requirement's violations
+    ignored), some mutant is caught by nothing else. Each mutant's scenario is explored in full
+    (``keep_going``), so a mutant's violated set is everything any check finds in it; a mutant
+    escapes when R's checks are off exactly when that set is {R}. The requirements for which no
+    mutant is caught by them alone are SHARED_CATCH's, each with its reason, and that list is
+    recomputed here so it cannot go stale."""
+    violated = {}
+    for name, mutant in MUTANTS.items():
+        run = explore(mutant.scenario_spec.initial(), mutant.policy, keep_going=True)
+        assert run.stop_reason == "complete", f"{name}: {run.stop_reason}"
+        violated[name] = frozenset(run.counterexamples)
+    sole = {next(iter(found)) for found in violated.values() if len(found) == 1}
+    shown = {m.expected for m in MUTANTS.values()}
+    assert shown - sole == set(SHARED_CATCH), "SHARED_CATCH no longer matches the mutants"
+    for rid in SHARED_CATCH:
+        catchers = [n for n, m in MUTANTS.items() if m.expected == rid]
+        assert all(rid in violated[n] for n in catchers), f"{rid}'s mutant does not break it"
