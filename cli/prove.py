@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from kadspec.models.config import MAX_NODES
+from kadspec.models.config import SYMBOLIC_MAX_NODES as MAX_NODES
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy
 from kadspec.options import json_option, write_report

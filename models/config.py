@@ -155,7 +155,11 @@ MODEL_TIMING = Timing(
     retry_cap=2,
 )
 
-MAX_NODES = 5
+#: the explorer and the Hypothesis machine take networks of up to this many nodes (states are
+#: integer keys, so the bound is the state space, not the encoding)
+MAX_NODES = 8
+#: the z3 encoding's bound: it proves the lifecycle for 2 to this many nodes
+SYMBOLIC_MAX_NODES = 5
 MAX_ID_BITS = 8
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import attrs
 
 from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
-from kadspec.models.config import MAX_NODES
+from kadspec.models.config import SYMBOLIC_MAX_NODES as MAX_NODES
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.requirements_registry import requirements_of

@@ -75,6 +75,7 @@ def test_inverted_or_empty_timing_is_rejected(timing: Timing, message: str) -> N
     ("nodes", "message"),
     [
         ((), "nodes: 0 nodes given"),
+        (tuple(NodeConfig(id=i) for i in range(9)), "nodes: 9 nodes given"),
         ((NodeConfig(id=1), NodeConfig(id=1)), "not distinct"),
         ((NodeConfig(id=1, bootstrap=(0,)),), r"nodes\[0\].bootstrap: 0 is not another node"),
         ((NodeConfig(id=16),), r"nodes\[0\].id: 16 does not fit in 4 bits"),
@@ -136,3 +137,47 @@ def test_with_real_timing_a_republished_record_is_found_after_48_hours() -> None
     answer = world.nodes[1].find_outcomes[0]
     assert answer.outcome is Outcome.SUCCEEDED and answer.at is not None
     assert answer.at > timing.record_ttl and world.nodes[1].found[0] == frozenset({1})
+
+
+def test_the_explorer_takes_more_nodes_than_the_symbolic_layer() -> None:
+    """Six nodes are a valid network for the explorer (issue 6: more than five nodes where the
+    engines allow it): a formed six-node network, one provide and one find, explores to the end
+    and reaches its witnesses."""
+    from kadspec.models.config import MAX_NODES, SYMBOLIC_MAX_NODES, ModeSetting
+    from kadspec.models.explorer import explore
+    from kadspec.models.policy import SPEC
+    from kadspec.models.scenarios import (
+        Scenario,
+        everyone_ready,
+        finds_provider,
+        network_forms,
+        provided_at_closest,
+    )
+
+    assert MAX_NODES > SYMBOLIC_MAX_NODES == 5
+    servers = [NodeConfig(id=0b1000, mode=ModeSetting.SERVER)] + [
+        NodeConfig(id=i, mode=ModeSetting.SERVER, bootstrap=(0,))
+        for i in (0b0011, 0b0101, 0b0110, 0b1110)
+    ]
+    joiner = NodeConfig(id=0b1101, bootstrap=(0, 1))
+    config = Config(nodes=(*servers, joiner), keys=(0b0111, 0b1100)).validate()
+    witnesses = (
+        network_forms(),
+        everyone_ready(),
+        provided_at_closest(5, 1),
+        finds_provider(2, 1, 5),
+    )
+    scenario = Scenario(
+        "six",
+        "six nodes: n5 provides key 1100, n2 looks it up",
+        config,
+        horizon=0,
+        provides=((5, 1),),
+        finds=((2, 1),),
+        running=tuple(range(6)),
+        formed=True,
+        witnesses=witnesses,
+    )
+    run = explore(scenario.initial(), SPEC, keep_going=True, witnesses=witnesses)
+    assert run.stop_reason == "complete"
+    assert run.witnesses_reached == {w.name for w in witnesses}
