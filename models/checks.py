@@ -29,7 +29,7 @@ from typing import Any, Generic, Literal, TypeVar
 import attrs
 
 from kadspec.models.actions import Action
-from kadspec.models.config import Config, ModeSetting, Reach
+from kadspec.models.config import REPUBLISH_MARGIN, Config, ModeSetting, Reach
 from kadspec.models.ghost import OPERATIONS
 from kadspec.models.metric import closest, common_prefix_length
 from kadspec.models.observe import (
@@ -283,7 +283,7 @@ def republish_timer_within_bound(config: Config, n: int, s: NodeState) -> list[s
     """Internal (timers): a provider that reported success arms its republish timer before
     its records expire (published_at + TTL - margin); the observable check above only fires
     once a record actually lapsed, which a short horizon may never reach."""
-    margin = int(getattr(config.timing, "republish_margin", 0))
+    margin = REPUBLISH_MARGIN
     bound = config.timing.record_ttl - margin
     found = []
     for k, p in enumerate(s.provides):
@@ -1126,12 +1126,6 @@ def _node_premises(config: Config, n: int, s: NodeState) -> frozenset[str]:
     return frozenset(live)
 
 
-def network_premises(world: World) -> frozenset[str]:
-    """The invariant premises the messages in flight make live (none since ADDR-01 and ADDR-07
-    became step checks; kept so the engine's memo layout stays)."""
-    return frozenset()
-
-
 def premise_cache(config: Config) -> PremiseCache:
     """The memo of node premises for one configuration."""
     return _PREMISE_CACHES.of(config, dict)
@@ -1153,7 +1147,7 @@ def exercised_in_state(world: World, policy: Policy) -> frozenset[str]:
     live: set[str] = set()
     for n, s in enumerate(world.nodes):
         live |= node_premises(world.config, n, s)
-    return frozenset(live | network_premises(world))
+    return frozenset(live)
 
 
 def exercised_in_step(pre: World, action: Action, post: World, policy: Policy) -> frozenset[str]:

@@ -155,6 +155,10 @@ MODEL_TIMING = Timing(
     retry_cap=2,
 )
 
+#: PROV-05: how long before a record's expiry its republish must have started (ms). Zero: the
+#: bound is the expiry itself; the checks and the z3 twin all read this one value.
+REPUBLISH_MARGIN = 0
+
 #: the explorer and the Hypothesis machine take networks of up to this many nodes (states are
 #: integer keys, so the bound is the state space, not the encoding)
 MAX_NODES = 8

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from kadspec.models.config import Config, ModeSetting, Reach
+from kadspec.models.config import REPUBLISH_MARGIN, Config, ModeSetting, Reach
 from kadspec.models.ghost import Ghost
 from kadspec.models.metric import common_prefix_length
 from kadspec.models.state import (
@@ -181,7 +181,7 @@ def _project(config: Config, node: int, state: NodeState) -> ObservedNode:
         id_bits=config.id_bits,
         k=config.timing.k,
         record_ttl=config.timing.record_ttl,
-        republish_margin=int(getattr(config.timing, "republish_margin", 0)),
+        republish_margin=REPUBLISH_MARGIN,
         outcome_bound=outcome_bound(config),
         bootstrap=config.nodes[node].bootstrap,
         up=state.up,

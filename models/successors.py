@@ -54,7 +54,6 @@ from kadspec.models.checks import (
     exercised_at_quiescence,
     exercised_in_state,
     exercised_in_step,
-    network_premises,
     node_cache,
     node_premises,
     provides_answered_in_time,
@@ -380,7 +379,7 @@ class Successors:
             for check, needs in _NEEDS_MESSAGES.items()
             if not kinds.intersection(needs) and check not in by_network
         )
-        part = NetworkPart(tuple(deliveries), by_network, silent, network_premises(world))
+        part = NetworkPart(tuple(deliveries), by_network, silent)
         self._by_network[network_id] = part
         return part
 
@@ -600,7 +599,7 @@ class Successors:
         if key is None:
             key = self.key(world)
         found = self.invariants(world, key)  # computes (or finds) both memoized parts
-        premises = self._nodes_part(world, key).premises | self._network_part(world, key).premises
+        premises = self._nodes_part(world, key).premises
         if self.verify:
             assert premises == exercised_in_state(world, self.policy)
         return found, premises
@@ -610,7 +609,7 @@ class Successors:
         premise is live in ``world``, read from the per node state and per network memos."""
         if key is None:
             key = self.key(world)
-        found = self._nodes_part(world, key).premises | self._network_part(world, key).premises
+        found = self._nodes_part(world, key).premises
         if self.verify:
             assert found == exercised_in_state(world, self.policy)
         return found
@@ -640,7 +639,6 @@ class NetworkPart:
     deliveries: tuple[Move, ...]
     checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the network
     silent: frozenset[StateCheck]  # world invariants that cannot fire with these messages
-    premises: frozenset[str] = frozenset()  # premises of messages in flight
 
 
 #: world invariants by what they read; an invariant in neither set is run on every world.

@@ -20,7 +20,7 @@ from typing import Literal
 
 import attrs
 
-from kadspec.models.config import ModeSetting
+from kadspec.models.config import REPUBLISH_MARGIN, ModeSetting
 from kadspec.models.state import Addr, Conn, Outcome, Phase, Proto
 from kadspec.models.symbolic.encoding import (
     FIELD,
@@ -147,9 +147,6 @@ def _count(st: SymState, a: int, b: int, cls: str) -> Term:
 
 # --- requirement invariants (claims per entry) ----------------------------------------------
 
-#: PROV-05's margin before expiry: ``checks.py`` reads ``Timing.republish_margin`` when it exists
-#: and 0 otherwise; Timing has no such field, so 0 (a test asserts Timing still has none).
-REPUBLISH_MARGIN = 0
 # Each restates the node invariant of checks.py with the same name; those that judge history
 # read the ghost's variables (g_*), as the checks read NodeState.ghost.
 

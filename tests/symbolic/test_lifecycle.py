@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
-from kadspec.models.config import Timing
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.requirements_registry import requirements_of
@@ -25,7 +24,6 @@ from kadspec.models.symbolic.invariants import (
     AUXILIARY_INVARIANTS,
     CHECKS_NOT_ENCODED,
     NOT_ENCODED,
-    REPUBLISH_MARGIN,
     REQUIREMENT_INVARIANTS,
     STEP_PROPERTIES,
     Invariant,
@@ -95,12 +93,6 @@ def test_each_check_in_checks_py_has_a_symbolic_twin_with_its_name() -> None:
     names = {c.__name__ for c in CHECKS}
     assert set(twins) <= names
     assert set(CHECKS_NOT_ENCODED) <= names
-
-
-def test_timing_has_no_republish_margin_the_encoding_would_miss() -> None:
-    # checks.py reads Timing.republish_margin when it exists; the twin assumes 0.
-    assert REPUBLISH_MARGIN == 0
-    assert "republish_margin" not in {f.name for f in attrs.fields(Timing)}
 
 
 def test_the_encoding_reads_every_policy_knob() -> None:
