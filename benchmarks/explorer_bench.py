@@ -13,7 +13,7 @@ What it measures:
   with each reduction;
 * the 4-node exhaustive run: states, seconds and peak RSS, in a child process of its own;
 * per mutant and per engine, the time to detection: engine "explorer" (``explore`` with the
-  mutant's target) and engine "hypothesis" (``kadspec.models.stateful.hunt``), whose runs stop
+  mutant's target) and engine "hypothesis" (``kadspec.engines.stateful.hunt``), whose runs stop
   at the first failing example (generation only: shrinking is not detection time);
 * goals: each figure against the goal it answers, ``met`` true or false.
 
@@ -39,10 +39,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from kadspec.engines.explorer import Exploration, explore
 from kadspec.models.actions import apply, enabled, quiescent
 from kadspec.models.checks import check_quiescent, check_state, check_step
 from kadspec.models.configurations import islands, star
-from kadspec.models.explorer import Exploration, explore
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS, Scenario
@@ -236,7 +236,7 @@ def hunt_child(name: str, max_examples: int) -> Json:
     from hypothesis import Phase
     from hypothesis import settings as Settings
 
-    from kadspec.models import stateful
+    from kadspec.engines import stateful
 
     # Time to detection is the time to the first failing run; shrinking it afterwards (which
     # can take minutes) is not part of it. hunt() fixes its phases, so the bench narrows them.
@@ -277,7 +277,7 @@ def _rounded(value: float | None) -> float | None:
 def mutants(hypothesis: str, max_examples: int, timeout: float) -> Json:
     """Per mutant, per engine: detected, and how long it took."""
     try:
-        from kadspec.models.stateful import hunt  # noqa: F401
+        from kadspec.engines.stateful import hunt  # noqa: F401
     except ImportError as missing:
         hypothesis_status = f"unavailable: {missing}"
     else:

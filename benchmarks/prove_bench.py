@@ -36,11 +36,11 @@ from typing import Any
 
 import z3
 
+from kadspec.engines.symbolic.bmc import bmc
+from kadspec.engines.symbolic.invariants import encoded_requirements
+from kadspec.engines.symbolic.lifecycle import ProofReport, default_jobs, prove_lifecycle
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC
-from kadspec.models.symbolic.bmc import bmc
-from kadspec.models.symbolic.invariants import encoded_requirements
-from kadspec.models.symbolic.lifecycle import ProofReport, default_jobs, prove_lifecycle
 
 GOAL_SECONDS = 60.0
 GOAL_NODES = 4

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from kadspec.engines.successors import Successors
 from kadspec.models.actions import ACTIONS, Action, Family, describe_message
 from kadspec.models.checks import sent_messages
 from kadspec.models.mutants import MUTANTS
@@ -47,11 +48,10 @@ from kadspec.models.state import (
     Reason,
     World,
 )
-from kadspec.models.successors import Successors
 from kadspec.spec import requirement
 
 if TYPE_CHECKING:
-    from kadspec.models.explorer import Counterexample
+    from kadspec.engines.explorer import Counterexample
 
 __all__ = [
     "ANY_STATE",

@@ -28,12 +28,12 @@ from rich.table import Table
 
 from kadspec import __version__, options
 from kadspec.docs_command import docs as docs_command
+from kadspec.engines.explorer import explore
+from kadspec.engines.trace import render
 from kadspec.models.config import ConfigError
-from kadspec.models.explorer import explore
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.scenario_file import load_scenario
 from kadspec.models.scenarios import SCENARIOS, Scenario
-from kadspec.models.trace import render
 from kadspec.options import OutputPath, json_option, write_report
 from kadspec.prove import prove as prove_command
 from kadspec.report_schema import REPORTS, schema_text
@@ -658,8 +658,8 @@ def verify(
 
 
 def _prove_for_verify(note: Callable[[str], None]) -> tuple[tuple[str, int, str], dict[str, Any]]:
+    from kadspec.engines.symbolic import prove_lifecycle  # z3 is imported only when proving
     from kadspec.models.policy import SPEC
-    from kadspec.models.symbolic import prove_lifecycle  # z3 is imported only when proving
 
     note("proving the lifecycle invariants with z3")
     proof = prove_lifecycle(3, SPEC, timeout_ms=60_000)

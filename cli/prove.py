@@ -18,7 +18,7 @@ from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy
 from kadspec.options import json_option, write_report
 
-MIN_NODES = 2  # kadspec.models.symbolic.lifecycle.MIN_NODES, without importing z3 at start-up
+MIN_NODES = 2  # kadspec.engines.symbolic.lifecycle.MIN_NODES, without importing z3 at start-up
 SHOWN_COUNTEREXAMPLES = 3
 
 
@@ -127,7 +127,7 @@ def prove(
       kadspec prove --nodes 4 --json results/prove.json
       kadspec prove --policy admit-on-inbound-request
     """
-    from kadspec.models.symbolic import lifecycle
+    from kadspec.engines.symbolic import lifecycle
 
     report = lifecycle.prove_lifecycle(
         nodes,

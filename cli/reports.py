@@ -22,14 +22,14 @@ from typing import Any, Literal
 
 import attrs
 
+from kadspec.engines.explorer import Counterexample, Exploration, explore
+from kadspec.engines.trace import render, to_itf
 from kadspec.models.checks import NODE_INVARIANTS, PROGRESS, STEP_CHECKS, WORLD_INVARIANTS
 from kadspec.models.config import check_timing_defaults
-from kadspec.models.explorer import Counterexample, Exploration, explore
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.requirements_registry import requirements_of
 from kadspec.models.scenarios import SCENARIOS, Scenario
-from kadspec.models.trace import render, to_itf
 from kadspec.spec import requirement, requirements
 
 Progress = Callable[[str], None]
@@ -518,7 +518,7 @@ HYPOTHESIS_EXAMPLES = 300
 
 
 def hunt_with_hypothesis(mutant: Mutant, max_examples: int = HYPOTHESIS_EXAMPLES) -> MutantRun:
-    from kadspec.models.stateful import hunt  # Hypothesis is imported only when asked for
+    from kadspec.engines.stateful import hunt  # Hypothesis is imported only when asked for
 
     started = time.perf_counter()
     found = hunt(mutant.scenario_spec, mutant.policy, mutant.expected, max_examples=max_examples)

@@ -2,7 +2,7 @@
 
 The model uses IDs of a few bits so that state spaces stay small, but distance, bucket index and
 closest-peer selection are the real ones: the lemmas proved for 256-bit IDs in
-``kadspec.models.symbolic.metric`` hold for any width.
+``kadspec.engines.symbolic.metric`` hold for any width.
 """
 
 from __future__ import annotations

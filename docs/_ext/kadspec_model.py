@@ -83,13 +83,13 @@ import kadspec.main
 import kadspec.models
 import kadspec.spec
 from kadspec import diagrams, reports
+from kadspec.engines.explorer import Counterexample, explore
+from kadspec.engines.symbolic.lifecycle import Obligation, ProofReport, prove_lifecycle
+from kadspec.engines.trace import render
 from kadspec.models.actions import ACTIONS
-from kadspec.models.explorer import Counterexample, explore
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.scenarios import SCENARIOS
-from kadspec.models.symbolic.lifecycle import Obligation, ProofReport, prove_lifecycle
-from kadspec.models.trace import render
 from kadspec.spec import GROUPS, SpecError, requirements
 
 __all__ = [
@@ -327,14 +327,21 @@ def module_summaries(package: ModuleType) -> dict[str, str]:
 
 
 class KadspecModules(_Generated):
-    """``.. kadspec-modules::``: every module of kadspec.models with its docstring's summary."""
+    """``.. kadspec-modules:: [PACKAGE]``: every module of a package (default kadspec.models)
+    with its docstring's summary."""
+
+    optional_arguments = 1
 
     def generate(self) -> list[str]:
+        name = self.arguments[0] if self.arguments else "kadspec.models"
+        if not name.startswith("kadspec."):
+            raise ValueError(f"{name!r} is not a kadspec package")
+        package = importlib.import_module(name)
         rows = [
-            [_literal(name), " ".join(summary.split()) or "(no module docstring)"]
-            for name, summary in sorted(module_summaries(kadspec.models).items())
+            [_literal(module), " ".join(summary.split()) or "(no module docstring)"]
+            for module, summary in sorted(module_summaries(package).items())
         ]
-        return list_table("The modules of kadspec.models", ["module", "what it holds"], rows)
+        return list_table(f"The modules of {name}", ["module", "what it holds"], rows)
 
 
 class KadspecActions(_Generated):

@@ -150,7 +150,7 @@ def cheap_engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     def no_proof(note: Any) -> tuple[tuple[str, int, str], dict[str, Any]]:
         return ("prove", 0, "stand-in"), _Proof().to_json()
 
-    from kadspec.models.symbolic import lifecycle
+    from kadspec.engines.symbolic import lifecycle
 
     monkeypatch.setattr(cli_main, "run_check", small_check)
     monkeypatch.setattr(cli_main, "run_mutants", no_hunt)

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import pytest
 
-from kadspec.models.explorer import Counterexample, Exploration
+from kadspec.engines.explorer import Counterexample, Exploration
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS, Scenario

@@ -15,8 +15,8 @@ import pytest
 
 from kadspec import diagrams
 from kadspec.diagrams import VIEWS, Arrow, DiagramError, Sequence, View
+from kadspec.engines.explorer import Counterexample, explore
 from kadspec.models.actions import ACTIONS
-from kadspec.models.explorer import Counterexample, explore
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.state import Kind
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from kadspec.engines.explorer import explore
 from kadspec.models.actions import Action, apply, enabled, is_protocol
 from kadspec.models.config import (
     HOUR,
@@ -17,7 +18,6 @@ from kadspec.models.config import (
     Timing,
     check_timing_defaults,
 )
-from kadspec.models.explorer import explore
 from kadspec.models.policy import SPEC
 from kadspec.models.scenario_file import parse_scenario
 from kadspec.models.scenarios import SCENARIOS, Scenario
@@ -143,8 +143,8 @@ def test_the_explorer_takes_more_nodes_than_the_symbolic_layer() -> None:
     """Six nodes are a valid network for the explorer (issue 6: more than five nodes where the
     engines allow it): a formed six-node network, one provide and one find, explores to the end
     and reaches its witnesses."""
+    from kadspec.engines.explorer import explore
     from kadspec.models.config import MAX_NODES, SYMBOLIC_MAX_NODES, ModeSetting
-    from kadspec.models.explorer import explore
     from kadspec.models.policy import SPEC
     from kadspec.models.scenarios import (
         Scenario,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kadspec.engines.explorer import explore
 from kadspec.models.actions import apply
 from kadspec.models.checks import check_quiescent, check_state, check_step
-from kadspec.models.explorer import explore
 from kadspec.models.mutants import MUTANTS, NO_MUTANT, SHARED_CATCH
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS

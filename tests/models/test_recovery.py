@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+from kadspec.engines.explorer import Counterexample, explore
 from kadspec.models import lifecycle
 from kadspec.models.actions import apply, enabled
 from kadspec.models.checks import check_quiescent, check_state, check_step
-from kadspec.models.explorer import Counterexample, explore
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS
 from kadspec.models.state import Conn

@@ -24,20 +24,20 @@ from typing import Any, Literal
 
 import attrs
 
+from kadspec.engines.symbolic.bmc import BmcResult, bmc
+from kadspec.engines.symbolic.encoding import GROUPS, Shape
+from kadspec.engines.symbolic.invariants import (
+    CHECKS_NOT_ENCODED,
+    NOT_ENCODED,
+    encoded_requirements,
+)
+from kadspec.engines.symbolic.metric import DEFAULT_BITS, LemmaResult, prove_all
+from kadspec.engines.symbolic.obligations import ObligationResult, Prover
 from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
 from kadspec.models.config import SYMBOLIC_MAX_NODES as MAX_NODES
 from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.requirements_registry import requirements_of
-from kadspec.models.symbolic.bmc import BmcResult, bmc
-from kadspec.models.symbolic.encoding import GROUPS, Shape
-from kadspec.models.symbolic.invariants import (
-    CHECKS_NOT_ENCODED,
-    NOT_ENCODED,
-    encoded_requirements,
-)
-from kadspec.models.symbolic.metric import DEFAULT_BITS, LemmaResult, prove_all
-from kadspec.models.symbolic.obligations import ObligationResult, Prover
 
 Kind = Literal["lemma", "initiation", "consecution", "bmc"]
 Result = Literal["proved", "refuted", "unknown"]

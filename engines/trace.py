@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kadspec.engines.explorer import Counterexample
 from kadspec.models.actions import Action
 from kadspec.models.checks import sent_messages
-from kadspec.models.explorer import Counterexample
 from kadspec.models.state import NodeState, World
 from kadspec.spec import requirement
 

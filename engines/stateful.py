@@ -38,10 +38,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from kadspec.engines.explorer import Counterexample, Step
 from kadspec.models.actions import ACTIONS, Action, apply, enabled, is_protocol, quiescent
 from kadspec.models.checks import Violation, check_quiescent, check_state, check_step
 from kadspec.models.config import ModeSetting
-from kadspec.models.explorer import Counterexample, Step
 from kadspec.models.lookup import next_candidate
 from kadspec.models.policy import Policy
 from kadspec.models.scenarios import Scenario
@@ -68,7 +68,7 @@ __all__ = [
 #: protocol steps one ``settle`` may take before the run counts as not settling
 SETTLE_BOUND = 500
 #: the default budget of :func:`hunt`: runs, and rule steps per run. Every mutant is found
-#: within it (tests/models/test_stateful.py); its targeted rules, not the number of runs, are
+#: within it (tests/engines/test_stateful.py); its targeted rules, not the number of runs, are
 #: what reaches the deep interleavings
 HUNT_EXAMPLES = 300
 HUNT_STEPS = 20
@@ -494,7 +494,7 @@ if set(RULE_FOR_KIND) != set(ACTIONS) or not all(
     hasattr(KademliaMachine, name) for name in RULE_FOR_KIND.values()
 ):
     raise TypeError(
-        "kadspec.models.stateful.RULE_FOR_KIND: action kinds without a rule: "
+        "kadspec.engines.stateful.RULE_FOR_KIND: action kinds without a rule: "
         f"{sorted(set(ACTIONS) - set(RULE_FOR_KIND))}; unknown kinds: "
         f"{sorted(set(RULE_FOR_KIND) - set(ACTIONS))}; unknown rules: "
         f"{sorted(n for n in RULE_FOR_KIND.values() if not hasattr(KademliaMachine, n))}"
@@ -701,7 +701,7 @@ _COMMON: dict[str, Any] = {
     "database": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
 }
-#: name -> settings; ``ci`` keeps tests/models/test_stateful.py well under a minute on two cores
+#: name -> settings; ``ci`` keeps tests/engines/test_stateful.py well under a minute on two cores
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {**_COMMON, "max_examples": 50, "stateful_step_count": 50, "derandomize": True},
     "dev": {**_COMMON, "max_examples": 200, "stateful_step_count": 60},

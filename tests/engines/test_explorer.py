@@ -1,4 +1,4 @@
-"""Tests for kadspec.models.explorer.
+"""Tests for kadspec.engines.explorer.
 
 The explorer is held to an independent reference: a plain breadth-first search that calls only
 the public functions (``enabled``, ``apply``, the checks). Its state, transition and depth
@@ -14,10 +14,10 @@ from collections.abc import Callable
 import attrs
 import pytest
 
+from kadspec.engines.explorer import Counterexample, explore
 from kadspec.models.actions import apply, enabled, quiescent
 from kadspec.models.checks import check_quiescent, check_state, check_step
 from kadspec.models.config import MODEL_TIMING, Config, ModeSetting, NodeConfig
-from kadspec.models.explorer import Counterexample, explore
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy, Retry
 from kadspec.models.scenarios import SCENARIOS

@@ -1,15 +1,15 @@
-"""Tests for kadspec.models.successors: memoized steps equal the public functions' steps."""
+"""Tests for kadspec.engines.successors: memoized steps equal the public functions' steps."""
 
 from __future__ import annotations
 
 import pytest
 
+from kadspec.engines.successors import Successors
 from kadspec.models.actions import apply, enabled
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.scenarios import SCENARIOS
 from kadspec.models.state import World
-from kadspec.models.successors import Successors
 
 
 def _explore_verified(initial: World, policy: Policy) -> tuple[int, Successors]:

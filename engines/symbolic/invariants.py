@@ -20,9 +20,7 @@ from typing import Literal
 
 import attrs
 
-from kadspec.models.config import REPUBLISH_MARGIN, ModeSetting
-from kadspec.models.state import Addr, Conn, Outcome, Phase, Proto
-from kadspec.models.symbolic.encoding import (
+from kadspec.engines.symbolic.encoding import (
     FIELD,
     GHOST_FIELDS,
     GHOST_KEPT,
@@ -51,7 +49,7 @@ from kadspec.models.symbolic.encoding import (
     sent_in_step,
     slot_target,
 )
-from kadspec.models.symbolic.terms import (
+from kadspec.engines.symbolic.terms import (
     Term,
     add,
     all_,
@@ -66,6 +64,8 @@ from kadspec.models.symbolic.terms import (
     not_,
     or_,
 )
+from kadspec.models.config import REPUBLISH_MARGIN, ModeSetting
+from kadspec.models.state import Addr, Conn, Outcome, Phase, Proto
 
 StateFormula = Callable[[SymState, SymConfig], Term]
 StepFormula = Callable[[SymState, Instance, Outputs, SymState, SymConfig], Term]

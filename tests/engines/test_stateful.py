@@ -1,4 +1,4 @@
-"""Tests for kadspec.models.stateful: the spec survives random runs, and hunts catch mutants.
+"""Tests for kadspec.engines.stateful: the spec survives random runs, and hunts catch mutants.
 
 The spec machines run under the settings profile named by HYPOTHESIS_PROFILE (default ``ci``).
 The hunts use fixed seeds and budgets; each counterexample is replayed here through the model,
@@ -11,14 +11,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from kadspec.models import stateful
-from kadspec.models.actions import ACTIONS, apply, enabled, quiescent
-from kadspec.models.checks import check_quiescent, check_state, check_step
-from kadspec.models.explorer import Counterexample
-from kadspec.models.mutants import MUTANTS
-from kadspec.models.policy import SPEC, Policy
-from kadspec.models.scenarios import SCENARIOS, Scenario
-from kadspec.models.stateful import (
+from kadspec.engines import stateful
+from kadspec.engines.explorer import Counterexample
+from kadspec.engines.stateful import (
     NO_QUIESCENCE,
     RULE_FOR_KIND,
     KademliaMachine,
@@ -29,6 +24,11 @@ from kadspec.models.stateful import (
     minimize,
     register_profiles,
 )
+from kadspec.models.actions import ACTIONS, apply, enabled, quiescent
+from kadspec.models.checks import check_quiescent, check_state, check_step
+from kadspec.models.mutants import MUTANTS
+from kadspec.models.policy import SPEC, Policy
+from kadspec.models.scenarios import SCENARIOS, Scenario
 
 PROFILE = register_profiles()
 

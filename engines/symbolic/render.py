@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from kadspec.engines.symbolic.encoding import FIELDS, Idx, Shape, Values
 from kadspec.models.config import ModeSetting
 from kadspec.models.state import Addr, Conn, Outcome, Phase, Proto
-from kadspec.models.symbolic.encoding import FIELDS, Idx, Shape, Values
 
 
 def _set(values: Values, field: str, prefix: Idx, nodes: int) -> str:

@@ -23,11 +23,7 @@ from typing import Any, Literal
 import attrs
 import z3
 
-from kadspec.models.actions import Action, apply, enabled
-from kadspec.models.checks import Violation, check_state, check_step
-from kadspec.models.policy import Policy
-from kadspec.models.state import World
-from kadspec.models.symbolic.encoding import (
+from kadspec.engines.symbolic.encoding import (
     Encoding,
     Instance,
     SymConfig,
@@ -37,13 +33,17 @@ from kadspec.models.symbolic.encoding import (
     project,
     shape_of,
 )
-from kadspec.models.symbolic.invariants import (
+from kadspec.engines.symbolic.invariants import (
     REQUIREMENT_INVARIANTS,
     STEP_PROPERTIES,
     encoded_requirements,
 )
-from kadspec.models.symbolic.obligations import Selector, successor
-from kadspec.models.symbolic.terms import eq, known, or_, z
+from kadspec.engines.symbolic.obligations import Selector, successor
+from kadspec.engines.symbolic.terms import eq, known, or_, z
+from kadspec.models.actions import Action, apply, enabled
+from kadspec.models.checks import Violation, check_state, check_step
+from kadspec.models.policy import Policy
+from kadspec.models.state import World
 
 BmcVerdict = Literal["refuted", "unknown"]
 

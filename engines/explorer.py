@@ -3,7 +3,7 @@
 Every reachable state is checked against every invariant, every transition against every step
 check, and every quiescent state against every progress property.
 
-Successors come from :class:`~kadspec.models.successors.Successors`, which memoizes each local
+Successors come from :class:`~kadspec.engines.successors.Successors`, which memoizes each local
 step and returns exactly what ``apply`` and the checks would, and names each state by an
 integer key. The search keeps the set of keys seen and, per state, the index of its parent and
 the action that reached it (a counterexample is rebuilt by replaying those actions with the
@@ -14,9 +14,9 @@ Two reductions can be switched on; both are off by default, and the default sear
 plain one whose counts the regression tests pin:
 
 * ``symmetry=True`` stores one state per orbit of the configuration's automorphisms
-  (:class:`~kadspec.models.reductions.Symmetry`);
+  (:class:`~kadspec.engines.reductions.Symmetry`);
 * ``partial_order=True`` expands only an ample subset of the enabled actions where that is
-  sound (:class:`~kadspec.models.reductions.PartialOrder`).
+  sound (:class:`~kadspec.engines.reductions.PartialOrder`).
 
 With either, states and transitions count the reduced graph, and a counterexample is a real
 trace but no longer necessarily a shortest one. See ``reductions.py`` for what each preserves.
@@ -42,12 +42,12 @@ from typing import Literal, Protocol
 
 import attrs
 
+from kadspec.engines.reductions import PartialOrder, Symmetry
+from kadspec.engines.successors import Successors
 from kadspec.models.actions import Action, apply, enabled
 from kadspec.models.checks import Violation, check_quiescent, check_state, check_step
 from kadspec.models.policy import Policy
-from kadspec.models.reductions import PartialOrder, Symmetry
 from kadspec.models.state import World
-from kadspec.models.successors import Successors
 
 
 @attrs.frozen

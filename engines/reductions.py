@@ -1,6 +1,6 @@
 """State-space reductions for the explorer: node symmetry and partial order.
 
-Both are options of :func:`~kadspec.models.explorer.explore`, off by default. Each comes with
+Both are options of :func:`~kadspec.engines.explorer.explore`, off by default. Each comes with
 the conditions under which it is sound, and it switches itself off (explores everything) where
 they do not hold, rather than claim what it cannot show.
 
@@ -101,7 +101,7 @@ from kadspec.models.state import (
 )
 
 if TYPE_CHECKING:
-    from kadspec.models.successors import Move, Successors
+    from kadspec.engines.successors import Move, Successors
 
 # --- symmetry -----------------------------------------------------------------------------------
 

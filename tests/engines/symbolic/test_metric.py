@@ -1,4 +1,4 @@
-"""Tests for kadspec.models.symbolic.metric: the XOR-metric lemmas and the prover around them."""
+"""Tests for kadspec.engines.symbolic.metric: the XOR-metric lemmas and the prover around them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kadspec.models.symbolic.metric import (
+from kadspec.engines.symbolic.metric import (
     FALSE_ULTRAMETRIC,
     METRIC_LEMMAS,
     Lemma,

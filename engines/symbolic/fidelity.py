@@ -31,12 +31,7 @@ from typing import Any
 import attrs
 import z3
 
-from kadspec.models.actions import Action, enabled
-from kadspec.models.checks import sent_messages
-from kadspec.models.config import Config
-from kadspec.models.policy import Policy
-from kadspec.models.state import Kind, World
-from kadspec.models.symbolic.encoding import (
+from kadspec.engines.symbolic.encoding import (
     EXACT_EXCEPT,
     EXACT_GUARD_GROUPS,
     Encoding,
@@ -51,7 +46,12 @@ from kadspec.models.symbolic.encoding import (
     project,
     shape_of,
 )
-from kadspec.models.symbolic.terms import known, value, z
+from kadspec.engines.symbolic.terms import known, value, z
+from kadspec.models.actions import Action, enabled
+from kadspec.models.checks import sent_messages
+from kadspec.models.config import Config
+from kadspec.models.policy import Policy
+from kadspec.models.state import Kind, World
 
 
 class Divergence(AssertionError):

@@ -28,7 +28,7 @@ channel, the contents of replies other than the oldest of each class in a channe
 a GET_PROVIDERS reply carries and a finished FIND_PROVIDERS found. The abstraction is sound
 because every effect that depends on something untracked leaves what it writes free (a fresh
 variable per choice), so the projection of every concrete step is allowed by the symbolic
-transition relation. ``tests/symbolic/test_fidelity.py`` checks this on random reachable
+transition relation. ``tests/engines/symbolic/test_fidelity.py`` checks this on random reachable
 (state, action) pairs.
 
 Exact (the successor's projection is a function of the predecessor's): every action except the
@@ -74,6 +74,23 @@ from typing import Any, Literal
 import attrs
 import z3
 
+from kadspec.engines.symbolic.terms import (
+    Term,
+    add,
+    and_,
+    any_,
+    card,
+    eq,
+    implies,
+    ite,
+    le,
+    lt,
+    ne,
+    not_,
+    one_hot_first,
+    or_,
+    z,
+)
 from kadspec.models.actions import Action
 from kadspec.models.config import Config, ModeSetting, Reach
 from kadspec.models.ghost import Ghost
@@ -92,23 +109,6 @@ from kadspec.models.state import (
     Purpose,
     Reason,
     World,
-)
-from kadspec.models.symbolic.terms import (
-    Term,
-    add,
-    and_,
-    any_,
-    card,
-    eq,
-    implies,
-    ite,
-    le,
-    lt,
-    ne,
-    not_,
-    one_hot_first,
-    or_,
-    z,
 )
 
 Idx = tuple[int, ...]

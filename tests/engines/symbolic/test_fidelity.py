@@ -16,16 +16,16 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from kadspec.engines.symbolic import encoding
+from kadspec.engines.symbolic.concretize import concretize
+from kadspec.engines.symbolic.encoding import project, shape_of
+from kadspec.engines.symbolic.fidelity import Divergence, FidelityChecker
+from kadspec.engines.symbolic.terms import and_
 from kadspec.models.actions import apply, enabled
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.scenarios import SCENARIOS
 from kadspec.models.state import World
-from kadspec.models.symbolic import encoding
-from kadspec.models.symbolic.concretize import concretize
-from kadspec.models.symbolic.encoding import project, shape_of
-from kadspec.models.symbolic.fidelity import Divergence, FidelityChecker
-from kadspec.models.symbolic.terms import and_
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
 PAIRS = 10_000 if THOROUGH else 1_000

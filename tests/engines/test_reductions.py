@@ -1,4 +1,4 @@
-"""Tests for kadspec.models.reductions: symmetry and partial order keep every verdict."""
+"""Tests for kadspec.engines.reductions: symmetry and partial order keep every verdict."""
 
 from __future__ import annotations
 
@@ -6,19 +6,19 @@ from typing import TypedDict
 
 import pytest
 
-from kadspec.models.actions import apply, enabled, quiescent
-from kadspec.models.checks import check_quiescent, check_state, check_step
-from kadspec.models.configurations import islands, star
-from kadspec.models.explorer import Exploration, explore
-from kadspec.models.mutants import MUTANTS
-from kadspec.models.policy import SPEC, Policy
-from kadspec.models.reductions import (
+from kadspec.engines.explorer import Exploration, explore
+from kadspec.engines.reductions import (
     Automorphism,
     Symmetry,
     automorphisms,
     components,
     symmetry_conditions,
 )
+from kadspec.models.actions import apply, enabled, quiescent
+from kadspec.models.checks import check_quiescent, check_state, check_step
+from kadspec.models.configurations import islands, star
+from kadspec.models.mutants import MUTANTS
+from kadspec.models.policy import SPEC, Policy
 from kadspec.models.scenarios import SCENARIOS
 from kadspec.models.state import World
 

@@ -25,12 +25,8 @@ from typing import Any, Literal
 import attrs
 import z3
 
-from kadspec.models.actions import apply, enabled
-from kadspec.models.checks import check_state, check_step
-from kadspec.models.config import Config
-from kadspec.models.policy import Policy
-from kadspec.models.symbolic.concretize import concrete_config, concretize
-from kadspec.models.symbolic.encoding import (
+from kadspec.engines.symbolic.concretize import concrete_config, concretize
+from kadspec.engines.symbolic.encoding import (
     GROUPS,
     Encoding,
     Instance,
@@ -43,15 +39,19 @@ from kadspec.models.symbolic.encoding import (
     instance_of,
     project,
 )
-from kadspec.models.symbolic.invariants import (
+from kadspec.engines.symbolic.invariants import (
     STEP_PROPERTIES,
     Invariant,
     StepProperty,
     all_invariants,
     encoded_requirements,
 )
-from kadspec.models.symbolic.render import render_diff, render_state
-from kadspec.models.symbolic.terms import Term, ite, or_, z
+from kadspec.engines.symbolic.render import render_diff, render_state
+from kadspec.engines.symbolic.terms import Term, ite, or_, z
+from kadspec.models.actions import apply, enabled
+from kadspec.models.checks import check_state, check_step
+from kadspec.models.config import Config
+from kadspec.models.policy import Policy
 
 Verdict = Literal["proved", "refuted", "unknown"]
 ObligationKind = Literal["initiation", "consecution"]

@@ -15,7 +15,7 @@ Layers, each depending only on those above it:
 - ``lifecycle``: ``prove_lifecycle`` and its ``ProofReport``.
 """
 
-from kadspec.models.symbolic.lifecycle import (
+from kadspec.engines.symbolic.lifecycle import (
     Obligation,
     ProofReport,
     policy_name,

@@ -14,6 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kadspec.engines.symbolic.encoding import (
+    Instance,
+    Shape,
+    SymConfig,
+    Values,
+    class_family,
+    class_key,
+)
 from kadspec.models.config import Config, ModeSetting, NodeConfig, Reach, Timing
 from kadspec.models.ghost import Ghost
 from kadspec.models.policy import Policy
@@ -36,14 +44,6 @@ from kadspec.models.state import (
     Reason,
     Record,
     World,
-)
-from kadspec.models.symbolic.encoding import (
-    Instance,
-    Shape,
-    SymConfig,
-    Values,
-    class_family,
-    class_key,
 )
 
 CANONICAL_IDS = (0b1000, 0b0011, 0b0101, 0b1110, 0b0110)

@@ -13,14 +13,10 @@ import attrs
 import pytest
 from click.testing import CliRunner
 
-from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
-from kadspec.models.mutants import MUTANTS, Mutant
-from kadspec.models.policy import SPEC, Policy
-from kadspec.models.requirements_registry import requirements_of
-from kadspec.models.symbolic import ProofReport, encoding, prove_lifecycle
-from kadspec.models.symbolic.bmc import bmc
-from kadspec.models.symbolic.encoding import GROUPS, Shape, SymConfig, SymState
-from kadspec.models.symbolic.invariants import (
+from kadspec.engines.symbolic import ProofReport, encoding, prove_lifecycle
+from kadspec.engines.symbolic.bmc import bmc
+from kadspec.engines.symbolic.encoding import GROUPS, Shape, SymConfig, SymState
+from kadspec.engines.symbolic.invariants import (
     AUXILIARY_INVARIANTS,
     CHECKS_NOT_ENCODED,
     NOT_ENCODED,
@@ -29,8 +25,12 @@ from kadspec.models.symbolic.invariants import (
     Invariant,
     encoded_requirements,
 )
-from kadspec.models.symbolic.obligations import Prover
-from kadspec.models.symbolic.terms import Term, all_, not_
+from kadspec.engines.symbolic.obligations import Prover
+from kadspec.engines.symbolic.terms import Term, all_, not_
+from kadspec.models.checks import NODE_INVARIANTS, STEP_CHECKS, WORLD_INVARIANTS
+from kadspec.models.mutants import MUTANTS, Mutant
+from kadspec.models.policy import SPEC, Policy
+from kadspec.models.requirements_registry import requirements_of
 from kadspec.prove import prove
 from kadspec.spec import requirements
 
