@@ -1,0 +1,2 @@
+"""Adapters shipped with kadspec: one per implementation, each a program speaking the adapter
+protocol on its standard input and output."""
