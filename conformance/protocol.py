@@ -46,6 +46,7 @@ OPS: Final = (
     "stop",
     "crash",
     "restart",
+    "set_mode",
     "shutdown",
 )
 
@@ -346,6 +347,7 @@ _OP_SCHEMAS: Final[Mapping[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "stop": (_obj({"node": _NAME}), _EMPTY),
     "crash": (_obj({"node": _NAME}), _EMPTY),
     "restart": (_obj({"node": _NAME}), _EMPTY),
+    "set_mode": (_obj({"node": _NAME, "mode": {"enum": ["auto", "server", "client"]}}), _EMPTY),
     "shutdown": (_obj({}), _EMPTY),
 }
 
@@ -398,22 +400,27 @@ _EVENT_FIELDS: Final[Mapping[str, Mapping[str, Any]]] = {
     "routing_table_added": {"peer": _PEER, "addrs": _ADDRS},
     "routing_table_removed": {"peer": _PEER, "addrs": _ADDRS},
     "mode_changed": {"mode": _MODE},
-    "kad_request_sent": {"type": _KAD_TYPE, "peer": _PEER, "key": _WIRE_KEY, "providers": _PEERS},
+    "kad_request_sent": {
+        "kad_type": _KAD_TYPE,
+        "peer": _PEER,
+        "key": _WIRE_KEY,
+        "providers": _PEERS,
+    },
     "kad_request_received": {
-        "type": _KAD_TYPE,
+        "kad_type": _KAD_TYPE,
         "peer": _PEER,
         "key": _WIRE_KEY,
         "providers": _PEERS,
     },
     "kad_response_sent": {
-        "type": _KAD_TYPE,
+        "kad_type": _KAD_TYPE,
         "peer": _PEER,
         "key": _WIRE_KEY,
         "closer_peers": _PEERS,
         "provider_peers": _PEERS,
     },
     "kad_response_received": {
-        "type": _KAD_TYPE,
+        "kad_type": _KAD_TYPE,
         "peer": _PEER,
         "key": _WIRE_KEY,
         "closer_peers": _PEERS,

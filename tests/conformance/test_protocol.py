@@ -146,3 +146,11 @@ def test_a_run_round_trips_through_json() -> None:
     assert [e.seq for e in again.snapshots("a")] == [1]
     assert again.reply_to(1) == run.entries[1]
     assert run.peer_names() == {PEER: "a"}
+
+
+def test_no_event_field_shadows_an_envelope_field() -> None:
+    envelope = set(p.schema_documents()["event.json"]["properties"])
+    for kind in p.EVENTS:
+        fields = set(p.schema_documents()[f"event.{kind}.json"]["properties"]) - envelope
+        assert fields, kind
+        assert p._EVENT_FIELDS[kind].keys().isdisjoint(envelope), kind
