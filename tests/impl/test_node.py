@@ -86,7 +86,7 @@ def test_an_unreachable_bootstrap_peer_is_one_line_and_ctrl_c_stops_cleanly() ->
     failed = lonely.wait_for(lambda e: e["event"] == "dial.failed")
     assert "unable to connect" in failed["reason"]
     status, err = lonely.stop()
-    assert status == 0 and err.strip() == "stopped" and "Traceback" not in err
+    assert status == 0 and err.strip() == "stopped (SIGINT)" and "Traceback" not in err
 
 
 def find_outcome_of(key: str) -> Callable[[dict[str, Any]], bool]:
