@@ -34,6 +34,7 @@ from kadspec.models.config import ConfigError
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.scenario_file import load_scenario
 from kadspec.models.scenarios import SCENARIOS, Scenario
+from kadspec.node_command import node as node_command
 from kadspec.options import OutputPath, json_option, write_report
 from kadspec.prove import prove as prove_command
 from kadspec.report_schema import REPORTS, schema_text
@@ -754,6 +755,7 @@ def schema(report: str | None) -> None:
 
 cli.add_command(prove_command)
 cli.add_command(docs_command)
+cli.add_command(node_command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
