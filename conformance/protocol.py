@@ -149,10 +149,18 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
 def key_bytes(key: str) -> bytes:
     """The bytes a node provides and looks up for ``key`` (the key rule).
 
-    A CIDv1 string (multibase base32, ``b...``: ``bafk...``/``bafy...``) stands for its
-    multihash; any other text for the sha2-256 multihash of its UTF-8 bytes (``0x12 0x20`` +
-    digest), which is what ``CID.createV1(raw, sha256(text))`` provides in js-libp2p.
+    A CID string stands for its multihash: CIDv1 in multibase base32 (``bafk...``/``bafy...``)
+    or CIDv0 (``Qm...``, 46 characters). Any other text stands for the sha2-256 multihash of
+    its UTF-8 bytes (``0x12 0x20`` + digest), which is what ``CID.createV1(raw, sha256(text))``
+    provides in js-libp2p. The reference node's :func:`kadspec.impl.node.content_key` agrees.
     """
+    if key.startswith("Qm") and len(key) == 46:  # CIDv0: base58btc of a sha2-256 multihash
+        try:
+            raw = unbase58(key)
+        except ValueError:
+            raw = b""
+        if len(raw) == 34 and raw[:2] == b"\x12\x20":
+            return raw
     if key.startswith(("bafk", "bafy")):
         try:
             body = key[1:].upper()

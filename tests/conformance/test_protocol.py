@@ -117,6 +117,7 @@ def test_key_rule_text_is_its_sha256_multihash_and_a_cid_is_its_multihash() -> N
     # the well-known CIDv1 (raw) of the empty block
     assert p.key_bytes("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku") == empty
     assert p.wire_key("") == "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
+    assert p.key_bytes("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n") == empty  # CIDv0
     assert (
         p.key_bytes("bafy-not-base32!")
         == b"\x12\x20" + hashlib.sha256(b"bafy-not-base32!").digest()
@@ -154,3 +155,21 @@ def test_no_event_field_shadows_an_envelope_field() -> None:
         fields = set(p.schema_documents()[f"event.{kind}.json"]["properties"]) - envelope
         assert fields, kind
         assert p._EVENT_FIELDS[kind].keys().isdisjoint(envelope), kind
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "hello",
+        "ünïcode key",
+        "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+        "Qm" + "1" * 44,
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        "bafy-not-a-cid",
+    ],
+)
+def test_the_protocol_key_rule_agrees_with_the_reference_node(key: str) -> None:
+    from kadspec.impl.node import content_key
+
+    assert p.key_bytes(key) == content_key(key)
