@@ -303,7 +303,8 @@ def _explore(
         if stop is not None:
             return done(stop, "violation")
     level = [root_key]
-    worlds = [root]  # the worlds of the level's first states, kept to save decoding them again
+    next_report = _REPORT_EVERY
+    worlds = [root]  # decoded worlds of the level's first states (only the root's is kept)
     expanded = 0  # the index of the next state to expand: BFS expands in discovery order
     discovered: set[int] = set()  # the keys of the level being discovered (for the proviso)
 
@@ -313,16 +314,22 @@ def _explore(
             key = orbit(key)  # the proviso is about the graph actually searched: of orbits
         return key in seen and key not in discovered
 
+    # The hot loop works on keys: a world is decoded only where a memo misses, a witness is
+    # still waited for, a quiescent state is judged, or the partial order needs it.
+    expand = engine.expand
+    successor = engine.successor
+    state_checks = engine.state_checks
+    decode = engine.world
     while level:
         following: list[int] = []
-        following_worlds: list[World] = []
         discovered.clear()
         for position, key in enumerate(level):
-            world = worlds[position] if position < len(worlds) else engine.world(key)
+            world: World | None = worlds[position] if position < len(worlds) else None
             index = expanded
             expanded += 1
-            moves, quiet = engine.enabled(world, key)
+            moves, quiet = expand(key, world)
             if quiet:
+                world = world or decode(key)
                 quiescent_states += 1
                 count(state_sets, engine.exercised_at_quiescence(world, key))
                 stalled = check_quiescent(world, policy)
@@ -331,9 +338,10 @@ def _explore(
                     if stop is not None:
                         return done(stop, "violation")
             if reduction is not None:
+                world = world or decode(key)
                 moves = reduction.ample(world, key, moves, engine, old)
             for move in moves:
-                after, step_violations, step_premises = engine.step_with_premises(world, key, move)
+                after, step_violations, step_premises = successor(key, move, world)
                 transitions += 1
                 if step_premises:
                     step_sets[step_premises] = step_sets.get(step_premises, 0) + 1
@@ -352,35 +360,34 @@ def _explore(
                 parent.append(index)
                 taken.append(move.action)
                 following.append(after)
-                successor = engine.world(after)
-                if len(following_worlds) < _KEEP_WORLDS:
-                    following_worlds.append(successor)
-                found, live = engine.invariants_and_premises(successor, after)
+                successor_world = None
+                if waiting:
+                    successor_world = decode(after)
+                    witness(successor_world)
+                found, live = state_checks(after, successor_world)
                 if live:
                     state_sets[live] = state_sets.get(live, 0) + 1
-                if waiting:
-                    witness(successor)
-                if step_violations:
-                    found = list(step_violations) + found
-                if found:
+                if step_violations or found:
+                    found = list(step_violations) + list(found)
                     stop = stops(found, len(seen) - 1, None, "state")
                     if stop is not None:
                         return done(stop, "violation")
-            if progress is not None and len(seen) % 1000 < len(moves):
+            if progress is not None and len(seen) >= next_report:
+                next_report = len(seen) + _REPORT_EVERY
                 progress(len(seen), transitions, depth)
             if max_states is not None and len(seen) >= max_states:
                 return done(None, "state-cap")
             if deadline is not None and not expanded & 255 and time.perf_counter() > deadline:
                 return done(None, "time-cap")
-        level, worlds = following, following_worlds
+        level, worlds = following, []
         if level:
             depth += 1
             widths.append(len(level))
     return done(None, "complete")
 
 
-#: worlds of the next level kept decoded (beyond it, a wide level costs only its keys)
-_KEEP_WORLDS = 200_000
+#: states between two progress reports
+_REPORT_EVERY = 1000
 
 
 def _rebuild(

@@ -54,7 +54,6 @@ from kadspec.models.checks import (
     exercised_at_quiescence,
     exercised_in_state,
     exercised_in_step,
-    node_cache,
     node_premises,
     provides_answered_in_time,
 )
@@ -84,7 +83,9 @@ class Effect:
         "clock",
         "edits",
         "exercised",
+        "keep",
         "node_ids",
+        "put",
         "serial",
         "violations",
     )
@@ -107,6 +108,10 @@ class Effect:
         self.serial = 0
         self.node_ids: tuple[tuple[int, int], ...] = ()
         self.budget_id = -1
+        # A successor's key is ``key & keep | put`` (and, with edits, the next network's id
+        # or'ed into the cleared network field): the fields the effect sets, precomputed.
+        self.keep = -1
+        self.put = 0
 
 
 class Move:
@@ -115,7 +120,7 @@ class Move:
     ``parties`` None means every node (``tick``, ``crash``).
     """
 
-    __slots__ = ("action", "cleared", "memo", "parties", "popped", "spends")
+    __slots__ = ("action", "alone", "cleared", "memo", "parties", "popped", "spends")
 
     def __init__(
         self,
@@ -128,7 +133,10 @@ class Move:
         self.action = action
         self.parties = parties
         self.spends = spends  # the effect reads and changes the budget
-        self.memo: dict[tuple[Any, ...], Effect] = {}
+        #: effects by situation, the situation packed into an int (``Successors._situation``)
+        self.memo: dict[int, Effect] = {}
+        #: for a delivery, per receiver state id: whether the effect ignores the sender
+        self.alone: dict[int, bool] = {}
         message = action.message
         #: the channel whose head the action takes (deliver, lose)
         self.popped = (
@@ -177,12 +185,14 @@ class Successors:
         self.replayed = 0  # steps patched from the memo
         self.computed = 0  # steps computed by the public functions
         self._count = count = len(config.nodes)
-        self._local: dict[tuple[int, NodeState], Local] = {}
-        self._user: dict[tuple[Budget, tuple[bool, ...]], tuple[Move, ...]] = {}
+        #: the user's moves by budget id and which nodes are up (one bit each)
+        self._user: dict[int, tuple[Move, ...]] = {}
+        #: per node ``n`` and node state id ``s`` (``n | s << 4``): its own moves and next
+        #: timer, its invariants' violations, its live premises
+        self._per_node: dict[int, tuple[Local, tuple[Violation, ...], frozenset[str]]] = {}
         self._deliveries: dict[Message, Move] = {}
-        self._alone: dict[tuple[Move, NodeState], bool] = {}  # delivery reads only receiver
         self._faults: dict[Action, Move] = {}
-        self._node_checks = node_cache(config)
+        assert count <= 16, "node indices are packed into 4 bits of the per-node memo's key"
         self._tick = Move(Action("tick"), None, count)
         self._effects = 0
         # interning: object -> id and id -> object, per kind
@@ -193,14 +203,20 @@ class Successors:
         self._budget_id: dict[Budget, int] = {}
         self._budgets: list[Budget] = []
         self._messages: dict[Message, Message] = {}
-        self._next_network: dict[tuple[int, int], int] = {}  # (network, effect) -> network
+        #: network id | effect serial << NETWORK_BITS -> the network the effect leads to
+        self._next_network: dict[int, int] = {}
         self._by_nodes: dict[int, NodesPart] = {}  # by key with the network's bits cleared
         self._by_network: dict[int, NetworkPart] = {}  # by network id
         # key layout, from the low bits: node 0 .. node count-1, network, budget, clock
         self._network_shift = count * self.NODE_BITS
         self._budget_shift = self._network_shift + self.NETWORK_BITS
         self._clock_shift = self._budget_shift + self.BUDGET_BITS
-        self._nodes_mask = ~(((1 << self.NETWORK_BITS) - 1) << self._network_shift)
+        self._network_mask = (1 << self.NETWORK_BITS) - 1
+        self._nodes_mask = ~(self._network_mask << self._network_shift)
+        #: the clock and the node states (the budget and network fields cleared)
+        self._nodes_and_clock_mask = self._nodes_mask & ~(
+            ((1 << self.BUDGET_BITS) - 1) << self._budget_shift
+        )
 
     # --- interning and keys -------------------------------------------------------------------
 
@@ -288,19 +304,41 @@ class Successors:
         ``world`` is quiescent. ``key`` is the world's key (computed when not given)."""
         if key is None:
             key = self.key(world)
-        nodes_part = self._nodes_part(world, key)
-        network = self._network_part(world, key)
+        return self.expand(key, world)
+
+    def expand(self, key: int, world: World | None = None) -> tuple[list[Move], bool]:
+        """:meth:`enabled` for the world ``key``, decoded only if the memo lacks a part."""
+        nodes_part = self._by_nodes.get(key & self._nodes_mask)
+        if nodes_part is None:
+            world = world or self.world(key)
+            nodes_part = self._nodes_part(world, key)
+        network = self._by_network.get((key >> self._network_shift) & self._network_mask)
+        if network is None:
+            world = world or self.world(key)
+            network = self._network_part(world, key)
         moves = list(nodes_part.head)
-        if world.budget.faults > 0:
-            moves.extend(self._fault_moves(world))
+        if nodes_part.faulty:
+            moves.extend(self._fault_moves(world or self.world(key)))
         moves.extend(network.deliveries)
         moves.extend(nodes_part.tail)
         busy = nodes_part.busy or bool(network.deliveries)
         if self.verify:
+            world = world or self.world(key)
             expected = enabled(world, self.policy)
             assert [m.action for m in moves] == expected, (moves, expected)
             assert quiescent(world, self.policy) is not busy
         return moves, not busy
+
+    def state_checks(
+        self, key: int, world: World | None = None
+    ) -> tuple[list[Violation] | tuple[Violation, ...], frozenset[str]]:
+        """:meth:`invariants_and_premises` for the world ``key``: read from the memo of the
+        node states when every world invariant reads the nodes only (a decoded world is needed
+        otherwise, or on a miss)."""
+        nodes_part = self._by_nodes.get(key & self._nodes_mask)
+        if nodes_part is not None and nodes_part.state_violations is not None and not self.verify:
+            return nodes_part.state_violations, nodes_part.premises
+        return self.invariants_and_premises(world or self.world(key), key)
 
     def _nodes_part(self, world: World, key: int) -> NodesPart:
         """What depends on the clock, the budget and the node states only (not the network)."""
@@ -312,41 +350,60 @@ class Successors:
             self._by_nodes.clear()  # a pure cache: start over rather than grow without bound
         nodes = world.nodes
         budget = world.budget
-        user_key = (budget, tuple([s.up for s in nodes]))
+        bits = self.NODE_BITS
+        node_mask = (1 << bits) - 1
+        user_key = (key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)
+        for state in nodes:
+            user_key = user_key << 1 | state.up
         user = self._user.get(user_key)
         if user is None:
             user = self._user[user_key] = self._user_moves(world)
         head = list(user)
-        local = self._local
-        locals_ = [local.get((n, s)) or self._local_moves(world, n, s) for n, s in enumerate(nodes)]
+        # Per node and node state id: its own moves and timer, invariant violations, premises.
+        per_node = self._per_node
+        entries = []
+        for n, state in enumerate(nodes):
+            node_key = n | ((key >> (n * bits)) & node_mask) << 4
+            entry = per_node.get(node_key)
+            if entry is None:
+                entry = per_node[node_key] = (
+                    self._local_moves(world, n, state),
+                    check_node(self.config, n, state),
+                    node_premises(self.config, n, state),
+                )
+            entries.append(entry)
+        locals_ = [entry[0] for entry in entries]
         busy = False
         tail: list[Move] = []
         for part_index in (0, 1, 2):  # all nodes' bootstrap dials, then queries, then dial-backs
-            for entry in locals_:
-                tail.extend(entry[0][part_index])
+            for local in locals_:
+                tail.extend(local[0][part_index])
         # A node's own protocol actions are urgent: time passes only when none is enabled.
-        deadlines = [entry[1] for entry in locals_ if entry[1] is not None]
+        deadlines = [local[1] for local in locals_ if local[1] is not None]
         if not tail and deadlines and world.clock < min(deadlines) <= world.horizon:
             head.append(self._tick)
             busy = True
         busy = busy or bool(tail)
-        checks = self._node_checks
-        found: list[Violation] = []
-        for n, state in enumerate(nodes):
-            node_found = checks.get((n, state))
-            if node_found is None:
-                node_found = check_node(self.config, n, state)
-            found.extend(node_found)
+        found: list[Violation] = [v for entry in entries for v in entry[1]]
         by_nodes = {
             check: tuple(Violation(rid, d) for d in check(world, self.policy))
             for rid, check in WORLD_CHECKS
             if check in _READ_NODES_ONLY
         }
-        premises: set[str] = set()
-        for n, state in enumerate(nodes):
-            premises |= node_premises(self.config, n, state)
+        premises: frozenset[str] = frozenset().union(*(entry[2] for entry in entries))
+        complete = all(check in by_nodes for _, check in WORLD_CHECKS)
+        every = tuple(found) + tuple(
+            v for _, check in WORLD_CHECKS for v in by_nodes.get(check, ())
+        )
         part = NodesPart(
-            tuple(head), tuple(tail), busy, tuple(found), by_nodes, frozenset(premises)
+            tuple(head),
+            tuple(tail),
+            busy,
+            tuple(found),
+            by_nodes,
+            premises,
+            budget.faults > 0,
+            every if complete else None,
         )
         self._by_nodes[nodes_key] = part
         return part
@@ -421,7 +478,6 @@ class Successors:
             Move(a, (node,), count) for a in transitions.dial_back_of(world, self.policy, node)
         )
         entry = ((boot, tuple(query), back), node_deadline(state))
-        self._local[(node, state)] = entry
         return entry
 
     # --- effects --------------------------------------------------------------------------------
@@ -429,7 +485,7 @@ class Successors:
     def step(self, world: World, key: int, move: Move) -> tuple[int, tuple[Violation, ...]]:
         """The key of the successor of ``world`` (whose key is ``key``) under ``move``, and the
         step checks' violations on that transition."""
-        after, violations, _ = self.step_with_premises(world, key, move)
+        after, violations, _ = self.successor(key, move, world)
         return after, violations
 
     def step_with_premises(
@@ -437,62 +493,75 @@ class Successors:
     ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
         """:meth:`step`, and the requirements whose step premise the transition made live
         (:func:`~kadspec.models.checks.exercised_in_step`), memoized with the effect."""
-        parties = move.parties
-        nodes = world.nodes
-        situation: tuple[Any, ...]
-        if parties is None:
-            situation = (world.clock, nodes)
-        elif move.popped >= 0 and not move.spends:
-            # A delivery: most depend on the receiver alone (see deliver_reads_sender).
-            receiver = nodes[parties[1]]
-            alone = self._alone.get((move, receiver))
-            if alone is None:
-                message = move.action.message
-                assert message is not None
-                alone = not deliver_reads_sender(world, self.policy, message)
-                self._alone[(move, receiver)] = alone
-            if alone:
-                situation = (world.clock, receiver)
-            else:
-                situation = (world.clock, nodes[parties[0]], receiver)
-        elif len(parties) == 2:
-            situation = (world.clock, nodes[parties[0]], nodes[parties[1]])
-        else:
-            situation = (world.clock, nodes[parties[0]])
-        if move.spends:
-            situation += (world.budget,)
-        effect = move.memo.get(situation)
-        if effect is None:
-            return self._compute(world, move, situation)
-        self.replayed += 1
+        return self.successor(key, move, world)
+
+    def _situation(self, key: int, move: Move, world: World | None) -> tuple[int, bool]:
+        """The situation of ``move`` in the world ``key`` packed into one int (the clock, the
+        ids of the parties' states, the budget's id when the move spends), tagged by its form
+        in the low two bits; and whether it is a delivery that ignores its sender.
+
+        Ids are this engine's interned ids, so equal ints are equal situations."""
         bits = self.NODE_BITS
         node_mask = (1 << bits) - 1
-        after = key
-        for n, state_id in effect.node_ids:
-            shift = n * bits
-            after = after & ~(node_mask << shift) | state_id << shift
+        clock = key >> self._clock_shift
+        parties = move.parties
+        alone = False
+        if parties is None:
+            # every node: the key without the network (and without the budget unless spent)
+            mask = self._nodes_mask if move.spends else self._nodes_and_clock_mask
+            return (key & mask) << 2 | 3, False
+        if move.popped >= 0 and not move.spends:
+            # A delivery: most depend on the receiver alone (see deliver_reads_sender).
+            receiver = (key >> (parties[1] * bits)) & node_mask
+            found = move.alone.get(receiver)
+            if found is None:
+                message = move.action.message
+                assert message is not None
+                if world is None:
+                    world = self.world(key)
+                found = move.alone[receiver] = not deliver_reads_sender(world, self.policy, message)
+            if found:
+                return (clock << bits | receiver) << 2, True
+            sender = (key >> (parties[0] * bits)) & node_mask
+            situation = ((clock << bits | sender) << bits | receiver) << 2 | 1
+        elif len(parties) == 2:
+            first = (key >> (parties[0] * bits)) & node_mask
+            second = (key >> (parties[1] * bits)) & node_mask
+            situation = ((clock << bits | first) << bits | second) << 2 | 1
+        else:
+            situation = (clock << bits | (key >> (parties[0] * bits)) & node_mask) << 2 | 2
+        if move.spends:
+            budget = (key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)
+            situation = situation << self.BUDGET_BITS | budget
+        return situation, alone
+
+    def successor(
+        self, key: int, move: Move, world: World | None = None
+    ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
+        """The key of the successor of the world ``key`` under ``move``, the step checks'
+        violations and the step premises made live; ``world`` is that world if the caller has
+        it (it is decoded from the key only when the step is computed, not replayed)."""
+        situation, alone = self._situation(key, move, world)
+        effect = move.memo.get(situation)
+        if effect is None:
+            if world is None:
+                world = self.world(key)
+            return self._compute(world, move, situation, alone)
+        self.replayed += 1
+        after = key & effect.keep | effect.put
         if effect.edits:
-            network_mask = (1 << self.NETWORK_BITS) - 1
-            network = (key >> self._network_shift) & network_mask
-            following = self._next_network.get((network, effect.serial))
+            network = (key >> self._network_shift) & self._network_mask
+            cached = network | effect.serial << self.NETWORK_BITS
+            following = self._next_network.get(cached)
             if following is None:
                 if len(self._next_network) >= self.NETWORK_CACHE:
                     # A pure cache that would otherwise grow with the transitions: start over.
                     self._next_network.clear()
-                following = self._next_network[(network, effect.serial)] = self._patched(
-                    network, effect
-                )
-            after = after & ~(network_mask << self._network_shift) | (
-                following << self._network_shift
-            )
-        if effect.budget_id >= 0:
-            budget_mask = (1 << self.BUDGET_BITS) - 1
-            after = after & ~(budget_mask << self._budget_shift) | (
-                effect.budget_id << self._budget_shift
-            )
-        if effect.clock is not None:
-            after = after & ((1 << self._clock_shift) - 1) | effect.clock << self._clock_shift
+                following = self._next_network[cached] = self._patched(network, effect)
+            after |= following << self._network_shift
         if self.verify:
+            if world is None:
+                world = self.world(key)
             expected = apply(world, self.policy, move.action)
             assert self.world(after) == expected, (move.action, self.world(after), expected)
             assert effect.violations == tuple(check_step(world, move.action, expected, self.policy))
@@ -507,7 +576,7 @@ class Successors:
         return self._network_key(tuple(channels))
 
     def _compute(
-        self, world: World, move: Move, situation: tuple[Any, ...]
+        self, world: World, move: Move, situation: int, alone: bool
     ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
         self.computed += 1
         after = apply(world, self.policy, move.action)
@@ -516,7 +585,7 @@ class Successors:
         key = self.key(after)
         after = self.world(key)  # the interned copy: its node states are the shared objects
         effect = self._effect(world, move, after, violations, exercised)
-        if effect is not None and len(situation) == 2 and move.popped >= 0:
+        if effect is not None and alone:
             # Keyed by the receiver alone: the sender must have stayed as it was.
             sender = move.action.message.src if move.action.message is not None else -1
             if any(n == sender for n, _ in effect.changes):
@@ -527,8 +596,26 @@ class Successors:
             effect.node_ids = tuple((n, self._node_id[state]) for n, state in effect.changes)
             if effect.budget is not None:
                 effect.budget_id = self._budget_id[effect.budget]
+            self._masks(effect)
             move.memo[situation] = effect
         return key, violations, exercised
+
+    def _masks(self, effect: Effect) -> None:
+        """Fill ``effect.keep`` and ``effect.put`` from the fields it sets."""
+        bits = self.NODE_BITS
+        keep, put = -1, 0
+        for n, state_id in effect.node_ids:
+            keep &= ~(((1 << bits) - 1) << (n * bits))
+            put |= state_id << (n * bits)
+        if effect.edits:
+            keep &= ~(self._network_mask << self._network_shift)
+        if effect.budget_id >= 0:
+            keep &= ~(((1 << self.BUDGET_BITS) - 1) << self._budget_shift)
+            put |= effect.budget_id << self._budget_shift
+        if effect.clock is not None:
+            keep &= (1 << self._clock_shift) - 1
+            put |= effect.clock << self._clock_shift
+        effect.keep, effect.put = keep, put
 
     def _effect(
         self,
@@ -630,6 +717,9 @@ class NodesPart:
     violations: tuple[Violation, ...]  # the node invariants
     checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the nodes
     premises: frozenset[str] = frozenset()  # node premises live (checks.node_premises)
+    faulty: bool = False  # the budget allows faults (their moves read the whole world)
+    #: every invariant's violations, when the world invariants all read the nodes only
+    state_violations: tuple[Violation, ...] | None = None
 
 
 @attrs.frozen
