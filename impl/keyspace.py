@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import heapq
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -87,6 +86,8 @@ def nearest(target: int, keyed: Iterable[tuple[int, bytes]], count: int) -> list
     Ties (equal keys, possible only in a truncated space) break on the peer ID bytes, so the
     order never depends on iteration order.
     """
-    return [
-        peer for _, peer in heapq.nsmallest(count, keyed, key=lambda kp: (kp[0] ^ target, kp[1]))
-    ]
+    # Plain (distance, peer) tuples compare in C; a key= function was a third of the cost of a
+    # 1,000-node simulation. Tables and lookups hold a few hundred items at most, so one sort
+    # beats a heap.
+    ranked = sorted([(key ^ target, peer) for key, peer in keyed])
+    return [peer for _, peer in ranked[:count]]

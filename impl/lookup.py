@@ -7,9 +7,9 @@ sends the requests it chooses and feeds back replies and failures. Peers learned
 
 from __future__ import annotations
 
+import bisect
 import enum
 
-from kadspec.impl.keyspace import nearest
 from kadspec.impl.requirements import implements
 from kadspec.impl.wire import PeerInfo
 
@@ -46,6 +46,10 @@ class Lookup:
         self.failed: set[bytes] = set()
         self.providers: dict[bytes, PeerInfo] = {}
         self.hops: dict[bytes, int] = {}
+        #: (distance to the target, peer) of every peer seen, nearest first, kept sorted as peers
+        #: are learned: the questions below walk it from the front instead of sorting every
+        #: candidate again on every reply (ties break on the peer ID bytes, as in ``nearest``)
+        self._order: list[tuple[int, bytes]] = []
         for peer, peer_key, addrs in seeds:
             self.learn(peer, peer_key, addrs, hop=0)
 
@@ -55,24 +59,43 @@ class Lookup:
             self.keys[peer] = key
             self.addrs[peer] = addrs
             self.hops[peer] = hop
+            bisect.insort(self._order, (key ^ self.target, peer))
         elif addrs and not self.addrs[peer]:
             self.addrs[peer] = addrs
 
-    def _live(self) -> list[tuple[int, bytes]]:
-        """Peers that may still count: not failed, and with an address to ask them at."""
-        return [(key, p) for p, key in self.keys.items() if p not in self.failed and self.addrs[p]]
-
     @implements("FIND-04")
     def finished(self) -> bool:
-        """The k closest live peers seen have answered, or nothing is left to ask or await."""
-        top = nearest(self.target, self._live(), self.k)
-        if top and all(p in self.answered for p in top):
-            return True
-        return not self.inflight and not self._unasked()
+        """The k closest live peers seen have answered, or nothing is left to ask or await.
 
-    def _unasked(self) -> list[tuple[int, bytes]]:
-        done = self.inflight | self.answered | self.failed
-        return [(key, p) for p, key in self.keys.items() if p not in done and self.addrs[p]]
+        Live: not failed, and with an address to ask them at.
+        """
+        failed, addrs, answered = self.failed, self.addrs, self.answered
+        remaining = self.k
+        top_answered = remaining > 0
+        for _, peer in self._order:
+            if not remaining:
+                break
+            if peer in failed or not addrs[peer]:
+                continue
+            if peer not in answered:
+                top_answered = False
+                break
+            remaining -= 1
+        if top_answered and remaining < self.k:
+            return True
+        return not self.inflight and not self._nearest_unasked(1)
+
+    def _nearest_unasked(self, count: int) -> list[bytes]:
+        """The at most ``count`` nearest peers not asked yet that have an address."""
+        inflight, answered, failed, addrs = self.inflight, self.answered, self.failed, self.addrs
+        chosen: list[bytes] = []
+        for _, peer in self._order:
+            if len(chosen) >= count:
+                break
+            if peer in inflight or peer in answered or peer in failed or not addrs[peer]:
+                continue
+            chosen.append(peer)
+        return chosen
 
     @implements("FIND-03")
     def next_queries(self) -> list[bytes]:
@@ -82,7 +105,7 @@ class Lookup:
         room = self.alpha - len(self.inflight)
         if room <= 0:
             return []
-        chosen = nearest(self.target, self._unasked(), room)
+        chosen = self._nearest_unasked(room)
         self.inflight.update(chosen)
         return chosen
 
@@ -106,7 +129,8 @@ class Lookup:
 
     def result(self) -> list[bytes]:
         """The at most k closest peers that answered, nearest first."""
-        return nearest(self.target, [(self.keys[p], p) for p in self.answered], self.k)
+        answered = self.answered
+        return [peer for _, peer in self._order if peer in answered][: self.k]
 
     def max_hops(self) -> int:
         """The longest chain of replies that led to an answering peer (for the benchmark)."""

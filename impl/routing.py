@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from kadspec.impl.keyspace import common_prefix_length, nearest
+from kadspec.impl.keyspace import common_prefix_length
 from kadspec.impl.requirements import implements
 
 
@@ -123,6 +123,42 @@ class RoutingTable:
         """The at most ``count`` entries nearest ``target``, nearest first, none in ``exclude``.
 
         Our own key is never in the table, so a lookup for our own ID gets our neighbours.
+
+        The buckets are visited in increasing order of distance, and each is sorted only when
+        reached (why this order is exact: :meth:`_buckets_by_distance`). In a large network
+        the target's own bucket is usually full, so one bucket of k entries is sorted instead
+        of the whole table, on every request served and every lookup started.
         """
-        keyed = ((e.key, e.peer) for e in self._entries.values() if e.peer not in exclude)
-        return [self._entries[p] for p in nearest(target, keyed, count)]
+        chosen: list[Entry] = []
+        if count <= 0:
+            return chosen
+        for group in self._buckets_by_distance(target):
+            ranked = sorted([(e.key ^ target, e.peer, e) for e in group if e.peer not in exclude])
+            for _, _, entry in ranked:
+                chosen.append(entry)
+                if len(chosen) == count:
+                    return chosen
+        return chosen
+
+    def _buckets_by_distance(self, target: int) -> Iterator[list[Entry]]:
+        """Groups of entries such that every entry of a group is nearer ``target`` than every
+        entry of a later group.
+
+        With c = cpl(own key, target): an entry of bucket c agrees with the target on the first
+        c + 1 bits, so its distance is below 2^(bits-c-1); an entry of a bucket i > c agrees
+        with us, hence not with the target, on bit c: its distance has top bit c; an entry of a
+        bucket i < c differs from the target first at bit i, so the lower i, the farther. Equal
+        distances mean equal keys, hence the same bucket: ties stay inside one group.
+        """
+        bits = self.bits
+        nearest_index = common_prefix_length(self.own_key, target, bits)
+        buckets = self._buckets
+        if nearest_index < bits and nearest_index in buckets:
+            yield buckets[nearest_index]
+        deeper = [e for index, b in buckets.items() if index > nearest_index for e in b]
+        if deeper:
+            yield deeper
+        for index in range(min(nearest_index, bits) - 1, -1, -1):
+            bucket = buckets.get(index)
+            if bucket:
+                yield bucket
