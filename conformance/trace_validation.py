@@ -1,0 +1,1041 @@
+"""Trace validation: replay a conformance run through the model, event by event.
+
+The model is instantiated with the run's own nodes: each node's model ID is the Kademlia key of
+its real peer ID (sha256 of the peer ID bytes, 256 bits) and each key the runner used is the
+sha256 of its key bytes (the key rule), so closest-peer sets, buckets and replies are the real
+ones. Nothing is explored; the run is *replayed*, so wide IDs cost nothing.
+:class:`ReplayConfig` lifts the explorer's bounds (8 nodes, 8-bit IDs) for replay only.
+
+How an entry of the run is replayed:
+
+- requests the runner sent (start, restart, provide, find providers, set mode, dial) and the
+  replies that confirm a crash or a stop are *environment steps*: the model applies the matching
+  action (``start``, ``provide``, ``crash`` ...) when it appears in the log;
+- every event is an *observation*. A model step yields the observations a node would report for
+  it (connections opened and closed, identify received, table entries added and removed, mode
+  changes, kad requests and responses sent and received with their peers and keys, provide and
+  find outcomes). An event is explained when some model behaviour from a state that explains
+  the events so far yields it. Steps the adapter cannot show (message deliveries nobody
+  reported yet, lookup requests, AutoNAT dial-backs, timers) are filled in by a breadth-first
+  search of at most :data:`DEPTH_BOUND` hidden steps and :data:`STATE_BOUND` states per event.
+  A step's other observations stay *pending* until their events arrive (a node reports them in
+  its own order, not the model's); a few events are checks of the current state instead (a
+  table entry that is already there, a mode the node is already in);
+- causality is kept: a message is delivered in the model only after its sender reported
+  sending it (when the adapter reports sends at all), so a "success" that needs a store the
+  provider never sent is not explained;
+- at the end of the run, a receipt the model needed (a kad request or response delivered to a
+  node that kept running) that the receiver never reported is unexplained too, and blamed on the
+  event that needed it;
+- a provide or find whose reply timed out after longer than the model's outcome bound
+  (``Timing.outcome_bound``, BOOT-05) is unexplained: every model behaviour answers by then.
+
+Time: the model's clock is the adapter's clock (``time_ms`` of the events, in ms). Before an
+event is explained the clock moves to the event's time; requests take the time of the last
+event before them. A timer whose deadline has passed fires when the search chooses (a real
+timer fires late, never early), all due timers of the network together, at the current clock.
+
+The first entry no model behaviour explains is reported (:class:`Unexplained`) with the model
+state of the nodes involved and the requirement it would break: the observed step is applied
+to the states the search reached and the model's own invariant and step checks are run on it.
+Events the model has no counterpart for (PING, peers outside the run, unknown kinds) are
+counted apart, by kind, as not modelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+import attrs
+
+from kadspec.conformance.protocol import Entry, Run, key_bytes, unbase58, wire_key
+from kadspec.models import ghost, lifecycle, provide
+from kadspec.models.actions import ACTIONS, Action, apply, enabled
+from kadspec.models.addresses import on_connected_fail_open
+from kadspec.models.checks import check_state, check_step, sent_messages
+from kadspec.models.config import (
+    Config,
+    ConfigError,
+    ModeSetting,
+    NodeConfig,
+    Reach,
+    Timing,
+)
+from kadspec.models.network import can_dial, connect, send, set_view
+from kadspec.models.observe import node_events
+from kadspec.models.policy import SPEC, Policy
+from kadspec.models.state import Conn, Kind, Message, Mode, Outcome, Phase, World, replace
+
+#: the most hidden model steps tried before one event
+DEPTH_BOUND: Final = 6
+#: the most model states visited while explaining one event
+STATE_BOUND: Final = 4000
+#: the most states kept that explain the events so far (the rest are dropped, oldest last)
+FRONTIER_BOUND: Final = 24
+#: replay-only bounds: every real node of a run, with 256-bit IDs
+REPLAY_MAX_NODES: Final = 512
+REPLAY_ID_BITS: Final = 256
+
+KAD_PROTOCOL: Final = "/ipfs/kad/1.0.0"
+_HIDDEN_KINDS: Final = frozenset({"deliver", "dial_bootstrap", "query", "dial_back"})
+_REQUEST_KINDS: Final = {
+    Kind.FIND_NODE: "FIND_NODE",
+    Kind.GET_PROVIDERS: "GET_PROVIDERS",
+    Kind.ADD_PROVIDER: "ADD_PROVIDER",
+}
+_REPLY_KINDS: Final = {Kind.FIND_NODE_REPLY: "FIND_NODE", Kind.GET_PROVIDERS_REPLY: "GET_PROVIDERS"}
+#: receipts the end of the run may still owe (network-side events of a running receiver)
+_RECEIPTS: Final = frozenset({"kad_request_received", "kad_response_received"})
+_STATE_EVENTS: Final = frozenset(
+    {
+        "connection_opened",
+        "connection_closed",
+        "routing_table_added",
+        "routing_table_removed",
+        "mode_changed",
+        "identify_received",
+    }
+)
+
+
+class ReplayError(ValueError):
+    """The run cannot be put into the model at all (no peer IDs, too many nodes ...)."""
+
+
+@attrs.frozen
+class ReplayConfig(Config):
+    """A model network for replay only: the live nodes' real IDs (up to 256 bits) and up to
+    :data:`REPLAY_MAX_NODES` nodes. The explorer never sees one; :class:`Config`'s own
+    validation (8 nodes, 8-bit IDs) is unchanged. Nodes and keys are named as in the run."""
+
+    names: tuple[str, ...] = ()
+    key_names: tuple[str, ...] = ()
+
+    def name(self, node: int) -> str:
+        return self.names[node] if node < len(self.names) else f"n{node}"
+
+    def validate(self) -> ReplayConfig:
+        count = len(self.nodes)
+        if not 1 <= count <= REPLAY_MAX_NODES:
+            raise ConfigError(f"nodes: {count} given, replay takes 1 to {REPLAY_MAX_NODES}")
+        if not 1 <= self.id_bits <= REPLAY_ID_BITS:
+            raise ConfigError(f"id_bits: {self.id_bits} is outside 1..{REPLAY_ID_BITS}")
+        if len(set(self.ids)) != count:
+            raise ConfigError("nodes: two nodes share a Kademlia key")
+        limit = 1 << self.id_bits
+        for index, node in enumerate(self.nodes):
+            if not 0 <= node.id < limit:
+                raise ConfigError(f"nodes[{index}].id does not fit in {self.id_bits} bits")
+            for peer in node.bootstrap:
+                if not 0 <= peer < count or peer == index:
+                    raise ConfigError(f"nodes[{index}].bootstrap: {peer} is not another node")
+        for key in self.keys:
+            if not 0 <= key < limit:
+                raise ConfigError(f"keys: {key} does not fit in {self.id_bits} bits")
+        # TIME-0x order problems are not the replay's business: the run's timings are what
+        # the nodes used, and Validation.notes reports them.
+        return self
+
+
+# --- observations -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Obs:
+    """One thing a node reports, in model terms (node and peer are indexes of the run's nodes).
+
+    ``detail`` by kind: connection_opened (direction,); identify_received (kad advertised,);
+    mode_changed (mode,); kad_request_* (kad type, target, provider or -1); kad_response_*
+    (kad type, target, closer peers, provider peers); provide_outcome (key, outcome, count);
+    find_outcome (key, providers). A target of None matches any (the adapter did not say).
+    ``origin`` is the seq of the entry whose explanation produced an expectation (not compared).
+    """
+
+    kind: str
+    node: int
+    peer: int = -1
+    detail: tuple[Any, ...] = ()
+    origin: int = attrs.field(default=-1, eq=False)
+
+
+def _sort_key(o: Obs) -> str:
+    return repr((o.kind, o.node, o.peer, o.detail))
+
+
+def _matches(expected: Obs, seen: Obs, config: Config) -> bool:
+    if (expected.kind, expected.node, expected.peer) != (seen.kind, seen.node, seen.peer):
+        return False
+    e, s = expected.detail, seen.detail
+    kind = seen.kind
+    if kind.startswith("kad_request"):
+        return bool(e[0] == s[0] and (s[1] is None or e[1] == s[1]) and (s[2] < 0 or e[2] == s[2]))
+    if kind.startswith("kad_response"):
+        if e[0] != s[0] or (s[1] is not None and e[1] != s[1]) or e[3] != s[3]:
+            return False
+        if e[2] == s[2]:
+            return True
+        # FIND-01: a reply MAY add the target itself to the k closest
+        targets = frozenset(n for n, i in enumerate(config.ids) if i == e[1])
+        return s[0] == "FIND_NODE" and bool(targets) and s[2] - e[2] <= targets and e[2] <= s[2]
+    if kind == "provide_outcome":
+        # the count is compared for a success (PROV-02); a failure's reasons are worded freely
+        return e[:2] == s[:2] and (s[1] != "success" or e[2] == s[2])
+    if kind == "find_outcome":
+        # the node may add providers from its own store to those the lookup found
+        return bool(e[0] == s[0] and e[1] <= s[1])
+    return e == s
+
+
+def _target_of(config: Config, m: Message) -> int:
+    return config.keys[m.key] if m.kind is Kind.ADD_PROVIDER else m.target
+
+
+def observations(pre: World, action: Action, post: World, origin: int) -> list[Obs]:
+    """What the nodes would report for the model step ``pre --action--> post``."""
+    found: list[Obs] = []
+    config = post.config
+    for n, (a, b) in enumerate(zip(pre.nodes, post.nodes, strict=True)):
+        if a is b:
+            continue
+        if b.up and (not a.up or b.mode != a.mode):  # a start reports its mode too
+            found.append(Obs("mode_changed", n, -1, (b.mode.name.lower(),), origin))
+        for p, (va, vb) in enumerate(zip(a.peers, b.peers, strict=True)):
+            if va is vb:
+                continue
+            if va.conn is Conn.NONE and vb.conn is not Conn.NONE:
+                direction = "outbound" if vb.conn is Conn.OUTBOUND else "inbound"
+                found.append(Obs("connection_opened", n, p, (direction,), origin))
+            elif va.conn is not Conn.NONE and vb.conn is Conn.NONE and a.up:
+                found.append(Obs("connection_closed", n, p, (), origin))
+            if vb.in_table and not va.in_table:
+                found.append(Obs("routing_table_added", n, p, (), origin))
+            elif va.in_table and not vb.in_table and b.up:
+                found.append(Obs("routing_table_removed", n, p, (), origin))
+        for e in node_events(n, a, b):
+            if e.kind.startswith("provide"):
+                outcome = "success" if e.kind == "provide-succeeded" else "failure"
+                found.append(Obs("provide_outcome", n, -1, (e.key, outcome, e.count), origin))
+            else:
+                providers = b.found[e.key] or frozenset()
+                found.append(Obs("find_outcome", n, -1, (e.key, providers), origin))
+    m = action.message
+    if action.kind == "deliver" and m is not None and pre.nodes[m.dst].up:
+        receiver = pre.nodes[m.dst]
+        if m.kind in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
+            found.append(Obs("identify_received", m.dst, m.src, (m.server,), origin))
+        elif receiver.peers[m.src].conn is not Conn.NONE:
+            found.append(_kad_obs("received", config, m, origin))
+    for sent in sent_messages(pre, action, post):
+        if sent.kind in _REQUEST_KINDS or sent.kind in _REPLY_KINDS:
+            found.append(_kad_obs("sent", config, sent, origin))
+    return found
+
+
+def _kad_obs(way: str, config: Config, m: Message, origin: int) -> Obs:
+    """kad_request_sent/received or kad_response_sent/received for message ``m``."""
+    node, peer = (m.src, m.dst) if way == "sent" else (m.dst, m.src)
+    if m.kind in _REQUEST_KINDS:
+        provider = m.provider if m.kind is Kind.ADD_PROVIDER else -1
+        detail: tuple[Any, ...] = (_REQUEST_KINDS[m.kind], _target_of(config, m), provider)
+        return Obs(f"kad_request_{way}", node, peer, detail, origin)
+    detail = (_REPLY_KINDS[m.kind], m.target, m.closer, m.providers)
+    return Obs(f"kad_response_{way}", node, peer, detail, origin)
+
+
+# --- the replay state ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ReplayState:
+    """A model state that explains the run so far, and what its steps still owe the run."""
+
+    world: World
+    pending: tuple[Obs, ...] = ()
+
+    def key(self) -> tuple[World, tuple[Obs, ...]]:
+        return (self.world, self.pending)
+
+
+def _with(state: ReplayState, world: World, new: Iterable[Obs]) -> ReplayState:
+    pending = tuple(sorted((*state.pending, *new), key=_sort_key))
+    return ReplayState(world, pending)
+
+
+def _fire_due_timers(world: World, policy: Policy) -> World:
+    """Every timer due at the current clock fires (the model's ``fire_timers`` and ``react``,
+    without the tick's jump in time: the clock already is the real clock)."""
+    after = lifecycle.react(lifecycle.fire_timers(world, policy), policy)
+    return ghost.observe(world, Action("tick"), after)
+
+
+def _advance(world: World, now: int) -> World:
+    """Time passes to ``now`` (the ghost sees it: requests past their deadline went
+    unanswered); no timer fires here."""
+    if now <= world.clock:
+        return world
+    return ghost.observe(world, Action("tick"), replace(world, clock=now))
+
+
+def _send_pending(pending: tuple[Obs, ...], m: Message, config: Config) -> bool:
+    """The sender has not reported sending a message of ``m``'s kind to ``m.dst`` yet."""
+    kind = "kad_request_sent" if m.kind in _REQUEST_KINDS else "kad_response_sent"
+    name = _REQUEST_KINDS.get(m.kind) or _REPLY_KINDS.get(m.kind)
+    return any(
+        o.kind == kind and o.node == m.src and o.peer == m.dst and o.detail[0] == name
+        for o in pending
+    )
+
+
+class _Replayer:
+    """Replays one run; see the module docstring."""
+
+    def __init__(self, run: Run, policy: Policy) -> None:
+        self.run = run
+        self.policy = policy
+        self.notes: list[str] = []
+        self.names = tuple(n.name for n in run.nodes)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.peer_index = self._peer_ids()
+        self.key_texts = self._keys()
+        self.wire_to_key = {wire_key(text): i for i, text in enumerate(self.key_texts)}
+        self.config = self._config()
+        self.reports_sends = any(
+            e.payload.get("event") in ("kad_request_sent", "kad_response_sent")
+            for e in run.events()
+        )
+        self.reports_receipts = {
+            str(e.payload.get("event")) for e in run.events() if e.payload.get("event") in _RECEIPTS
+        }
+        world = World.initial(self.config, horizon=1 << 62)
+        self.frontier: list[ReplayState] = [ReplayState(world)]
+        self.started: set[int] = set()
+        self.now = 0
+        self.states_tried = 0
+        self.deepest = 0
+        self.widest = 1
+        self.searches_capped = 0
+        self.outcomes_seen: list[tuple[int, int, int, Obs]] = []  # (seq, node, key, obs)
+        self.request_at: dict[int, tuple[int, Entry]] = {}  # request id -> (adapter ms, entry)
+
+    # --- mapping the run onto the model ---------------------------------------------------
+
+    def _peer_ids(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for i, record in enumerate(self.run.nodes):
+            peer_id = record.peer_id or self._peer_id_from_replies(record.name)
+            if peer_id is None:
+                raise ReplayError(f"node {record.name} has no peer ID in the run")
+            found[peer_id] = i
+        return found
+
+    def _peer_id_from_replies(self, name: str) -> str | None:
+        starts = {
+            e.payload.get("id")
+            for e in self.run.entries
+            if e.kind == "request" and e.payload.get("op") == "start" and e.node == name
+        }
+        for e in self.run.entries:
+            if e.kind == "reply" and e.request in starts and e.payload.get("ok"):
+                peer_id = e.payload.get("result", {}).get("peer_id")
+                if isinstance(peer_id, str):
+                    return peer_id
+        return None
+
+    def _keys(self) -> tuple[str, ...]:
+        texts: dict[str, None] = {}
+        for e in self.run.entries:
+            p = e.payload
+            if e.kind == "request" and p.get("op") in ("provide", "find_providers"):
+                texts.setdefault(str(p.get("args", {}).get("key")), None)
+            elif e.kind == "event" and p.get("event") in ("provide_outcome", "find_outcome"):
+                texts.setdefault(str(p.get("key")), None)
+        return tuple(texts)
+
+    def _config(self) -> ReplayConfig:
+        nodes = []
+        timings: dict[str, int] = {}
+        for i, record in enumerate(self.run.nodes):
+            start = record.start
+            setting = {
+                "server": ModeSetting.SERVER,
+                "client": ModeSetting.CLIENT,
+            }.get(str(start.get("mode", "auto")), ModeSetting.AUTO)
+            bootstrap = []
+            for addr in start.get("bootstrap", ()):
+                peer = self._peer_of_addr(str(addr))
+                if peer is None:
+                    self.notes.append(f"{record.name}: bootstrap {addr} is outside the run")
+                elif peer != i:
+                    bootstrap.append(peer)
+            ident = _kad_key(unbase58(self._peer_id_of(i)))
+            # loopback and LAN addresses count as dialable (the loopback profile)
+            nodes.append(NodeConfig(ident, Reach.PUBLIC, setting, tuple(bootstrap)))
+            for name, value in dict(start.get("timings") or {}).items():
+                if timings.setdefault(name, value) != value:
+                    self.notes.append(f"timing {name} differs between nodes; the first is used")
+        known = {f.name for f in attrs.fields(Timing)}
+        used = {k: int(v) for k, v in timings.items() if k in known}
+        timing = Timing(**used)
+        for problem in timing.problems():
+            self.notes.append(f"the run's timings: {problem}")
+        keys = tuple(_kad_key(key_bytes(t)) for t in self.key_texts) or (0,)
+        key_names = self.key_texts or ("(none)",)
+        config = ReplayConfig(
+            nodes=tuple(nodes),
+            keys=keys,
+            id_bits=REPLAY_ID_BITS,
+            timing=timing,
+            names=self.names,
+            key_names=key_names,
+        )
+        try:
+            return config.validate()
+        except ConfigError as error:
+            raise ReplayError(str(error)) from error
+
+    def _peer_id_of(self, node: int) -> str:
+        for peer_id, i in self.peer_index.items():
+            if i == node:
+                return peer_id
+        raise ReplayError(f"node {self.names[node]} has no peer ID")
+
+    def _peer_of_addr(self, addr: str) -> int | None:
+        if "/p2p/" in addr:
+            return self.peer_index.get(addr.rsplit("/p2p/", 1)[1])
+        for e in self.run.entries:
+            if e.kind == "reply" and e.payload.get("ok"):
+                result = e.payload.get("result", {})
+                if addr in result.get("listen_addrs", ()) and result.get("peer_id"):
+                    return self.peer_index.get(result["peer_id"])
+        for i, record in enumerate(self.run.nodes):
+            if record.start.get("listen") == addr:
+                return i
+        return None
+
+    def _peer(self, text: object) -> int | None:
+        return self.peer_index.get(text) if isinstance(text, str) else None
+
+    def _peers(self, infos: object) -> frozenset[int] | None:
+        found = set()
+        for info in infos if isinstance(infos, list) else ():
+            peer = self._peer(info.get("peer_id") if isinstance(info, dict) else None)
+            if peer is None:
+                return None
+            found.add(peer)
+        return frozenset(found)
+
+    def _target(self, wire: object) -> int | None:
+        if not isinstance(wire, str):
+            return None
+        try:
+            return _kad_key(unbase58(wire))
+        except ValueError:
+            return None
+
+    def observation(self, entry: Entry) -> Obs | str:
+        """The event as an observation, or why the model has no counterpart for it."""
+        p = entry.payload
+        kind = str(p.get("event"))
+        node = self.index.get(entry.node)
+        if node is None:
+            return "node outside the run"
+        seq = entry.seq
+        if kind in ("mode_changed",):
+            return Obs(kind, node, -1, (str(p.get("mode")),), seq)
+        if kind in ("provide_outcome", "find_outcome"):
+            key = self.key_texts.index(str(p.get("key")))
+            if kind == "provide_outcome":
+                return Obs(kind, node, -1, (key, p.get("outcome"), int(p.get("count", 0))), seq)
+            providers = self._peers(p.get("providers"))
+            if providers is None:
+                return "a provider outside the run"
+            return Obs(kind, node, -1, (key, providers), seq)
+        if kind not in _STATE_EVENTS and not kind.startswith("kad_"):
+            return "event kind the model does not have"
+        peer = self._peer(p.get("peer"))
+        if peer is None:
+            return "peer outside the run"
+        if kind == "connection_opened":
+            return Obs(kind, node, peer, (str(p.get("direction")),), seq)
+        if kind == "identify_received":
+            protocols = p.get("protocols") or ()
+            return Obs(kind, node, peer, (KAD_PROTOCOL in protocols,), seq)
+        if kind in ("connection_closed", "routing_table_added", "routing_table_removed"):
+            return Obs(kind, node, peer, (), seq)
+        kad_type = str(p.get("kad_type", p.get("type")))
+        if kad_type not in ("FIND_NODE", "GET_PROVIDERS", "ADD_PROVIDER"):
+            return f"kad {kad_type} (the model has no such message)"
+        target = self._target(p.get("key"))
+        if kind.startswith("kad_request"):
+            provider = -1
+            if kad_type == "ADD_PROVIDER":
+                providers = self._peers(p.get("providers"))
+                if providers is None:
+                    return "a provider outside the run"
+                provider = min(providers) if len(providers) == 1 else -1
+            return Obs(kind, node, peer, (kad_type, target, provider), seq)
+        closer = self._peers(p.get("closer_peers"))
+        providers = self._peers(p.get("provider_peers"))
+        if closer is None or providers is None:
+            return "a peer outside the run in a response"
+        return Obs(kind, node, peer, (kad_type, target, closer, providers), seq)
+
+    # --- the search -----------------------------------------------------------------------
+
+    def hidden_steps(self, state: ReplayState, origin: int) -> Iterator[ReplayState]:
+        world = state.world
+        for action in enabled(world, self.policy):
+            if action.kind not in _HIDDEN_KINDS:
+                continue
+            m = action.message
+            if (
+                m is not None
+                and self.reports_sends
+                and m.kind not in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH)
+                and _send_pending(state.pending, m, self.config)
+            ):
+                continue  # causality: not received before its sender reported sending it
+            after = apply(world, self.policy, action)
+            yield _with(state, after, observations(world, action, after, origin))
+        deadline = lifecycle.next_deadline(world)
+        if deadline is not None and deadline <= world.clock:
+            after = _fire_due_timers(world, self.policy)
+            yield _with(state, after, observations(world, Action("tick"), after, origin))
+
+    def consume(self, state: ReplayState, seen: Obs) -> list[ReplayState]:
+        """The states in which ``seen`` is explained without a further step."""
+        found: dict[Any, ReplayState] = {}
+        for index, expected in enumerate(state.pending):
+            if _matches(expected, seen, self.config):
+                rest = state.pending[:index] + state.pending[index + 1 :]
+                after = ReplayState(state.world, rest)
+                found.setdefault(after.key(), after)
+        if not found and self._holds(state.world, seen):
+            found[state.key()] = state
+        return list(found.values())
+
+    def _holds(self, world: World, seen: Obs) -> bool:
+        """Events that restate the current model state are explained by it."""
+        if seen.kind not in _STATE_EVENTS:
+            return False
+        s = world.nodes[seen.node]
+        if seen.kind == "mode_changed":
+            return s.up and s.mode.name.lower() == seen.detail[0]
+        view = s.peers[seen.peer]
+        if seen.kind == "connection_opened":
+            wanted = Conn.OUTBOUND if seen.detail[0] == "outbound" else Conn.INBOUND
+            return view.conn is wanted
+        if seen.kind == "connection_closed":
+            return view.conn is Conn.NONE
+        if seen.kind == "routing_table_added":
+            return view.in_table
+        if seen.kind == "routing_table_removed":
+            return not view.in_table
+        # identify again on a live connection, saying what the node already knows
+        wanted_proto = 1 if seen.detail[0] else 2
+        return view.conn is not Conn.NONE and int(view.proto) == wanted_proto
+
+    def explain(self, seen: Obs, now: int) -> tuple[list[ReplayState], list[ReplayState]]:
+        """(states explaining ``seen``, every state visited), by BFS over hidden steps."""
+        layer = [replace(s, world=_advance(s.world, now)) for s in self.frontier]
+        visited: dict[Any, ReplayState] = {s.key(): s for s in layer}
+        order = list(layer)
+        for depth in range(DEPTH_BOUND + 1):
+            found: dict[Any, ReplayState] = {}
+            for state in layer:
+                for after in self.consume(state, seen):
+                    found.setdefault(after.key(), after)
+            if found:
+                self.deepest = max(self.deepest, depth)
+                return list(found.values())[:FRONTIER_BOUND], order
+            if depth == DEPTH_BOUND:
+                break
+            following: list[ReplayState] = []
+            for state in layer:
+                for after in self.hidden_steps(state, seen.origin):
+                    if len(visited) >= STATE_BOUND:
+                        self.searches_capped += 1
+                        self.states_tried += len(visited)
+                        return [], order
+                    if after.key() not in visited:
+                        visited[after.key()] = after
+                        following.append(after)
+                        order.append(after)
+            self.states_tried += len(following)
+            layer = following
+            if not layer:
+                break
+        return [], order
+
+    def environment(self, step: str, node: int, **fields: Any) -> None:
+        """Apply an environment step the run shows (a request, a confirmed crash) to every
+        state of the frontier."""
+        following: dict[Any, ReplayState] = {}
+        for state in self.frontier:
+            world = _advance(state.world, self.now)
+            after = self._environment_world(world, step, node, fields)
+            if after is None:
+                continue
+            if after is world:
+                new = replace(state, world=world)
+            else:
+                action = Action(step if step in ACTIONS else "dial", node=node)
+                new = _with(state, after, observations(world, action, after, fields["origin"]))
+            following.setdefault(new.key(), new)
+        if following:
+            self.frontier = list(following.values())[:FRONTIER_BOUND]
+
+    def _environment_world(
+        self, world: World, step: str, node: int, fields: Mapping[str, Any]
+    ) -> World | None:
+        s = world.nodes[node]
+        if step in ("start", "restart"):
+            if s.up:
+                return world
+            return apply(world, self.policy, Action(step, node=node))
+        if step == "crash":
+            return apply(world, self.policy, Action("crash", node=node)) if s.up else world
+        if not s.up:
+            return world
+        if step in ("provide", "find_providers"):
+            return apply(world, self.policy, Action(step, node=node, key=fields["key"]))
+        if step == "set_mode":
+            return apply(world, self.policy, Action(step, node=node, setting=fields["setting"]))
+        if step == "disconnect":
+            if not world.connected(node, fields["peer"]):
+                return world
+            action = Action("disconnect", node=node, peer=fields["peer"])
+            return apply(world, self.policy, action)
+        if step == "dial":
+            peer = fields["peer"]
+            if world.connected(node, peer) or not can_dial(world, node, peer):
+                return world
+            after = on_connected_fail_open(connect(world, node, peer), self.policy, node, peer)
+            after = lifecycle.react(after, self.policy)
+            return ghost.observe(world, Action("dial", node=node, peer=peer), after)
+        return world
+
+    # --- explaining an unexplained event -------------------------------------------------
+
+    def blame(self, seen: Obs, visited: list[ReplayState]) -> tuple[tuple[str, ...], str]:
+        """The requirements the observed step breaks in the first visited state where the
+        model's checks fail on it, with what they say."""
+        for state in visited[:400]:
+            candidate = _candidate(state.world, seen, self.policy)
+            if candidate is None:
+                continue
+            pre, post = candidate
+            before = {(v.requirement, v.detail) for v in check_state(pre, self.policy)}
+            found = [
+                v for v in check_state(post, self.policy) if (v.requirement, v.detail) not in before
+            ]
+            found += check_step(pre, Action("observed"), post, self.policy)
+            if found:
+                rids = tuple(dict.fromkeys(v.requirement for v in found))
+                return rids, "; ".join(dict.fromkeys(v.detail for v in found))
+        return (), ""
+
+    def describe(self, o: Obs) -> str:
+        name = self.config.name
+        d = o.detail
+        text = f"{name(o.node)} {o.kind}"
+        if o.peer >= 0:
+            text += f" {'from' if o.kind.endswith('received') else 'peer'} {name(o.peer)}"
+        if o.kind.startswith("kad_"):
+            text += f" {d[0]}({self._target_name(d[1])})"
+            if o.kind.startswith("kad_response"):
+                text += f" closer=[{_names(d[2], name)}] providers=[{_names(d[3], name)}]"
+            elif d[2] >= 0:
+                text += f" provider={name(d[2])}"
+        elif o.kind == "provide_outcome":
+            text += f" {self.key_texts[d[0]]!r} {d[1]} count={d[2]}"
+        elif o.kind == "find_outcome":
+            text += f" {self.key_texts[d[0]]!r} providers=[{_names(d[1], name)}]"
+        elif d:
+            text += f" {d[0]}"
+        return text
+
+    def _target_name(self, target: int | None) -> str:
+        if target is None:
+            return "?"
+        for i, ident in enumerate(self.config.ids):
+            if ident == target:
+                return self.config.name(i)
+        for i, key in enumerate(self.config.keys):
+            if key == target and i < len(self.key_texts):
+                return repr(self.key_texts[i])
+        return f"{target:064x}"[:12] + "…"
+
+    def state_text(self, world: World, nodes: Iterable[int]) -> str:
+        lines = [f"model clock {world.clock} ms"]
+        name = self.config.name
+        for n in dict.fromkeys(nodes):
+            if n < 0:
+                continue
+            s = world.nodes[n]
+            conns = ", ".join(
+                f"{name(p)}:{v.conn.name.lower()}" for p, v in enumerate(s.peers) if v.conn
+            )
+            records = ", ".join(
+                f"{self.key_texts[r.key] if r.key < len(self.key_texts) else r.key!r}"
+                f" by {name(r.provider)} until {r.expires}"
+                for r in sorted(s.records, key=lambda r: (r.key, r.provider))
+            )
+            provides = ", ".join(
+                f"{self.key_texts[k]!r}: {p.phase.name.lower()}/{p.outcome.name.lower()}"
+                for k, p in enumerate(s.provides)
+                if p.providing and k < len(self.key_texts)
+            )
+            lines.append(
+                f"{name(n)}: {'up' if s.up else 'down'}, {s.mode.name.lower()}, "
+                f"ready={world.ready(n)}, table=[{_names(s.table(), name)}], "
+                f"connections=[{conns}], records=[{records}], provides=[{provides}], "
+                f"lookups={len(s.lookups)}"
+            )
+        return "\n".join(lines)
+
+
+def _names(peers: Iterable[int], name: Any) -> str:
+    return ",".join(name(p) for p in sorted(peers))
+
+
+def _kad_key(data: bytes) -> int:
+    """The Kademlia key of a peer ID or content key: sha256 of its bytes, 256 bits."""
+    return int.from_bytes(hashlib.sha256(data).digest(), "big")
+
+
+def _candidate(world: World, seen: Obs, policy: Policy) -> tuple[World, World] | None:
+    """The observed step forced onto ``world``: (pre, post) for the model's checks, or None
+    when the observation is not a step the checks can judge."""
+    n, p, d = seen.node, seen.peer, seen.detail
+    if not world.nodes[n].up:
+        return None
+    if seen.kind == "routing_table_added":
+        return world, set_view(world, n, p, in_table=True)
+    if seen.kind == "kad_response_sent" and d[1] is not None:
+        kind = Kind.FIND_NODE_REPLY if d[0] == "FIND_NODE" else Kind.GET_PROVIDERS_REPLY
+        key = world.config.keys.index(d[1]) if d[1] in world.config.keys else 0
+        reply = Message(kind, n, p, target=d[1], key=key, closer=d[2], providers=d[3])
+        return world, send(world, reply)
+    if seen.kind == "provide_outcome" and d[1] == "success":
+        after = provide.put(
+            world, n, d[0], phase=Phase.IDLE, outcome=Outcome.SUCCEEDED, delivered_to=d[2]
+        )
+        return world, ghost.observe(world, Action("observed", node=n), after)
+    if seen.kind == "mode_changed":
+        mode = Mode.SERVER if d[0] == "server" else Mode.CLIENT
+        s = world.nodes[n]
+        return world, world.with_node(n, replace(s, mode=mode))
+    return None
+
+
+# --- the result ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Unexplained:
+    """The first entry of a run that no model behaviour explains."""
+
+    seq: int
+    node: str
+    event: str  # the entry in model terms, e.g. "b kad_response_sent peer a FIND_NODE(...)"
+    time_ms: int
+    why: str  # what was searched, or which bound stopped the search
+    state: str  # the model state of the nodes involved, readable
+    pending: tuple[str, ...]  # what the model expected of these nodes and had not seen yet
+    requirements: tuple[str, ...]  # the requirements the model's checks say it breaks
+    violations: str  # what the checks say
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Validation:
+    """How much of a run the model explains, and the first entry it does not."""
+
+    scenario: str
+    implementation: str
+    verdict: str  # "accepted", "rejected", "inconclusive" (a search bound) or "not validated"
+    explained: int  # events explained
+    modelled: int  # events the model has a counterpart for
+    total: int  # events in the run
+    requests: int  # requests and replies replayed as environment steps
+    unmodelled: Mapping[str, int]  # why -> how many events were not modelled
+    first_unexplained: Unexplained | None
+    depth_bound: int = DEPTH_BOUND
+    state_bound: int = STATE_BOUND
+    states_tried: int = 0
+    deepest: int = 0  # the most hidden steps one event needed
+    widest: int = 0  # the most states kept at once
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == "accepted"
+
+    def summary(self) -> str:
+        """One line for the runner's report."""
+        head = (
+            f"trace validation {self.verdict}: {self.explained}/{self.modelled} modelled events "
+            f"explained ({self.total} events; {self.total - self.modelled} not modelled)"
+        )
+        u = self.first_unexplained
+        if u is not None:
+            rids = ", ".join(u.requirements) or "no single requirement"
+            head += f"; first unexplained #{u.seq} [{u.node}] {u.event} (breaks {rids})"
+        return head
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["accepted"] = self.accepted
+        data["summary"] = self.summary()
+        return data
+
+
+def validate(run: Run, policy: Policy = SPEC) -> Validation:
+    """Replay ``run`` through the model (``policy``, the specification by default)."""
+    started = time.perf_counter()
+    total = sum(1 for _ in run.events())
+    try:
+        replayer = _Replayer(run, policy)
+    except (ReplayError, ConfigError, KeyError, ValueError) as error:
+        return Validation(
+            run.scenario, run.hello.implementation, "not validated", 0, 0, total, 0, {}, None,
+            notes=(f"the run cannot be put into the model: {error}",),
+        )  # fmt: skip
+    return _replay(replayer, run, total, started)
+
+
+def _replay(r: _Replayer, run: Run, total: int, started: float) -> Validation:
+    unmodelled: Counter[str] = Counter()
+    for e in run.entries:
+        seen = r.observation(e) if e.kind == "event" else None
+        if isinstance(seen, str):
+            unmodelled[f"{e.payload.get('event')}: {seen}"] += 1
+        elif e.kind == "snapshot":
+            unmodelled["snapshot (judged by the oracle, not replayed)"] += 1
+    explained = requests = 0
+    modelled = total - sum(v for k, v in unmodelled.items() if not k.startswith("snapshot"))
+    first: Unexplained | None = None
+    verdict = "accepted"
+    for entry in run.entries:
+        if entry.kind == "event":
+            seen = r.observation(entry)
+            r.now = max(r.now, int(entry.payload.get("time_ms", r.now)))
+            if isinstance(seen, str):
+                continue
+            if seen.kind == "connection_closed":
+                r.environment("disconnect", seen.node, peer=seen.peer, origin=entry.seq)
+            if seen.kind == "provide_outcome":
+                r.outcomes_seen.append((entry.seq, seen.node, seen.detail[0], seen))
+            states, visited = r.explain(seen, r.now)
+            if not states:
+                capped = r.searches_capped > 0
+                verdict = "inconclusive" if capped else "rejected"
+                first = _unexplained(r, entry, seen, visited, capped)
+                break
+            r.frontier = states
+            r.widest = max(r.widest, len(states))
+            explained += 1
+        elif entry.kind in ("request", "reply"):
+            requests += 1
+            problem = _environment_entry(r, entry)
+            if problem is not None:
+                verdict = "rejected"
+                first = problem
+                break
+    if first is None:
+        first = _owed_receipts(r)
+        if first is not None:
+            verdict = "rejected"
+    if first is not None:
+        # events after the first unexplained one count as not validated (a blamed receipt
+        # points back to an earlier event)
+        explained = sum(
+            1 for e in run.events() if e.seq < first.seq and isinstance(r.observation(e), Obs)
+        )
+    return Validation(
+        scenario=run.scenario,
+        implementation=run.hello.implementation,
+        verdict=verdict,
+        explained=explained,
+        modelled=modelled,
+        total=total,
+        requests=requests,
+        unmodelled=dict(unmodelled),
+        first_unexplained=first,
+        states_tried=r.states_tried,
+        deepest=r.deepest,
+        widest=r.widest,
+        seconds=round(time.perf_counter() - started, 3),
+        notes=tuple(r.notes),
+    )
+
+
+def _unexplained(
+    r: _Replayer, entry: Entry, seen: Obs, visited: list[ReplayState], capped: bool
+) -> Unexplained:
+    why = (
+        f"the search stopped at its bound of {STATE_BOUND} states before finding an "
+        "explanation (inconclusive)"
+        if capped
+        else f"no model behaviour of up to {DEPTH_BOUND} hidden steps from any of "
+        f"{len(r.frontier)} states explains it ({len(visited)} states tried)"
+    )
+    rids, detail = r.blame(seen, visited)
+    world = visited[0].world if visited else r.frontier[0].world
+    involved = (seen.node, seen.peer)
+    pending = tuple(r.describe(o) for o in r.frontier[0].pending if o.node in involved)[:12]
+    return Unexplained(
+        seq=entry.seq,
+        node=entry.node,
+        event=r.describe(seen),
+        time_ms=r.now,
+        why=why,
+        state=r.state_text(world, involved),
+        pending=pending,
+        requirements=rids,
+        violations=detail,
+    )
+
+
+def _environment_entry(r: _Replayer, entry: Entry) -> Unexplained | None:
+    """Replay a request (or a reply that confirms a crash or a stop); check a provide's reply
+    against the outcomes the node reported."""
+    p = entry.payload
+    if entry.kind == "request":
+        op = str(p.get("op"))
+        args = p.get("args", {}) or {}
+        r.request_at[int(p.get("id", -1))] = (r.now, entry)
+        node = r.index.get(str(args.get("node", entry.node)))
+        if node is None:
+            return None
+        origin = entry.seq
+        if op == "start":
+            r.environment("restart" if node in r.started else "start", node, origin=origin)
+            r.started.add(node)
+        elif op == "restart":
+            r.environment("crash", node, origin=origin)
+            r.environment("restart", node, origin=origin)
+        elif op in ("provide", "find_providers"):
+            key = r.key_texts.index(str(args.get("key")))
+            r.environment(op, node, key=key, origin=origin)
+        elif op == "set_mode":
+            setting = {"server": ModeSetting.SERVER, "client": ModeSetting.CLIENT}.get(
+                str(args.get("mode")), ModeSetting.AUTO
+            )
+            r.environment("set_mode", node, setting=setting, origin=origin)
+        elif op == "dial":
+            peer = r._peer_of_addr(str(args.get("addr")))
+            if peer is not None:
+                r.environment("dial", node, peer=peer, origin=origin)
+        return None
+    request = r.request_at.get(int(entry.request if entry.request is not None else -1))
+    if request is None:
+        return None
+    _, asked = request
+    op = str(asked.payload.get("op"))
+    args = asked.payload.get("args", {}) or {}
+    node = r.index.get(str(args.get("node", asked.node)))
+    if node is None:
+        return None
+    if op in ("crash", "stop") and p.get("ok"):
+        r.environment("crash", node, origin=entry.seq)
+        return None
+    if op in ("provide", "find_providers") and not p.get("ok"):
+        return _timed_out(r, entry, asked, node, op)
+    if op == "provide" and p.get("ok"):
+        result = p.get("result", {}) or {}
+        key = r.key_texts.index(str(args.get("key")))
+        detail = (key, result.get("outcome"), int(result.get("count", 0)))
+        reply = Obs("provide_outcome", node, -1, detail, entry.seq)
+        told = [o for seq, n, k, o in r.outcomes_seen if seq > asked.seq and (n, k) == (node, key)]
+        if any(_matches(o, reply, r.config) for o in told):
+            return None
+        if told:
+            return Unexplained(
+                entry.seq, entry.node, f"{r.describe(reply)} (the provide's reply)", r.now,
+                "the reply's outcome is none of the outcomes the node reported for this call",
+                r.state_text(r.frontier[0].world, (node,)), tuple(r.describe(o) for o in told),
+                ("BOOT-05",), "a provide's caller is told an outcome the node never reported",
+            )  # fmt: skip
+    return None
+
+
+def _timed_out(r: _Replayer, entry: Entry, asked: Entry, node: int, op: str) -> Unexplained | None:
+    """A provide or find that got no outcome: past the model's bound, BOOT-05 is broken."""
+    error = (entry.payload.get("error") or {}).get("kind")
+    waited = entry.time_ms - asked.time_ms
+    bound = r.config.timing.outcome_bound(len(r.config.nodes))
+    if error != "timeout" or waited <= bound:
+        return None
+    if not all(s.world.nodes[node].up for s in r.frontier):
+        return None
+    return Unexplained(
+        entry.seq, entry.node, f"{op} by {entry.node} got no outcome in {waited} ms", r.now,
+        f"every model behaviour reports an outcome within {bound} ms "
+        "(Timing.outcome_bound: one refresh interval plus a request deadline per node)",
+        r.state_text(r.frontier[0].world, (node,)), (), ("BOOT-05",),
+        f"{entry.node} left a {op} call unanswered for {waited} ms (bound {bound} ms)",
+    )  # fmt: skip
+
+
+def _owed_receipts(r: _Replayer) -> Unexplained | None:
+    """At the end: receipts the explanation needed and a running receiver never reported."""
+    best: tuple[int, Obs] | None = None
+    for state in r.frontier:
+        owed = [
+            o
+            for o in state.pending
+            if o.kind in r.reports_receipts and state.world.nodes[o.node].up
+        ]
+        if not owed:
+            return None
+        first = min(owed, key=lambda o: o.origin)
+        if best is None or first.origin > best[0]:
+            best = (first.origin, first)
+    if best is None:
+        return None
+    origin, owed_obs = best
+    entry = next((e for e in r.run.entries if e.seq == origin), None)
+    event = r.observation(entry) if entry is not None else None
+    return Unexplained(
+        seq=origin,
+        node=entry.node if entry is not None else "",
+        event=r.describe(event) if isinstance(event, Obs) else f"entry #{origin}",
+        time_ms=r.now,
+        why=(
+            "the model explains it only with a delivery the receiver never reported by the end "
+            f"of the run: {r.describe(owed_obs)}"
+        ),
+        state=r.state_text(r.frontier[0].world, (owed_obs.node, owed_obs.peer)),
+        pending=(r.describe(owed_obs),),
+        requirements=_owed_requirements(owed_obs),
+        violations=f"expected and never seen: {r.describe(owed_obs)}",
+    )
+
+
+def _owed_requirements(owed: Obs) -> tuple[str, ...]:
+    if owed.kind == "kad_request_received" and owed.detail[0] == "ADD_PROVIDER":
+        return ("PROV-02",)  # a success counted a store nobody received
+    return ()
+
+
+__all__ = [
+    "DEPTH_BOUND",
+    "FRONTIER_BOUND",
+    "STATE_BOUND",
+    "Obs",
+    "ReplayConfig",
+    "ReplayError",
+    "Unexplained",
+    "Validation",
+    "observations",
+    "validate",
+]

@@ -1,0 +1,337 @@
+"""Trace validation on constructed runs: a correct run is accepted, and one wrong event is
+rejected at exactly that event with the requirement the model's checks name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kadspec.conformance.protocol import (
+    Capabilities,
+    Entry,
+    Hello,
+    NodeRecord,
+    Run,
+    base58,
+    wire_key,
+)
+from kadspec.conformance.trace_validation import (
+    DEPTH_BOUND,
+    ReplayConfig,
+    Validation,
+    validate,
+)
+from kadspec.models.config import MODEL_TIMING, ConfigError, NodeConfig
+
+KAD = "/ipfs/kad/1.0.0"
+HELLO = wire_key("hello")
+
+
+def peer_id(index: int) -> str:
+    """A valid base58 peer ID (an identity multihash), distinct per index."""
+    return str(base58(bytes([0x00, 6]) + b"tv" + index.to_bytes(4, "big")))
+
+
+class RunBuilder:
+    """Writes a run entry by entry, the way the runner records one (events carry the adapter's
+    time_ms, one ms apart unless told)."""
+
+    def __init__(self, names: list[str], timings: dict[str, int] | None = None) -> None:
+        self.names = names
+        self.ids = {name: peer_id(i) for i, name in enumerate(names)}
+        self.timings = timings or {}
+        self.entries: list[Entry] = []
+        self.starts: dict[str, dict[str, Any]] = {}
+        self.clock = 0
+        self.request_id = 0
+        self.marks: dict[str, int] = {}
+
+    def _add(
+        self, kind: Any, node: str, payload: dict[str, Any], request: int | None = None
+    ) -> int:
+        seq = len(self.entries)
+        self.entries.append(Entry(seq, self.clock, kind, node, payload, request))
+        return seq
+
+    def request(self, op: str, node: str, **args: Any) -> int:
+        self.request_id += 1
+        message = {
+            "type": "request",
+            "id": self.request_id,
+            "op": op,
+            "args": {"node": node, **args},
+        }
+        self._add("request", node, message)
+        return self.request_id
+
+    def reply(self, request: int, node: str, result: dict[str, Any] | None = None) -> None:
+        message = {"type": "reply", "id": request, "ok": True, "result": result or {}}
+        self._add("reply", node, message, request)
+
+    def timeout(self, request: int, node: str, after_ms: int) -> None:
+        self.clock += after_ms
+        error = {"kind": "timeout", "message": "no outcome"}
+        self._add(
+            "reply", node, {"type": "reply", "id": request, "ok": False, "error": error}, request
+        )
+
+    def start(self, node: str, mode: str = "server", bootstrap: tuple[str, ...] = ()) -> None:
+        args = {
+            "mode": mode,
+            "listen": "/ip4/127.0.0.1/tcp/0",
+            "bootstrap": [f"/ip4/127.0.0.1/tcp/4001/p2p/{self.ids[b]}" for b in bootstrap],
+            "timings": self.timings,
+        }
+        self.starts[node] = args
+        rid = self.request("start", node, **args)
+        self.reply(rid, node, {"peer_id": self.ids[node], "listen_addrs": []})
+        self.event(node, "mode_changed", mode="client" if mode == "client" else "server")
+
+    def event(self, node: str, event: str, mark: str | None = None, **fields: Any) -> None:
+        self.clock += 1
+        if "peer" in fields:
+            fields["peer"] = self.ids[fields["peer"]]
+        for name in ("closer_peers", "provider_peers", "providers"):
+            if name in fields:
+                fields[name] = [
+                    {"peer_id": self.ids[p], "addrs": ["/ip4/127.0.0.1/tcp/4001"]}
+                    for p in fields[name]
+                ]
+        payload = {"type": "event", "node": node, "time_ms": self.clock, "event": event, **fields}
+        seq = self._add("event", node, payload)
+        if mark is not None:
+            self.marks[mark] = seq
+
+    def connect(self, dialer: str, listener: str) -> None:
+        addr = "/ip4/127.0.0.1/tcp/4001"
+        self.event(
+            dialer, "connection_opened", peer=listener, direction="outbound", remote_addr=addr
+        )
+        self.event(
+            listener, "connection_opened", peer=dialer, direction="inbound", remote_addr=addr
+        )
+
+    def identify(self, node: str, peer: str, server: bool = True) -> None:
+        protocols = [KAD] if server else []
+        self.event(
+            node, "identify_received", peer=peer, listen_addrs=[], observed_addr=None,
+            protocols=protocols,
+        )  # fmt: skip
+
+    def kad(self, event: str, node: str, peer: str, kad_type: str, key: str, **fields: Any) -> None:
+        if event.startswith("kad_request"):
+            fields.setdefault("providers", [])
+        else:
+            fields.setdefault("closer_peers", [])
+            fields.setdefault("provider_peers", [])
+        self.event(node, event, kad_type=kad_type, peer=peer, key=key, **fields)
+
+    def exchange(
+        self, asker: str, server: str, kad_type: str, key: str, mark: str | None = None,
+        closer: tuple[str, ...] = (), providers: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        """A full request/response: sent, received, answered, answer received."""
+        self.kad("kad_request_sent", asker, server, kad_type, key)
+        self.kad("kad_request_received", server, asker, kad_type, key)
+        self.clock += 1
+        self.event(
+            server, "kad_response_sent", mark=mark, kad_type=kad_type, peer=asker, key=key,
+            closer_peers=list(closer), provider_peers=list(providers),
+        )  # fmt: skip
+        self.kad(
+            "kad_response_received", asker, server, kad_type, key, closer_peers=list(closer),
+            provider_peers=list(providers),
+        )  # fmt: skip
+
+    def run(self) -> Run:
+        hello = Hello("kadspec-adapter/1", "constructed", "0", Capabilities(events=True))
+        nodes = tuple(NodeRecord(n, self.starts.get(n, {}), self.ids[n]) for n in self.names)
+        return Run(hello, "constructed", nodes, tuple(self.entries))
+
+
+def joined_pair(timings: dict[str, int] | None = None, names: tuple[str, ...] = ()) -> RunBuilder:
+    """a starts; b joins through a; both finish their self-lookups (the reference node's order:
+    a bootstrap peer enters the table on connection, identify arrives later)."""
+    b = RunBuilder(["a", "b", *names], timings)
+    b.start("a")
+    b.start("b", bootstrap=("a",))
+    b.connect("b", "a")
+    b.event("b", "routing_table_added", peer="a", addrs=[])
+    b.kad("kad_request_sent", "b", "a", "FIND_NODE", b.ids["b"])
+    b.identify("a", "b")
+    b.event("a", "routing_table_added", peer="b", addrs=[])
+    b.kad("kad_request_sent", "a", "b", "FIND_NODE", b.ids["a"])
+    b.kad("kad_request_received", "a", "b", "FIND_NODE", b.ids["b"])
+    b.kad("kad_response_sent", "a", "b", "FIND_NODE", b.ids["b"])
+    b.identify("b", "a")
+    b.kad("kad_response_received", "b", "a", "FIND_NODE", b.ids["b"])
+    b.kad("kad_request_received", "b", "a", "FIND_NODE", b.ids["a"])
+    b.kad("kad_response_sent", "b", "a", "FIND_NODE", b.ids["a"])
+    b.kad("kad_response_received", "a", "b", "FIND_NODE", b.ids["a"])
+    return b
+
+
+def provide_hello(
+    b: RunBuilder, *, reply: bool = True, send_store: bool = True, store_received: bool = True,
+    lookup_reply: tuple[str, ...] = (),
+) -> None:  # fmt: skip
+    """b provides "hello": GetClosestPeers through a, ADD_PROVIDER to a, success with 1."""
+    rid = b.request("provide", "b", key="hello")
+    b.exchange("b", "a", "FIND_NODE", HELLO, mark="lookup reply", closer=lookup_reply)
+    if send_store:
+        b.kad("kad_request_sent", "b", "a", "ADD_PROVIDER", HELLO, providers=["b"])
+    b.event("b", "provide_outcome", mark="outcome", key="hello", outcome="success", count=1,
+            reason=None)  # fmt: skip
+    if reply:
+        b.reply(rid, "b", {"outcome": "success", "count": 1, "reason": None})
+    if store_received:
+        b.kad("kad_request_received", "a", "b", "ADD_PROVIDER", HELLO, providers=["b"])
+
+
+def assert_rejected_at(
+    v: Validation, seq: int, requirement: str | None, *, event: bool = True
+) -> None:
+    u = v.first_unexplained
+    assert v.verdict == "rejected", v.summary()
+    assert u is not None and u.seq == seq, (u, seq)
+    if requirement is not None:
+        assert requirement in u.requirements, u
+    assert u.state.startswith("model clock")
+    if event:  # (a blamed reply leaves every event explained)
+        assert v.explained < v.modelled
+
+
+def test_join_and_provide_accepted() -> None:
+    b = joined_pair()
+    provide_hello(b)
+    v = validate(b.run())
+    assert v.accepted, v.first_unexplained
+    assert v.explained == v.modelled == v.total == 23
+    assert v.first_unexplained is None and v.states_tried > 0
+    assert 0 < v.deepest <= DEPTH_BOUND
+    assert "accepted: 23/23" in v.summary()
+
+
+def test_find_node_reply_with_the_requester_rejected_at_that_reply() -> None:
+    b = joined_pair()
+    provide_hello(b, lookup_reply=("b",))
+    v = validate(b.run())
+    assert_rejected_at(v, b.marks["lookup reply"], "FIND-01")
+    assert "closer=[b]" in (v.first_unexplained.event if v.first_unexplained else "")
+
+
+def test_find_node_reply_may_hold_the_target_itself() -> None:
+    """FIND-01: a reply MAY add the target, even when the target is the requester (b's
+    self-lookup answered with b)."""
+    b = RunBuilder(["a", "b"])
+    b.start("a")
+    b.start("b", bootstrap=("a",))
+    b.connect("b", "a")
+    b.event("b", "routing_table_added", peer="a", addrs=[])
+    b.identify("a", "b")
+    b.exchange("b", "a", "FIND_NODE", b.ids["b"], closer=("b",))
+    assert validate(b.run()).accepted
+
+
+def test_success_without_a_store_sent_rejected_at_the_outcome() -> None:
+    b = joined_pair()
+    provide_hello(b, send_store=False, store_received=False)
+    v = validate(b.run())
+    assert_rejected_at(v, b.marks["outcome"], "PROV-02")
+
+
+def test_success_whose_store_never_arrived_rejected_at_the_outcome() -> None:
+    """The store was sent, but the holder never got it: the model can only explain the
+    success with a delivery the holder never reports, and blames the outcome."""
+    b = joined_pair()
+    provide_hello(b, store_received=False)
+    v = validate(b.run())
+    assert_rejected_at(v, b.marks["outcome"], "PROV-02")
+    assert v.first_unexplained is not None and "never reported" in v.first_unexplained.why
+
+
+def test_client_admitted_to_a_table_rejected_at_the_admission() -> None:
+    b = joined_pair(names=("c",))
+    b.start("c", mode="client", bootstrap=("a",))
+    b.connect("c", "a")
+    b.identify("a", "c", server=False)
+    b.event("a", "routing_table_added", mark="admission", peer="c", addrs=[])
+    v = validate(b.run())
+    assert_rejected_at(v, b.marks["admission"], "RT-02")
+
+
+def test_client_kept_out_accepted() -> None:
+    b = joined_pair(names=("c",))
+    b.start("c", mode="client", bootstrap=("a",))
+    b.connect("c", "a")
+    b.identify("a", "c", server=False)
+    b.identify("c", "a")
+    b.event("c", "routing_table_added", peer="a", addrs=[])
+    assert validate(b.run()).accepted
+
+
+def expired_record_run(served: tuple[str, ...]) -> RunBuilder:
+    """b provides with a 1 s record TTL, then a asks b for providers 2 s later."""
+    b = joined_pair({"record_ttl": 1000, "republish_interval": 500})
+    provide_hello(b)
+    b.clock = 2000
+    rid = b.request("find_providers", "a", key="hello", deadline_ms=1000)
+    b.exchange("a", "b", "GET_PROVIDERS", HELLO, mark="served", providers=served)
+    b.event("a", "find_outcome", key="hello", providers=list(served))
+    b.reply(rid, "a", {"providers": []})
+    return b
+
+
+def test_expired_record_served_rejected_at_the_reply() -> None:
+    b = expired_record_run(served=("b",))
+    v = validate(b.run())
+    assert_rejected_at(v, b.marks["served"], "PROV-04")
+    assert any("timings" in note for note in v.notes)  # the short TTL breaks TIME-03's order
+
+
+def test_expired_record_withheld_accepted() -> None:
+    v = validate(expired_record_run(served=()).run())
+    assert v.accepted, v.first_unexplained
+
+
+def test_provide_left_unanswered_past_the_bound_rejected_at_its_reply() -> None:
+    timings = {"refresh_interval": 1000, "request_deadline": 100}
+    b = joined_pair(timings)
+    rid = b.request("provide", "b", key="hello")
+    b.timeout(rid, "b", after_ms=5000)
+    v = validate(b.run())
+    assert_rejected_at(v, len(b.entries) - 1, "BOOT-05", event=False)
+
+
+def test_unmodelled_events_are_counted_apart() -> None:
+    b = joined_pair()
+    b.kad("kad_request_sent", "a", "b", "PING", "")
+    b.ids["stranger"] = peer_id(99)  # a peer the run never started
+    b.event("a", "connection_opened", peer="stranger", direction="outbound", remote_addr="/x")
+    v = validate(b.run())
+    assert v.accepted, v.first_unexplained
+    assert v.total == v.modelled + 2
+    assert sum(v.unmodelled.values()) == 2
+    assert any("PING" in why for why in v.unmodelled)
+
+
+def test_run_without_peer_ids_is_not_validated() -> None:
+    b = joined_pair()
+    run = b.run()
+    nodes = tuple(NodeRecord(n.name, n.start, None) for n in run.nodes)
+    entries = tuple(e for e in run.entries if e.kind != "reply")
+    v = validate(Run(run.hello, run.scenario, nodes, entries))
+    assert v.verdict == "not validated" and v.notes
+
+
+def test_replay_config_takes_wide_ids_and_many_nodes_the_explorer_does_not() -> None:
+    wide = tuple(NodeConfig(id=(1 << 255) + i) for i in range(20))
+    config = ReplayConfig(nodes=wide, keys=(1 << 200,), id_bits=256, timing=MODEL_TIMING)
+    assert config.validate() is config
+    from kadspec.models.config import Config
+
+    with pytest.raises(ConfigError):
+        Config(nodes=wide, keys=(1,), id_bits=256).validate()
+    with pytest.raises(ConfigError):
+        ReplayConfig(nodes=(NodeConfig(1), NodeConfig(1)), id_bits=256).validate()
