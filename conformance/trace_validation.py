@@ -54,7 +54,9 @@ import attrs
 
 from kadspec.conformance.protocol import Entry, Run, key_bytes, unbase58, wire_key
 from kadspec.models import ghost, lifecycle, provide
+from kadspec.models import lookup as lookups
 from kadspec.models.actions import ACTIONS, Action, apply, enabled
+from kadspec.models.actions import _refused as refused
 from kadspec.models.addresses import on_connected_fail_open
 from kadspec.models.checks import check_state, check_step, sent_messages
 from kadspec.models.config import (
@@ -65,10 +67,20 @@ from kadspec.models.config import (
     Reach,
     Timing,
 )
-from kadspec.models.network import can_dial, connect, send, set_view
+from kadspec.models.network import can_dial, connect, pop, send, set_view
 from kadspec.models.observe import node_events
 from kadspec.models.policy import SPEC, Policy
-from kadspec.models.state import Conn, Kind, Message, Mode, Outcome, Phase, World, replace
+from kadspec.models.state import (
+    Conn,
+    Kind,
+    Message,
+    Mode,
+    Outcome,
+    Phase,
+    Purpose,
+    World,
+    replace,
+)
 
 #: the most hidden model steps tried before one event
 DEPTH_BOUND: Final = 6
@@ -209,7 +221,7 @@ def observations(pre: World, action: Action, post: World, origin: int) -> list[O
             if va.conn is Conn.NONE and vb.conn is not Conn.NONE:
                 direction = "outbound" if vb.conn is Conn.OUTBOUND else "inbound"
                 found.append(Obs("connection_opened", n, p, (direction,), origin))
-            elif va.conn is not Conn.NONE and vb.conn is Conn.NONE and a.up:
+            elif va.conn is not Conn.NONE and vb.conn is Conn.NONE and b.up:
                 found.append(Obs("connection_closed", n, p, (), origin))
             if vb.in_table and not va.in_table:
                 found.append(Obs("routing_table_added", n, p, (), origin))
@@ -229,10 +241,25 @@ def observations(pre: World, action: Action, post: World, origin: int) -> list[O
             found.append(Obs("identify_received", m.dst, m.src, (m.server,), origin))
         elif receiver.peers[m.src].conn is not Conn.NONE:
             found.append(_kad_obs("received", config, m, origin))
-    for sent in sent_messages(pre, action, post):
-        if sent.kind in _REQUEST_KINDS or sent.kind in _REPLY_KINDS:
-            found.append(_kad_obs("sent", config, sent, origin))
+    sent = sent_messages(pre, action, post)
+    for message in sent:
+        if message.kind in _REQUEST_KINDS or message.kind in _REPLY_KINDS:
+            found.append(_kad_obs("sent", config, message, origin))
+    if action.kind == "query":
+        found.extend(_failed_query(pre, action, sent, origin))
     return found
+
+
+def _failed_query(pre: World, action: Action, sent: list[Message], origin: int) -> list[Obs]:
+    """A lookup request whose dial failed: the model marks the peer failed without sending;
+    a node reports the request it tried to send all the same."""
+    lookup = pre.nodes[action.node].lookups[action.key]
+    peer = lookups.next_candidate(pre, lookup)
+    if peer is None or any(m.dst == peer for m in sent):
+        return []
+    kind = Kind.GET_PROVIDERS if lookup.purpose is Purpose.FIND_PROVIDERS else Kind.FIND_NODE
+    message = Message(kind, action.node, peer, target=lookup.target, key=lookup.key)
+    return [_kad_obs("sent", pre.config, message, origin)]
 
 
 def _kad_obs(way: str, config: Config, m: Message, origin: int) -> Obs:
@@ -278,6 +305,31 @@ def _advance(world: World, now: int) -> World:
     if now <= world.clock:
         return world
     return ghost.observe(world, Action("tick"), replace(world, clock=now))
+
+
+def _reset(world: World, policy: Policy, m: Message) -> World:
+    """A request to a peer that is down, or on a connection that closed, fails at once: the
+    requester's stream is reset (the model's refusal), rather than waiting for its deadline
+    (the model's abstraction of every failure)."""
+    after, _ = pop(world, m.src, m.dst)
+    after = lifecycle.react(refused(after, policy, m), policy)
+    return ghost.observe(world, Action("deliver", message=m), after)
+
+
+def _to_front(world: World, m: Message, index: int) -> World:
+    """``world`` with the ``index``-th message of ``m``'s channel moved to its head.
+
+    The model's channel per pair is FIFO; a libp2p connection is not: identify, each kad
+    request and each reply travel on streams of their own, so a later stream may overtake an
+    earlier one (a FIND_NODE handled before the identify that came with its connection). Only
+    messages of one kind keep their order among themselves.
+    """
+    count = len(world.nodes)
+    slot = m.src * count + m.dst
+    channel = world.network[slot]
+    network = list(world.network)
+    network[slot] = (m, *channel[:index], *channel[index + 1 :])
+    return replace(world, network=tuple(network))
 
 
 def _send_pending(pending: tuple[Obs, ...], m: Message, config: Config) -> bool:
@@ -501,6 +553,28 @@ class _Replayer:
                 continue  # causality: not received before its sender reported sending it
             after = apply(world, self.policy, action)
             yield _with(state, after, observations(world, action, after, origin))
+        for channel in world.network:
+            for index in range(1, len(channel)):
+                m = channel[index]
+                if any(e.kind is m.kind for e in channel[:index]):
+                    continue  # one stream kind keeps its order
+                if self.reports_sends and _send_pending(state.pending, m, self.config):
+                    continue
+                action = Action("deliver", message=m)
+                reordered = _to_front(world, m, index)
+                after = apply(reordered, self.policy, action)
+                yield _with(state, after, observations(reordered, action, after, origin))
+        for channel in world.network:
+            m = channel[0] if channel else None
+            if m is None or m.kind not in _REQUEST_KINDS:
+                continue
+            receiver = world.nodes[m.dst]
+            if receiver.up and receiver.peers[m.src].conn is not Conn.NONE:
+                continue
+            if self.reports_sends and _send_pending(state.pending, m, self.config):
+                continue
+            after = _reset(world, self.policy, m)
+            yield _with(state, after, observations(world, Action("reset"), after, origin))
         deadline = lifecycle.next_deadline(world)
         if deadline is not None and deadline <= world.clock:
             after = _fire_due_timers(world, self.policy)
@@ -527,8 +601,9 @@ class _Replayer:
             return s.up and s.mode.name.lower() == seen.detail[0]
         view = s.peers[seen.peer]
         if seen.kind == "connection_opened":
-            wanted = Conn.OUTBOUND if seen.detail[0] == "outbound" else Conn.INBOUND
-            return view.conn is wanted
+            # The model keeps one connection per pair; a second one (both dialed at once), or
+            # the one the model opened from the other side, restates that they are connected.
+            return view.conn is not Conn.NONE
         if seen.kind == "connection_closed":
             return view.conn is Conn.NONE
         if seen.kind == "routing_table_added":
