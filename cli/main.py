@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kadspec import __version__, options
+from kadspec.conform_command import conform as conform_command
 from kadspec.docs_command import docs as docs_command
 from kadspec.engines.explorer import explore
 from kadspec.engines.trace import render
@@ -756,6 +757,7 @@ def schema(report: str | None) -> None:
 cli.add_command(prove_command)
 cli.add_command(docs_command)
 cli.add_command(node_command)
+cli.add_command(conform_command)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
