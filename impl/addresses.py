@@ -20,11 +20,18 @@ class Addresses:
         self.candidates: set[bytes] = set()
         self.confirmed: set[bytes] = set()
         self.probed: set[bytes] = set()
+        #: a dial-back result came in since the start (the model's ``dial_back_tried``)
+        self.dial_back_tried = False
 
     @implements("ADDR-03")
     def observe(self, addr: bytes) -> bool:
-        """A peer reports seeing us at ``addr``: a candidate. True when it needs a dial-back."""
-        if addr in self.confirmed or addr in self.announce:
+        """A peer reports seeing us at ``addr``: a candidate. True when it needs a dial-back.
+
+        Even an address the operator announces is only a candidate here: the automatic mode
+        follows a *confirmed* address (ADDR-03, ADDR-04), and a listen address the operator
+        believes public may sit behind a NAT all the same.
+        """
+        if addr in self.confirmed:
             return False
         self.candidates.add(addr)
         if addr in self.probed:
@@ -33,6 +40,7 @@ class Addresses:
         return True
 
     def dial_back(self, addr: bytes, reachable: bool) -> None:
+        self.dial_back_tried = True
         if reachable:
             self.candidates.discard(addr)
             self.confirmed.add(addr)

@@ -37,7 +37,7 @@ from kadspec.impl.config import BootstrapPeer, CoreConfig, Mode
 from kadspec.impl.effects import KAD_PROTOCOL, Effect
 from kadspec.impl.events import Direction, Event, Timer, TimerKind
 from kadspec.impl.lookup import Lookup, Purpose
-from kadspec.impl.provide import Phase, ProvideJob
+from kadspec.impl.provide import NO_ADDRESS, NO_PEERS, NONE_DELIVERED, NOT_READY, Phase, ProvideJob
 from kadspec.impl.records import ProviderRecord, RecordStore
 from kadspec.impl.requirements import implements
 from kadspec.impl.routing import Added, Entry, Evidence, RoutingTable, admission
@@ -56,12 +56,18 @@ class PeerState:
     dialed: list[bytes] = attrs.Factory(list)
     #: identify's listen addresses (ADDR-06)
     listen: tuple[bytes, ...] = ()
+    #: addresses a lookup reply's closerPeers gave for it (a peer store, not the table: FIND-05)
+    learned: list[bytes] = attrs.Factory(list)
+    #: remote addresses of its inbound connections: ephemeral ports, never dialable (RT-04)
+    remote: list[bytes] = attrs.Factory(list)
     #: identify's protocol list; None until identify arrived (RT-03)
     protocols: frozenset[str] | None = None
     evidence: set[Evidence] = attrs.Factory(set)
+    #: the last dial or request to it failed, and nothing has been heard from it since (RT-06)
+    failed: bool = False
 
     def dialable(self) -> tuple[bytes, ...]:
-        return tuple(dict.fromkeys((*self.listen, *self.dialed)))[:MAX_ADDRS]
+        return tuple(dict.fromkeys((*self.listen, *self.dialed, *self.learned)))[:MAX_ADDRS]
 
 
 @attrs.frozen
@@ -70,7 +76,8 @@ class Request:
 
     peer: bytes
     lookup: int | None = None  # the lookup it serves, or
-    provide_key: bytes | None = None  # the provide job whose ADD_PROVIDER it is
+    provide_key: bytes | None = None  # the provide job whose ADD_PROVIDER it is, or
+    probe: bool = False  # an admission probe (BOOT-06): does the peer know anyone else?
 
 
 class Core:
@@ -95,12 +102,13 @@ class Core:
         self._lookups: dict[int, Lookup] = {}
         self._requests: dict[int, Request] = {}
         self._jobs: dict[bytes, ProvideJob] = {}
-        self._finds: dict[int, tuple[int, bytes]] = {}
+        self._finds: dict[int, tuple[list[int], bytes]] = {}
+        self._probing: set[bytes] = set()
         self._next_id = 0
         self._bootstrap: dict[bytes, BootstrapPeer] = {b.peer: b for b in config.bootstrap}
-        self._boot_queue: list[BootstrapPeer] = []
+        #: bootstrap peers dialled (or found connected) since the start or the last empty refresh
+        self.boot_tried: set[bytes] = set()
         self._boot_dialing: bytes | None = None
-        self._boot_connected: set[bytes] = set()
 
     # --- inspection --------------------------------------------------------------------------
 
@@ -116,12 +124,29 @@ class Core:
     def connections(self) -> dict[bytes, dict[int, Direction]]:
         return {p: dict(s.connections) for p, s in self._peers.items() if s.connections}
 
+    def peers(self) -> dict[bytes, PeerState]:
+        """Everything known of each remote peer (read-only use: snapshots, the lockstep check)."""
+        return dict(self._peers)
+
     def provide_phase(self, key: bytes) -> Phase | None:
         job = self._jobs.get(key)
         return None if job is None else job.phase
 
+    def jobs(self) -> dict[bytes, ProvideJob]:
+        """The provide jobs by key (read-only use)."""
+        return dict(self._jobs)
+
     def lookups(self) -> tuple[Lookup, ...]:
         return tuple(self._lookups.values())
+
+    def requests(self) -> dict[int, Request]:
+        """Our outstanding requests by ID (read-only use)."""
+        return dict(self._requests)
+
+    @property
+    def boot_dialing(self) -> bytes | None:
+        """The bootstrap peer being dialled, if any."""
+        return self._boot_dialing
 
     # --- the one entry point -----------------------------------------------------------------
 
@@ -166,7 +191,7 @@ class Core:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    @implements("BOOT-01", "BOOT-03")
+    @implements("BOOT-01", "BOOT-03", "PROV-05")
     def _on_start(self, event: ev.Start) -> None:
         if self.started:
             return
@@ -175,47 +200,70 @@ class Core:
         self._arm(Timer(TimerKind.RECORD_GC), event.now + self.config.gc_interval)
         self._emit(fx.ModeChanged(self.mode, self._protocols()))
         self._log("node.start", mode=self.mode.value, bootstrap=len(self.config.bootstrap))
-        self._restart_bootstrap()
-
-    def _restart_bootstrap(self) -> None:
-        self._boot_queue = list(self.config.bootstrap)
-        self._boot_connected = {p for p in self._bootstrap if self._connected(p)}
-        self._dial_next_bootstrap()
+        for key in event.providing:  # the keys we kept providing across the restart
+            self._jobs[key] = ProvideJob(key, 0, self.config.retry_base)
 
     def _connected(self, peer: bytes) -> bool:
         state = self._peers.get(peer)
         return state is not None and bool(state.connections)
 
     @implements("BOOT-01")
-    def _dial_next_bootstrap(self) -> None:
-        """Dial bootstrap peers one after another until two are connected or all were tried."""
-        while (
-            self._boot_dialing is None
-            and self._boot_queue
-            and len(self._boot_connected) < self.config.bootstrap_connections
-        ):
-            peer = self._boot_queue.pop(0).peer
-            if self._connected(peer):
-                self._boot_connected.add(peer)
+    def _dial_bootstrap(self) -> None:
+        """Dial bootstrap peers one after another, in their configured order, until two are
+        connected or every one was tried; one already connected counts as tried at once."""
+        if self._boot_dialing is not None:
+            return
+        for boot in self.config.bootstrap:
+            connected = sum(1 for p in self._bootstrap if self._connected(p))
+            if connected >= self.config.bootstrap_connections:
+                return
+            if boot.peer in self.boot_tried:
                 continue
-            self._boot_dialing = peer
-            self._log("bootstrap.dial", peer=peer.hex())
-            self._emit(fx.Dial(peer, self._bootstrap[peer].addrs))
+            self.boot_tried.add(boot.peer)
+            if self._connected(boot.peer):
+                continue
+            self._boot_dialing = boot.peer
+            self._log("bootstrap.dial", peer=boot.peer.hex())
+            self._emit(fx.Dial(boot.peer, boot.addrs))
+            return
 
-    @implements("BOOT-02", "BOOT-05")
+    @implements("BOOT-02", "BOOT-05", "ADDR-07")
     def _react(self, now: int) -> None:
-        """Consequences of the state itself: the first peer starts the self-lookup; Ready starts
-        queued provides."""
+        """Consequences of the state itself: bootstrap dials; the first peer starts the
+        self-lookup; Ready starts queued provides (or, with no address to announce, says so)."""
+        self._dial_bootstrap()
         running_self = any(lk.purpose is Purpose.SELF for lk in self._lookups.values())
         if self.table and not self.self_lookup_done and not running_self:
             self._start_lookup(Purpose.SELF, self.peer_id, now)
         if self.is_ready and not self._was_ready:
             self._was_ready = True
             self._log("node.ready", table=len(self.table))
+        if not any(job.waiting_for_ready for job in self._jobs.values()):
+            return
         if self.is_ready and self.addresses.announceable():
             for job in list(self._jobs.values()):
                 if job.waiting_for_ready:
                     self._attempt(job, now)
+        elif self.is_ready:
+            self._report_waiting()
+
+    @implements("BOOT-05", "ADDR-07")
+    def _report_waiting(self) -> None:
+        """Tell the callers of provides that cannot start yet why; they stay queued."""
+        if not self.is_ready:
+            code, reason = NOT_READY, "not ready: no peer in the table or no self-lookup yet"
+        elif not self.addresses.announceable():
+            code, reason = NO_ADDRESS, "no address to announce"
+        else:
+            return
+        for job in self._jobs.values():
+            if job.waiting_for_ready and (job.reported, job.code) != (False, code):
+                job.reported, job.code = False, code
+                self._log("provide.outcome", key=job.key.hex(), ok=False, reason=reason)
+                outcome = fx.ProvideOutcome(
+                    job.op, job.key, False, 0, job.attempts, reason, None, code=code
+                )
+                self._emit(fx.ReportOutcome(outcome))
 
     # --- connections and identify ------------------------------------------------------------
 
@@ -225,22 +273,18 @@ class Core:
             return
         state = self._peer(event.peer)
         state.connections[event.connection] = event.direction
-        if event.direction is Direction.OUTBOUND and event.remote_addr not in state.dialed:
+        if event.direction is Direction.OUTBOUND:
             # RT-04: an address we dialed is dialable; an inbound remote address is not.
-            state.dialed.append(event.remote_addr)
-        boot = self._bootstrap.get(event.peer)
-        if boot is not None:
-            state.evidence.add(Evidence.CONFIG)
-            state.dialed.extend(a for a in boot.addrs if a not in state.dialed)
-            self._boot_connected.add(event.peer)
-            if self._boot_dialing == event.peer:
-                self._boot_dialing = None
-            self._dial_next_bootstrap()
+            if event.remote_addr not in state.dialed:
+                state.dialed.append(event.remote_addr)
+        elif event.remote_addr not in state.remote:
+            state.remote.append(event.remote_addr)
+        if self._boot_dialing == event.peer:
+            self._boot_dialing = None  # connected, whoever dialed: the next one may go
         self._log(
             "connection.open", peer=event.peer.hex(), direction=event.direction.value,
             connection=event.connection,
         )  # fmt: skip
-        self._consider(event.peer, event.now)
 
     def _on_connection_closed(self, event: ev.ConnectionClosed) -> None:
         state = self._peers.get(event.peer)
@@ -250,10 +294,9 @@ class Core:
 
     def _on_dial_failed(self, event: ev.DialFailed) -> None:
         self._log("dial.failed", peer=event.peer.hex(), reason=event.reason)
-        self._remove_failed(event.peer, f"dial failed: {event.reason}", event.now)
+        self._mark_failed(event.peer, f"dial failed: {event.reason}")
         if self._boot_dialing == event.peer:
             self._boot_dialing = None
-            self._dial_next_bootstrap()
 
     @implements("RT-03", "RT-07", "ADDR-02", "ADDR-03", "ADDR-06")
     def _on_identify(self, event: ev.IdentifyReceived) -> None:
@@ -266,7 +309,10 @@ class Core:
         state.protocols = event.protocols
         if event.observed_addr is not None and self.addresses.observe(event.observed_addr):
             self._emit(fx.RequestDialBack(event.observed_addr))
-        self._consider(event.peer, event.now)
+        if KAD_PROTOCOL in event.protocols:
+            self._consider(event.peer, event.now)
+        else:
+            self._drop_client(event.peer)
 
     def _on_dial_back(self, event: ev.DialBackResult) -> None:
         self.addresses.dial_back(event.addr, event.reachable)
@@ -290,19 +336,23 @@ class Core:
 
     # --- the routing table -------------------------------------------------------------------
 
-    @implements("RT-01", "RT-02", "RT-03", "RT-04", "ADDR-02")
-    def _consider(self, peer: bytes, now: int) -> None:
-        """Admit, refresh or (when identify says it is a client) remove a peer."""
+    @implements("RT-01", "RT-02", "RT-03", "RT-04", "RT-05", "ADDR-02", "BOOT-06")
+    def _consider(self, peer: bytes, now: int, probed: bool = False) -> None:
+        """Admit (or, when identify says it is a client, remove) a peer.
+
+        Only identify's word that it serves kad admits, with a dialable address (RT-02..04).
+        Once the table holds k peers a newcomer must first pass a probe: a FIND_NODE for our
+        own key that names someone other than us (go's lookupCheck). Below k nobody is probed,
+        or a network of fresh nodes, whose tables are all empty, could never form (BOOT-06).
+        """
         state = self._peers[peer]
+        if peer in self.table:
+            return
         advertises = state.protocols is not None and KAD_PROTOCOL in state.protocols
         addrs = state.dialable()
         evidence = admission(state.evidence, state.protocols is not None, advertises, addrs)
         if evidence is None:
-            if peer in self.table and state.protocols is not None and not advertises:
-                self.table.remove(peer)
-                self._log("table.remove", peer=peer.hex(), reason="client", size=len(self.table))
-                self._after_removal()
-            elif advertises and not addrs:
+            if advertises and not addrs:
                 self._log("table.unroutable", peer=peer.hex())
             return
         try:
@@ -313,32 +363,45 @@ class Core:
         if key == self.own_key:  # only in a narrow test key space: RT-07 keeps it out
             self._log("table.collision", peer=peer.hex())
             return
+        if len(self.table) >= self.config.k and not probed:
+            if peer not in self._probing:
+                self._probing.add(peer)
+                probe = KadMessage(MessageType.FIND_NODE, key=self.peer_id)
+                self._send(Request(peer, probe=True), probe, now, True)
+            return
         result = self.table.add(Entry(peer, key, addrs, evidence))
         if result is Added.ADDED:
+            state.failed = False
             self._log("table.add", peer=peer.hex(), evidence=evidence.value, size=len(self.table))
         elif result is Added.BUCKET_FULL:
             self._log("table.full", peer=peer.hex())
 
+    @implements("RT-01", "ADDR-02")
+    def _drop_client(self, peer: bytes) -> None:
+        """Identify says the peer no longer serves kad: it leaves the table."""
+        if peer in self.table:
+            self.table.remove(peer)
+            self._log("table.remove", peer=peer.hex(), reason="client", size=len(self.table))
+
     @implements("RT-06")
-    def _remove_failed(self, peer: bytes, reason: str, now: int) -> None:
+    def _mark_failed(self, peer: bytes, reason: str) -> None:
+        """A dial or request to ``peer`` failed: note it, and take it out of the table."""
+        if peer == self.peer_id:
+            return
+        self._peer(peer).failed = True
         if self.table.remove(peer):
             self._log("table.remove", peer=peer.hex(), reason=reason, size=len(self.table))
-            self._after_removal()
 
-    @implements("BOOT-03")
-    def _after_removal(self) -> None:
-        """Low-table recovery: an empty table sends us back to the bootstrap peers."""
-        if not self.table and self.started:
-            self._recover_table()
-
-    def _recover_table(self) -> None:
-        """Re-admit the connected peers we have evidence for (go's fixLowPeers does the same:
-        a peer dropped after one lost reply is still a server), then re-dial bootstrap peers."""
+    @implements("BOOT-06", "ADDR-06", "RT-07")
+    def _recover_low_table(self, now: int) -> None:
+        """A table below k re-evaluates the connected peers (go's fixLowPeers): a peer dropped
+        after one unanswered request is still a connected server. Peers whose last dial or
+        request failed stay out until they are heard from again."""
+        if len(self.table) >= self.config.k:
+            return
         for peer, state in list(self._peers.items()):
-            if state.connections and peer not in self.table:
-                self._consider(peer, 0)
-        if not self.table and self._boot_dialing is None:
-            self._restart_bootstrap()
+            if state.connections and not state.failed:
+                self._consider(peer, now)
 
     # --- serving requests --------------------------------------------------------------------
 
@@ -419,6 +482,8 @@ class Core:
         addrs = entry.addrs if entry is not None else ()
         if not addrs and request.lookup is not None:
             addrs = self._lookups[request.lookup].addrs.get(request.peer, ())
+        if not addrs and request.peer in self._peers:
+            addrs = self._peers[request.peer].dialable()
         self._emit(fx.SendRequest(rid, request.peer, addrs, message, expects_reply))
         self._arm(Timer(TimerKind.REQUEST_DEADLINE, rid), now + self.config.request_deadline)
         return rid
@@ -429,9 +494,23 @@ class Core:
             self._cancel(Timer(TimerKind.REQUEST_DEADLINE, rid))
         return request
 
+    @implements("BOOT-06")
+    def _probe_answered(self, request: Request, reply: KadMessage, now: int) -> None:
+        """The admission probe's reply: a peer that knows someone besides us may enter."""
+        self._probing.discard(request.peer)
+        others = [p for p in reply.closer_peers if p.id != self.peer_id]
+        if reply.type is MessageType.FIND_NODE and others and request.peer in self._peers:
+            self._consider(request.peer, now, probed=True)
+
+    @implements("FIND-05")
     def _on_response(self, event: ev.ResponseReceived) -> None:
         request = self._settle_request(event.request)
-        if request is None or request.lookup is None:
+        if request is None:
+            return
+        if request.probe:
+            self._probe_answered(request, event.message, event.now)
+            return
+        if request.lookup is None:
             return
         lookup = self._lookups.get(request.lookup)
         expected = (
@@ -443,11 +522,6 @@ class Core:
             self.rejected["reply-type"] += 1
             self._fail_request(request, f"{event.message.type.name} reply", event.now)
             return
-        state = self._peer(request.peer)
-        state.evidence.add(Evidence.RESPONSE)  # a client refuses requests: this is a server
-        self._consider(request.peer, event.now)
-        if lookup is None:
-            return
         closer = []
         for info in event.message.closer_peers:
             if info.id == self.peer_id:
@@ -456,6 +530,15 @@ class Core:
                 closer.append((info.id, self.keyspace.key_of(info.id), info.addrs[:MAX_ADDRS]))
             except KeyError:
                 self.rejected["bad-peer-key"] += 1
+                continue
+            # closerPeers carry addresses: a peer store entry, never a table entry (FIND-05)
+            known = self._peer(info.id)
+            known.learned.extend(a for a in info.addrs[:MAX_ADDRS] if a not in known.learned)
+        # the responder has just shown it serves kad: readmitted if identify vouched for it
+        self._peer(request.peer).failed = False
+        self._consider(request.peer, event.now)
+        if lookup is None:
+            return
         lookup.on_reply(request.peer, closer, event.message.provider_peers)
         self._advance(lookup, event.now)
 
@@ -464,7 +547,7 @@ class Core:
         if request is not None and request.provide_key is not None:
             job = self._jobs.get(request.provide_key)
             if job is not None and event.request in job.pending:
-                job.pending.discard(event.request)
+                job.pending.remove(event.request)
                 job.delivered.add(request.peer)
                 self._settle_job(job, event.now)
 
@@ -474,9 +557,12 @@ class Core:
             self._fail_request(request, event.reason, event.now, event.request)
 
     def _fail_request(self, request: Request, reason: str, now: int, rid: int = 0) -> None:
+        if request.probe:
+            self._probing.discard(request.peer)  # it stays out; no failure is held against it
+            return
         self._log("request.failed", peer=request.peer.hex(), reason=reason)
-        self._remove_failed(request.peer, reason, now)
         if request.lookup is not None:
+            self._mark_failed(request.peer, reason)
             lookup = self._lookups.get(request.lookup)
             if lookup is not None:
                 lookup.on_failure(request.peer)
@@ -484,9 +570,11 @@ class Core:
         elif request.provide_key is not None:
             job = self._jobs.get(request.provide_key)
             if job is not None and rid in job.pending:
-                job.pending.discard(rid)
+                job.pending.remove(rid)
+                self._mark_failed(request.peer, reason)
                 self._settle_job(job, now)
 
+    @implements("PROV-05", "PROV-06", "PROV-08")
     def _on_timer(self, event: ev.TimerFired) -> None:
         at = self._timers.get(event.timer)
         if at is None or event.now < at:
@@ -506,19 +594,23 @@ class Core:
         elif kind is TimerKind.PROVIDE_RETRY and isinstance(subject, bytes):
             job = self._jobs.get(subject)
             if job is not None and job.phase is Phase.QUEUED:
-                job.retry_at = None  # due: _react starts it as soon as Ready
+                self._attempt(job, event.now)  # a retry runs whatever the table holds now
         elif kind is TimerKind.REPUBLISH and isinstance(subject, bytes):
             job = self._jobs.get(subject)
             if job is not None and job.phase is Phase.IDLE:
-                self._store_own(subject, event.now)
-                job.phase = Phase.QUEUED
                 self._log("provide.republish", key=subject.hex())
+                self._attempt(job, event.now)
 
-    @implements("BOOT-02", "BOOT-03")
+    @implements("BOOT-01", "BOOT-02", "BOOT-03", "BOOT-05")
     def _refresh(self, now: int) -> None:
+        """Tell waiting provides why they wait, win connected servers back, stay armed, go back
+        to the bootstrap peers if the table is empty, and look ourselves up."""
+        self._report_waiting()
+        self._recover_low_table(now)
         self._arm(Timer(TimerKind.REFRESH), now + self.config.refresh_interval)
         if not self.table:
-            self._recover_table()
+            self.boot_tried = set()
+            self._boot_dialing = None
         if not any(lk.purpose is Purpose.SELF for lk in self._lookups.values()):
             self._start_lookup(Purpose.SELF, self.peer_id, now)
 
@@ -528,7 +620,7 @@ class Core:
     def _start_lookup(self, purpose: Purpose, key: bytes, now: int, ident: int = 0) -> None:
         """Start a lookup seeded from the table; with no seed it ends at once (BOOT-04)."""
         target = self.keyspace.key_of(key)
-        seeds = [(e.peer, e.key, e.addrs) for e in self.table.closest(target, self.config.k)]
+        seeds = [(e.peer, e.key, e.addrs) for e in self.table if not self._peer(e.peer).failed]
         ident = ident or self._new_id()
         lookup = Lookup(ident, purpose, target, key, seeds, self.config.k, self.config.alpha)
         self._log("lookup.start", purpose=purpose.value, key=key.hex(), seeds=len(seeds))
@@ -574,26 +666,36 @@ class Core:
             if job is not None and job.lookup == lookup.ident:
                 self._announce(job, result, now, empty_table=not lookup.keys)
         else:
-            op, key = self._finds.pop(lookup.ident)
-            found = {
-                r.provider: PeerInfo(id=r.provider, addrs=r.addrs) for r in self._live(key, now)
-            }
-            for peer, info in lookup.providers.items():
-                found.setdefault(peer, info)
-            providers = tuple(found[p] for p in sorted(found))
-            reason = "" if providers else ("no peers in table" if not lookup.keys else "none found")
-            self._emit(
-                fx.ReportOutcome(fx.FindOutcome(op, key, bool(providers), providers, reason))
-            )
-
-    def _live(self, key: bytes, now: int) -> list[ProviderRecord]:
-        return [r for r in self.store.get(key, now) if r.live_at(now)]
+            ops, key = self._finds.pop(lookup.ident)
+            # What the network answered: a find that some peer answered succeeded, even with
+            # no provider; one that no peer answered failed (BOOT-04, BOOT-05).
+            providers = tuple(lookup.providers[p] for p in sorted(lookup.providers))
+            if lookup.answered:
+                code, reason = "", ""
+            else:
+                code = NO_PEERS
+                reason = "no peers in table" if not lookup.keys else "no peer answered"
+            for op in ops:
+                outcome = fx.FindOutcome(op, key, bool(lookup.answered), providers, reason, code)
+                self._emit(fx.ReportOutcome(outcome))
 
     # --- provide -----------------------------------------------------------------------------
 
+    @implements("BOOT-05", "PROV-07")
     def _on_find(self, event: ev.FindProviders) -> None:
+        """Start a GET_PROVIDERS lookup; a call for a key already being looked up joins it; a
+        node that is not Ready fails the call at once with a retryable reason."""
+        for ops, key in self._finds.values():
+            if key == event.key:
+                ops.append(event.op)
+                return
+        if not self.is_ready:
+            reason = "not ready: no peer in the table or no self-lookup yet"
+            outcome = fx.FindOutcome(event.op, event.key, False, (), reason, NOT_READY)
+            self._emit(fx.ReportOutcome(outcome))
+            return
         ident = self._new_id()
-        self._finds[ident] = (event.op, event.key)
+        self._finds[ident] = ([event.op], event.key)
         self._start_lookup(Purpose.FIND_PROVIDERS, event.key, event.now, ident)
 
     def _store_own(self, key: bytes, now: int) -> None:
@@ -637,6 +739,8 @@ class Core:
         self._log("provide.stopped", key=event.key.hex())
 
     def _attempt(self, job: ProvideJob, now: int) -> None:
+        self._cancel(Timer(TimerKind.PROVIDE_RETRY, job.key))
+        self._cancel(Timer(TimerKind.REPUBLISH, job.key))
         job.begin_attempt()
         self._log("provide.attempt", key=job.key.hex(), attempt=job.attempts)
         job.lookup = self._new_id()
@@ -648,15 +752,17 @@ class Core:
         job.lookup = None
         if not peers:
             reason = "no peers in table" if empty_table else "no peer answered GetClosestPeers"
-            self._provide_failed(job, reason, now)
+            self._provide_failed(job, reason, NO_PEERS, now)
             return
         job.phase = Phase.SENDING
+        job.delivered = set()
         message = KadMessage(
             MessageType.ADD_PROVIDER, key=job.key, provider_peers=(self._self_info(),)
         )
+        job.pending = []
         for peer in peers:
             rid = self._send(Request(peer, provide_key=job.key), message, now, expects_reply=False)
-            job.pending.add(rid)
+            job.pending.append(rid)
         job.sent = len(peers)
 
     @implements("PROV-02", "PROV-05")
@@ -664,29 +770,31 @@ class Core:
         if job.phase is not Phase.SENDING or job.pending:
             return
         if not job.delivered:
-            self._provide_failed(job, f"no ADD_PROVIDER delivered ({job.sent} sent)", now)
+            reason = f"no ADD_PROVIDER delivered ({job.sent} sent)"
+            self._provide_failed(job, reason, NONE_DELIVERED, now)
             return
         self._store_own(job.key, now)
-        job.succeed(self.config.retry_base)
+        job.succeed(self.config.retry_base, now)
         self._arm(Timer(TimerKind.REPUBLISH, job.key), now + self.config.republish_interval)
         outcome = fx.ProvideOutcome(job.op, job.key, True, len(job.delivered), job.attempts)
         self._log("provide.outcome", key=job.key.hex(), ok=True, delivered=len(job.delivered))
         self._emit(fx.ReportOutcome(outcome))
 
     @implements("PROV-02", "PROV-06")
-    def _provide_failed(self, job: ProvideJob, reason: str, now: int) -> None:
+    def _provide_failed(self, job: ProvideJob, reason: str, code: str, now: int) -> None:
         limit = self.config.provide_max_attempts
-        delivered = len(job.delivered)
+        job.reported, job.code = False, code
         if limit is not None and job.attempts >= limit:
             job.phase = Phase.STOPPED
+            job.pending, job.delivered = [], set()
             outcome = fx.ProvideOutcome(
-                job.op, job.key, False, delivered, job.attempts, reason, None, final=True
+                job.op, job.key, False, 0, job.attempts, reason, None, final=True, code=code
             )
         else:
             retry_at = job.schedule_retry(now, self.config.retry_base, self.config.retry_cap)
             self._arm(Timer(TimerKind.PROVIDE_RETRY, job.key), retry_at)
             outcome = fx.ProvideOutcome(
-                job.op, job.key, False, delivered, job.attempts, reason, retry_at
+                job.op, job.key, False, 0, job.attempts, reason, retry_at, code=code
             )
         self._log(
             "provide.outcome", key=job.key.hex(), ok=False, reason=reason, attempt=job.attempts

@@ -102,6 +102,8 @@ class ProvideOutcome:
     reason: str = ""
     retry_at: int | None = None
     final: bool = False
+    #: the failure's code: "not-ready", "no-address", "no-peers" or "none-delivered" (BOOT-05)
+    code: str = ""
 
 
 @attrs.frozen
@@ -113,6 +115,8 @@ class FindOutcome:
     ok: bool
     providers: tuple[PeerInfo, ...]
     reason: str = ""
+    #: the failure's code: "not-ready" or "no-peers" (BOOT-05)
+    code: str = ""
 
 
 @attrs.frozen

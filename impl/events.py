@@ -41,9 +41,12 @@ class Timer:
 
 @attrs.frozen
 class Start:
-    """The node starts: arm timers, dial bootstrap peers."""
+    """The node starts: arm timers, dial bootstrap peers. ``providing`` lists the keys it
+    provided before a restart (kept on disk by the driver, like the reprovider's key store):
+    they are queued again (PROV-05)."""
 
     now: int
+    providing: tuple[bytes, ...] = ()
 
 
 @attrs.frozen

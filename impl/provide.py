@@ -22,8 +22,15 @@ class Phase(enum.Enum):
     STOPPED = "stopped"  # gave up or the user stopped providing
 
 
+#: why a provide or a find failed, as reported in an outcome's ``code`` (BOOT-05)
+NOT_READY = "not-ready"  # not Ready yet: empty table, or no self-lookup answered
+NO_ADDRESS = "no-address"  # Ready, but no address we may announce (ADDR-07)
+NO_PEERS = "no-peers"  # the lookup found no peer to ask, or none answered
+NONE_DELIVERED = "none-delivered"  # no ADD_PROVIDER was delivered (PROV-02)
+
+
 class ProvideJob:
-    """The state of providing one key."""
+    """The state of providing one key, and what its caller was last told."""
 
     def __init__(self, key: bytes, op: int, retry_base: int) -> None:
         self.key = key
@@ -33,21 +40,25 @@ class ProvideJob:
         self.backoff = retry_base
         self.retry_at: int | None = None
         self.lookup: int | None = None
-        self.pending: set[int] = set()  # request IDs of ADD_PROVIDER not yet settled
+        self.pending: list[int] = []  # request IDs of ADD_PROVIDER not yet settled, in send order
         self.delivered: set[bytes] = set()
         self.sent = 0
+        #: the last outcome reported: None (nothing yet), True (success) or False (failure)
+        self.reported: bool | None = None
+        self.code = ""  # the failure's code (NOT_READY ...) when ``reported`` is False
+        self.delivered_to = 0  # the count the last success reported (PROV-02)
+        self.published_at: int | None = None
 
     @property
     def waiting_for_ready(self) -> bool:
         return self.phase is Phase.QUEUED and self.retry_at is None
 
     def begin_attempt(self) -> None:
+        """GetClosestPeers starts; the deliveries of the last round stay counted until the
+        next round of ADD_PROVIDER begins (or the attempt fails)."""
         self.phase = Phase.LOOKUP
         self.attempts += 1
         self.retry_at = None
-        self.pending = set()
-        self.delivered = set()
-        self.sent = 0
 
     @implements("PROV-06")
     def schedule_retry(self, now: int, retry_base: int, retry_cap: int) -> int:
@@ -56,13 +67,18 @@ class ProvideJob:
         self.phase = Phase.QUEUED
         self.retry_at = now + delay
         self.backoff = min(2 * delay, retry_cap)
-        self.pending = set()
+        self.pending = []
+        self.delivered = set()
         self.lookup = None
         return self.retry_at
 
-    def succeed(self, retry_base: int) -> None:
+    def succeed(self, retry_base: int, now: int) -> None:
         self.phase = Phase.IDLE
         self.backoff = retry_base
         self.retry_at = None
         self.lookup = None
-        self.pending = set()
+        self.pending = []
+        self.reported = True
+        self.code = ""
+        self.delivered_to = len(self.delivered)
+        self.published_at = now

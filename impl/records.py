@@ -74,3 +74,7 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._records)
+
+    def everything(self) -> tuple[ProviderRecord, ...]:
+        """Every record held, expired or not (for the lockstep check's abstraction)."""
+        return tuple(self._records.values())

@@ -91,10 +91,12 @@ def test_start_arms_timers_advertises_mode_and_dials_bootstrap_peers_one_by_one(
     assert of(out, fx.Dial) == []  # BOOT-01: two succeeded, pid(4) is never dialled
 
 
-def test_a_bootstrap_peer_is_admitted_on_configuration_and_starts_the_self_lookup() -> None:
+def test_a_bootstrap_peer_is_admitted_on_identify_and_starts_the_self_lookup() -> None:
     node = Node(bootstrap=(BootstrapPeer(pid(1), (addr(1),)),))
     node.start()
-    out = node(ev.ConnectionOpened(0, 1, pid(1), Direction.OUTBOUND, addr(1)))
+    node(ev.ConnectionOpened(0, 1, pid(1), Direction.OUTBOUND, addr(1)))
+    assert pid(1) not in node.core.table  # RT-03: configuration is no word on its protocols
+    out = node(ev.IdentifyReceived(0, 1, pid(1), (addr(1),), KAD))
     assert pid(1) in node.core.table
     sent = of(out, fx.SendRequest)
     assert [(s.peer, s.message.type, s.message.key) for s in sent] == [
@@ -190,7 +192,8 @@ def ready_node(**config: Any) -> Node:
     """A node whose one peer, pid(1), is in the table and answered the self-lookup."""
     node = Node(bootstrap=(BootstrapPeer(pid(1), (addr(1),)),), **config)
     node.start()
-    out = node(ev.ConnectionOpened(0, 1, pid(1), Direction.OUTBOUND, addr(1)))
+    node(ev.ConnectionOpened(0, 1, pid(1), Direction.OUTBOUND, addr(1)))
+    out = node(ev.IdentifyReceived(0, 1, pid(1), (addr(1),), KAD))
     (lookup,) = of(out, fx.SendRequest)
     node(ev.ResponseReceived(0, lookup.request, KadMessage(MessageType.FIND_NODE)))
     assert node.core.is_ready
@@ -203,7 +206,8 @@ def test_a_provide_before_ready_waits_then_reports_its_delivered_count() -> None
     out = node(ev.Provide(0, op=7, key=b"key"))
     assert not of(out, fx.SendRequest) and logged(out, "provide.queued")  # BOOT-05
     assert node.store.get(b"key", 0)[0].provider == pid(0)  # PROV-01: stored locally first
-    out = node(ev.ConnectionOpened(0, 1, pid(1), Direction.OUTBOUND, addr(1)))
+    node(ev.ConnectionOpened(0, 1, pid(1), Direction.OUTBOUND, addr(1)))
+    out = node(ev.IdentifyReceived(0, 1, pid(1), (addr(1),), KAD))
     (self_lookup,) = of(out, fx.SendRequest)
     out = node(ev.ResponseReceived(0, self_lookup.request, KadMessage(MessageType.FIND_NODE)))
     (find,) = of(out, fx.SendRequest)
@@ -253,8 +257,9 @@ def test_a_provide_with_a_limit_ends_in_a_final_failure() -> None:
     out = node(ev.RequestFailed(0, find.request, "deadline"))
     (report,) = of(out, fx.ReportOutcome)
     assert report.outcome == fx.ProvideOutcome(
-        3, b"key", False, 0, 1, "no peer answered GetClosestPeers", None, final=True
-    )
+        3, b"key", False, 0, 1, "no peer answered GetClosestPeers", None, final=True,
+        code="no-peers",
+    )  # fmt: skip
     assert node.core.provide_phase(b"key") is Phase.STOPPED
 
 
@@ -263,6 +268,7 @@ def test_lookups_keep_alpha_in_flight_and_a_silent_peer_times_out() -> None:
     node.start()
     for n in (1, 2, 3, 4, 5):
         node.connect(n)
+    node.core.self_lookup_done = True  # pretend: Ready
     out = node(ev.FindProviders(0, op=9, key=b"key"))
     first = of(out, fx.SendRequest)
     assert len(first) == 2  # FIND-03
@@ -277,26 +283,28 @@ def test_lookups_keep_alpha_in_flight_and_a_silent_peer_times_out() -> None:
     assert stale == []  # a timer fires once
 
 
-def test_find_providers_merges_local_and_remote_records() -> None:
-    node = Node()
-    node.start()
-    node.connect(1)
+def test_find_providers_reports_what_the_network_answered() -> None:
+    node = ready_node()
     node.store.add(ProviderRecord(b"key", pid(6), (addr(6),), 10**9))
     out = node(ev.FindProviders(0, op=4, key=b"key"))
     (get,) = of(out, fx.SendRequest)
+    assert of(node(ev.FindProviders(0, op=5, key=b"key")), fx.SendRequest) == []  # joins
     remote = PeerInfo(id=pid(2), addrs=(addr(2),))
     reply = KadMessage(MessageType.GET_PROVIDERS, b"key", provider_peers=(remote,))
-    (report,) = of(node(ev.ResponseReceived(0, get.request, reply)), fx.ReportOutcome)
-    assert report.outcome == fx.FindOutcome(
-        4, b"key", True, (remote, PeerInfo(id=pid(6), addrs=(addr(6),)))
-    )
+    reports = of(node(ev.ResponseReceived(0, get.request, reply)), fx.ReportOutcome)
+    # the model's find: the providers the replies named (the local store is not asked)
+    assert [r.outcome for r in reports] == [
+        fx.FindOutcome(4, b"key", True, (remote,)),
+        fx.FindOutcome(5, b"key", True, (remote,)),
+    ]
 
 
 def test_an_empty_table_fails_lookups_at_once_and_refresh_stays_armed() -> None:
     node = Node()
     node.start()
     (report,) = of(node(ev.FindProviders(0, op=1, key=b"key")), fx.ReportOutcome)
-    assert report.outcome == fx.FindOutcome(1, b"key", False, (), "no peers in table")  # BOOT-04
+    reason = "not ready: no peer in the table or no self-lookup yet"
+    assert report.outcome == fx.FindOutcome(1, b"key", False, (), reason, "not-ready")  # BOOT-05
     refresh = Timer(TimerKind.REFRESH)
     at = node.core.timers()[refresh]
     out = node(ev.TimerFired(at, refresh))
