@@ -4,7 +4,9 @@
 #    distribution's packages, installed only when missing and only where we may (root);
 #  - kadspec in strict editable mode (what lets mypy see the `kadspec` namespace) with the
 #    development tools and the `node` extra (py-libp2p, so the reference node's tests run
-#    instead of skipping).
+#    instead of skipping);
+#  - js-libp2p for the interop tests, at the exact versions of the js-libp2p adapter's
+#    package-lock.json, where npm exists (re-installed only when that lock file changes).
 set -eu
 cd "$(dirname "$0")/.."
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -19,3 +21,10 @@ if ! command -v dot >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; th
 fi
 
 python3 -m pip install -q -e '.[dev,node]' --config-settings editable_mode=strict
+
+JS_ADAPTER=conformance/adapters/js-libp2p
+if command -v npm >/dev/null 2>&1 &&
+  ! cmp -s "$JS_ADAPTER/package-lock.json" "$JS_ADAPTER/node_modules/.kadspec-lock.json"; then
+  (cd "$JS_ADAPTER" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+    cp package-lock.json node_modules/.kadspec-lock.json)
+fi
