@@ -151,6 +151,7 @@ class Adapter:
             "provide": self.provide,
             "find_providers": self.find_providers,
             "snapshot": self.snapshot,
+            "set_mode": self.set_mode,
             "stop": self.stop,
             "shutdown": self.shutdown,
         }
@@ -214,17 +215,14 @@ class Adapter:
         try:
             request = json.loads(line)
         except ValueError as error:
-            self.reply_error(None, "bad-request", f"not JSON: {error}")
+            # no id to answer to: the protocol has no reply for this line, so say it on stderr
+            print(f"ignored a line that is not JSON ({error}): {line[:160]!r}", file=sys.stderr)
             return
         ident = request.get("id") if isinstance(request, dict) else None
-        if not isinstance(ident, int) or isinstance(ident, bool):
-            ident = None
-        if (
-            not isinstance(request, dict)
-            or request.get("type") != "request"
-            or ident is None
-            or not isinstance(request.get("op"), str)
-        ):
+        if not isinstance(ident, int) or isinstance(ident, bool) or ident < 0:
+            print(f"ignored a request without an integer id: {line[:160]!r}", file=sys.stderr)
+            return
+        if request.get("type") != "request" or not isinstance(request.get("op"), str):
             self.reply_error(ident, "bad-request", 'expected {"type": "request", "id": int, ...}')
             return
         op = self.ops.get(request["op"])
@@ -247,7 +245,7 @@ class Adapter:
             if self.nursery is not None:
                 self.nursery.cancel_scope.cancel()
 
-    def reply_error(self, ident: int | None, kind: str, message: str) -> None:
+    def reply_error(self, ident: int, kind: str, message: str) -> None:
         self.write(
             {"type": "reply", "id": ident, "ok": False, "error": {"kind": kind, "message": message}}
         )
@@ -521,6 +519,23 @@ class Adapter:
             "provider_records": records,
             "time_ms": self.now_ms(),
         }
+
+    async def set_mode(self, args: JSON) -> JSON:
+        from libp2p.kad_dht.kad_dht import DHTMode
+
+        node = self.node(args)
+        mode = args.get("mode")
+        if mode == "auto":
+            raise AdapterError("unsupported", "py-libp2p's KadDHT has no automatic mode")
+        if mode not in ("server", "client"):
+            raise AdapterError("bad-request", f"mode must be server or client, not {mode!r}")
+        # py-libp2p sends no identify push on a switch: peers learn it on their next identify
+        await node.dht.switch_mode(DHTMode.SERVER if mode == "server" else DHTMode.CLIENT)
+        if mode != node.mode:
+            node.mode = mode
+            self.emit(node, "mode_changed", mode=mode)
+        await self._table_changed(node)
+        return {}
 
     async def stop(self, args: JSON) -> JSON:
         node = self.node(args)

@@ -475,6 +475,17 @@ function base32Decode (text) {
   return Uint8Array.from(out)
 }
 
+async function setMode (args) {
+  const node = requireNode(args.node)
+  if (args.mode === 'auto') {
+    // js-libp2p decides automatically only when started without clientMode; it cannot go back
+    throw new AdapterError('unsupported', 'js-libp2p cannot switch back to automatic mode at run time')
+  }
+  clientModeFor(args.mode) // bad-request for anything but auto, server, client
+  await node.dht.setMode(args.mode)
+  return {}
+}
+
 async function stopNode (args) {
   const node = requireNode(args.node)
   nodes.delete(node.name)
@@ -495,6 +506,7 @@ const OPS = {
   provide,
   find_providers: findProviders,
   snapshot,
+  set_mode: setMode,
   stop: stopNode,
   shutdown
 }
@@ -504,11 +516,16 @@ async function serve (line) {
   try {
     request = JSON.parse(line)
   } catch (error) {
-    write({ type: 'reply', id: null, ok: false, error: { kind: 'bad-request', message: `not JSON: ${error.message}` } })
+    // no id to answer to: the protocol has no reply for this line, so say it on stderr
+    log(`ignored a line that is not JSON (${error.message}): ${line.slice(0, 160)}`)
     return
   }
-  const id = Number.isInteger(request?.id) ? request.id : null
-  if (request?.type !== 'request' || id === null || typeof request.op !== 'string') {
+  const id = Number.isInteger(request?.id) && request.id >= 0 ? request.id : null
+  if (id === null) {
+    log(`ignored a request without an integer id: ${line.slice(0, 160)}`)
+    return
+  }
+  if (request?.type !== 'request' || typeof request.op !== 'string') {
     write({ type: 'reply', id, ok: false, error: { kind: 'bad-request', message: 'expected {"type": "request", "id": int, "op": str, "args": {}}' } })
     return
   }
