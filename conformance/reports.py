@@ -531,8 +531,8 @@ def trace_svg(
     for number, entry in enumerate(entries, 1):
         steps.append(describe_entry(entry, names))
         actors.append(entry.node or None)
-        if entry.seq in evidence:
-            broken = number
+        if entry.seq in evidence and broken is None:
+            broken = number  # the first moment that shows the failure
         kind = entry.payload.get("event") if entry.kind == "event" else None
         peer = names.get(str(entry.payload.get("peer", "")))
         if kind in _ARROWS and peer in lifelines:
