@@ -1,0 +1,67 @@
+"""The js-libp2p and py-libp2p adapters keep protocol ``kadspec-adapter/1`` on its edges.
+
+Besides the happy path the interop test walks, an adapter must answer a request it cannot do
+with the right error kind, keep stopped nodes stopped, and exit on shutdown; every line it
+writes must satisfy the protocol's JSON Schemas. One adapter process per implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from interop_harness import ADAPTERS, LOOPBACK, AdapterProcess, Missing, in_ci
+
+pytestmark = pytest.mark.xdist_group("interop")  # one worker: npm ci must not run twice at once
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def adapter(request: pytest.FixtureRequest) -> Iterator[AdapterProcess]:
+    try:
+        command = ADAPTERS[request.param]()
+    except Missing as missing:
+        if in_ci():
+            pytest.fail(f"{missing} (CI=true: interop must run, not skip)")
+        pytest.skip(str(missing))
+    with AdapterProcess(command) as process:
+        yield process
+
+
+def error_kind(adapter: AdapterProcess, op: str, **args: object) -> str:
+    reply = adapter.wait_reply(adapter.send(op, **args), 30.0)
+    assert reply["ok"] is False, f"{op} {args} should have failed: {reply}"
+    kind: str = reply["error"]["kind"]
+    return kind
+
+
+def test_adapter_answers_each_request_with_the_right_outcome(adapter: AdapterProcess) -> None:
+    assert adapter.hello["protocol"] == "kadspec-adapter/1"
+    assert adapter.hello["capabilities"]["events"] is True
+
+    assert error_kind(adapter, "teleport", node="a") == "bad-request"
+    assert error_kind(adapter, "crash", node="a") == "unsupported"  # crash_restart is false
+    assert error_kind(adapter, "provide", node="nobody", key="k") == "unknown-node"
+    bad_listen = {"mode": "server", "listen": "/ip4/127.0.0.1/tcp/notaport", "bootstrap": []}
+    assert error_kind(adapter, "start", node="a", **bad_listen) == "bad-request"
+
+    started = adapter.request("start", node="a", mode="server", listen=LOOPBACK, bootstrap=[])
+    assert started["listen_addrs"] and all(
+        a.startswith("/ip4/127.0.0.1/tcp/") for a in started["listen_addrs"]
+    )
+    snapshot = adapter.request("snapshot", node="a")
+    assert snapshot["peer_id"] == started["peer_id"]
+    assert snapshot["mode"] == "server" and snapshot["routing_table"] == []
+    assert error_kind(adapter, "start", node="a", mode="server", listen=LOOPBACK, bootstrap=[]) == (
+        "bad-request"  # the name is taken
+    )
+
+    adapter.request("set_mode", node="a", mode="client")
+    assert adapter.request("snapshot", node="a")["mode"] == "client"
+    assert any(e["event"] == "mode_changed" and e["mode"] == "client" for e in adapter.events)
+
+    adapter.request("stop", node="a")
+    assert error_kind(adapter, "snapshot", node="a") == "unknown-node"
+
+    adapter.request("shutdown")
+    assert adapter.process.wait(timeout=15) == 0
+    assert adapter.problems == [], "adapter lines that break the protocol's schemas"
