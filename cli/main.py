@@ -28,6 +28,7 @@ from rich.table import Table
 
 from kadspec import __version__, options
 from kadspec.conform_command import conform as conform_command
+from kadspec.conform_command import conform_for_verify as _conform_for_verify
 from kadspec.docs_command import docs as docs_command
 from kadspec.engines.explorer import explore
 from kadspec.engines.trace import render
@@ -554,9 +555,10 @@ VERIFY_EXAMPLES = HYPOTHESIS_EXAMPLES
 VERIFY_HELP = """Run every check the suite has and print one summary.
 
     The exhaustive check of the spec policy over every scenario (capped as check is), every
-    mutant with both engines (Hypothesis with --hypothesis-examples per mutant), and the z3
-    proofs for 3 nodes. Exits 0 only when all pass, 1 on a violation, 3 when the check was
-    incomplete and nothing failed.
+    mutant with both engines (Hypothesis with --hypothesis-examples per mutant), the z3
+    proofs for 3 nodes, and the conformance of the reference node on loopback (every
+    scenario of kadspec conform --impl reference). Exits 0 only when all pass, 1 on a
+    violation, 3 when the check was incomplete and nothing failed.
 
     \b
     Examples:
@@ -633,6 +635,9 @@ def verify(
         proof_line, proof_json = _prove_for_verify(note)
         results.append(proof_line)
         parts["prove"] = proof_json
+        conform_line, conform_json = _conform_for_verify(note)
+        results.append(conform_line)
+        parts["conform"] = conform_json
     print_check(report)
     print_mutants(runs)
     table = Table(title="kadspec verify", title_justify="left")
