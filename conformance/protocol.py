@@ -307,7 +307,7 @@ _NAME = {"type": "string", "minLength": 1, "description": "node name chosen by t
 _MS = {"type": "integer", "minimum": 0, "description": "milliseconds"}
 _MULTIADDR = {"type": "string", "pattern": "^/", "description": "a multiaddr in text form"}
 _PEER = {"type": "string", "minLength": 1, "description": "a peer ID in base58btc"}
-_KEY = {"type": "string", "description": "a key as the runner gave it (text, or a CIDv1)"}
+_KEY = {"type": "string", "description": "a key as the runner gave it: text, or a CID (the key rule)"}
 _WIRE_KEY = {"type": ["string", "null"], "description": "base58btc of the key bytes on the wire"}
 _ADDRS = {"type": "array", "items": _MULTIADDR}
 _PEER_INFO = _obj({"peer_id": _PEER, "addrs": _ADDRS})
@@ -364,7 +364,11 @@ SNAPSHOT_SCHEMA: Final = _obj(
         "peer_id": _PEER,
         "mode": _MODE,
         "listen_addrs": _ADDRS,
-        "external_addrs": {**_ADDRS, "description": "confirmed external addresses"},
+        "external_addrs": {
+            **_ADDRS,
+            "description": "the node's own dialable addresses: configured to announce, or "
+            "confirmed by a dial-back (never a mere observed candidate)",
+        },
         "connections": {
             "type": "array",
             "items": _obj({"peer_id": _PEER, "direction": _DIRECTION, "remote_addr": _MULTIADDR}),
@@ -524,6 +528,94 @@ def schema_documents() -> dict[str, dict[str, Any]]:
         docs[f"event.{kind}.json"] = _document(f"event.{kind}.json", f"event {kind}", body)
     docs["snapshot.json"] = _document("snapshot.json", "snapshot result", SNAPSHOT_SCHEMA)
     return docs
+
+
+def _type_text(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+    if "$ref" in schema:
+        return "snapshot (below)"
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    kind = schema.get("type", "any")
+    text = " or ".join(kind) if isinstance(kind, list) else str(kind)
+    if kind == "array":
+        items = schema.get("items", {})
+        inner = "object" if items.get("type") == "object" else _type_text(items, defs)
+        text = f"array of {inner}"
+    if kind == "object" and "additionalProperties" in schema:
+        text = f"object of {_type_text(schema['additionalProperties'], defs)}"
+    if schema.get("pattern") == "^/":
+        text += " (multiaddr)"
+    if schema.get("minimum") == 0 and "integer" in str(kind):
+        text += " >= 0"
+    return text
+
+
+def _field_rows(
+    message: str, schema: Mapping[str, Any], prefix: str, defs: Mapping[str, Any]
+) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    required = set(schema.get("required", ()))
+    for name, field in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        rows.append(
+            (
+                message,
+                path,
+                _type_text(field, defs),
+                "yes" if name in required else "no",
+                str(field.get("description", "")),
+            )
+        )
+        if field.get("type") == "object" and "properties" in field:
+            rows += _field_rows(message, field, f"{path}.", defs)
+        items = field.get("items", {})
+        if field.get("type") == "array" and items.get("type") == "object":
+            rows += _field_rows(message, items, f"{path}[].", defs)
+    return rows
+
+
+def field_rows() -> list[tuple[str, str, str, str, str]]:
+    """Every field of every message kind as (message, field, type, required, meaning): the
+    protocol page's message reference, generated from the same schemas the runner enforces."""
+    docs = schema_documents()
+    rows: list[tuple[str, str, str, str, str]] = []
+    order = ["hello.json"]
+    order += [f"{kind}.{op}.json" for op in OPS for kind in ("request", "reply")]
+    order += ["error.json", "event.json", *(f"event.{kind}.json" for kind in EVENTS)]
+    order += ["snapshot.json"]
+    for name in order:
+        document = docs[name]
+        message = name.removesuffix(".json")
+        defs = document.get("$defs", {})
+        body = document["properties"]
+        if name.startswith("request."):
+            found = _field_rows(message, body["args"], "args.", defs)
+        elif name.startswith("reply."):
+            found = _field_rows(message, body["result"], "result.", defs)
+            if "$ref" in body["result"]:
+                found = [(message, "result", "snapshot (below)", "yes", "")]
+        elif name.startswith("event.") and name != "event.json":
+            found = [
+                row for row in _field_rows(message, document, "", defs) if row[1] not in _ENVELOPE
+            ]
+        else:
+            found = _field_rows(message, document, "", defs)
+        rows += found
+    return rows
+
+
+def field_table_csv() -> str:
+    """:func:`field_rows` as the CSV file the protocol page includes."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("message", "field", "type", "required", "meaning"))
+    writer.writerows(field_rows())
+    return buffer.getvalue()
 
 
 def write_schemas(folder: Path) -> list[Path]:
@@ -761,14 +853,22 @@ class Run:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m kadspec.conformance.protocol --write DIR``: regenerate the schema files."""
+    """``python -m kadspec.conformance.protocol --write DIR``: regenerate the schema files;
+    ``--write-table FILE``: the protocol page's message reference (docs/adapter-messages.csv)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] != "--write":
-        print("usage: python -m kadspec.conformance.protocol --write DIR", file=sys.stderr)
-        return 2
-    for path in write_schemas(Path(args[1])):
-        print(path)
-    return 0
+    if len(args) == 2 and args[0] == "--write":
+        for path in write_schemas(Path(args[1])):
+            print(path)
+        return 0
+    if len(args) == 2 and args[0] == "--write-table":
+        Path(args[1]).write_text(field_table_csv(), "utf-8")
+        print(args[1])
+        return 0
+    print(
+        "usage: python -m kadspec.conformance.protocol --write DIR | --write-table FILE",
+        file=sys.stderr,
+    )
+    return 2
 
 
 if __name__ == "__main__":

@@ -173,3 +173,15 @@ def test_the_protocol_key_rule_agrees_with_the_reference_node(key: str) -> None:
     from kadspec.impl.node import content_key
 
     assert p.key_bytes(key) == content_key(key)
+
+
+def test_the_protocol_pages_message_table_is_generated_from_the_schemas() -> None:
+    table = Path(__file__).parents[2] / "docs" / "adapter-messages.csv"
+    assert table.read_text("utf-8") == p.field_table_csv(), (
+        "regenerate: python -m kadspec.conformance.protocol --write-table docs/adapter-messages.csv"
+    )
+    fields = {(row[0], row[1]) for row in p.field_rows()}
+    assert ("request.start", "args.bootstrap") in fields
+    assert ("snapshot", "provider_records[].expires_at_ms") in fields
+    assert ("event.kad_request_sent", "kad_type") in fields
+    assert ("event.kad_request_sent", "node") not in fields  # the envelope is described once
