@@ -852,21 +852,43 @@ class Lockstep:
 
     def check(self) -> None:
         """Compare the model with the abstraction of the cores; raise :class:`Divergence`."""
-        model = self.world
-        model = replace(
-            model,
-            nodes=tuple(
-                replace(s, lookups=tuple(sorted(s.lookups, key=lambda lk: (lk.purpose, lk.key))))
-                for s in model.nodes
-            ),
-        )
-        seen = self.abstract()
-        differences = list(differ(model, seen))
+        differences = list(differ(_sorted_lookups(self.world), self.abstract()))
+        differences += self._idle_differences()
         if differences:
-            self._fail("\n".join(differences[:8]))
+            raise Divergence(self.report("\n".join(differences[:8])))
+
+    def _idle_differences(self) -> list[str]:
+        """What the model would do on its own now that no core is about to do: a core that
+        sends fewer lookup requests than the model, dials no bootstrap peer while the model
+        has one to dial, or asks for no dial-back when the model probes its candidate."""
+        found = []
+        offered = {(a.kind, a.node) for a in self.choices()}
+        for action in enabled(self.world, self.policy):
+            if action.kind == "query":
+                found.append(
+                    f"n{action.node}: the model's lookup {action.key} has a peer to ask "
+                    "(query enabled), the core sent no request"
+                )
+            elif action.kind in ("dial_bootstrap", "dial_back") and (
+                (action.kind, action.node) not in offered
+            ):
+                found.append(
+                    f"n{action.node}: the model enables '{self.describe(action)}', the core "
+                    "asked for nothing of the kind"
+                )
+        return sorted(set(found))
 
     def _fail(self, text: str) -> NoReturn:
-        raise Divergence(self.report(text))
+        """Raise :class:`Divergence`; a failure found while carrying a core's effects also
+        lists the fields that already differ (a wrong admission shows as its table entry)."""
+        lines = [text]
+        if not text.startswith("n") or ": model " not in text:
+            try:
+                model = _sorted_lookups(self.world)
+                lines += [f"  {d}" for d in list(differ(model, self.abstract()))[:8]]
+            except Exception as error:  # the abstraction itself may not apply mid-step
+                lines.append(f"  (no field comparison mid-step: {type(error).__name__})")
+        raise Divergence(self.report("\n".join(lines)))
 
     def report(self, text: str) -> str:
         numbered, number = [], 0
@@ -891,6 +913,15 @@ def _next_candidate(world: World, lookup: Lookup) -> int | None:
     from kadspec.models.lookup import next_candidate
 
     return next_candidate(world, lookup)
+
+
+def _sorted_lookups(world: World) -> World:
+    """The world with each node's lookups in one order (the abstraction sorts them too)."""
+    nodes = tuple(
+        replace(s, lookups=tuple(sorted(s.lookups, key=lambda lk: (lk.purpose, lk.key))))
+        for s in world.nodes
+    )
+    return replace(world, nodes=nodes)
 
 
 def differ(model: World, core: World) -> Iterator[str]:
