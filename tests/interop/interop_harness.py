@@ -263,8 +263,9 @@ class ReferenceNode(_Child):
         bootstrap: Sequence[str] = (),
         mode: str = "server",
         provide: Sequence[str] = (),
-        listen_timeout_s: float = 60.0,
+        listen_timeout_s: float | None = 60.0,
     ) -> None:
+        """Start the node; unless ``listen_timeout_s`` is None, wait until it listens."""
         command = [sys.executable, "-m", "kadspec", "node", "--listen", LOOPBACK, "--json-log"]
         command += ["--mode", mode]
         for addr in bootstrap:
@@ -275,14 +276,19 @@ class ReferenceNode(_Child):
         super().__init__(command)
         assert self.process.stdout is not None
         self.lines = _Lines(self.process.stdout, lambda record: None)
-        try:
-            listening = self.wait_for(
-                lambda r: r.get("event") == "node.listening", listen_timeout_s
-            )
-        except BaseException:
-            self.close()
-            raise
-        self.addrs: list[str] = list(listening["addrs"])
+        self.addrs: list[str] = []
+        self.addr = self.peer_id = ""
+        if listen_timeout_s is not None:
+            try:
+                self.wait_listening(listen_timeout_s)
+            except BaseException:
+                self.close()
+                raise
+
+    def wait_listening(self, timeout_s: float) -> None:
+        """Wait for the node's listen addresses (``addr``: the first, with /p2p/)."""
+        listening = self.wait_for(lambda r: r.get("event") == "node.listening", timeout_s)
+        self.addrs = list(listening["addrs"])
         self.addr = self.addrs[0]
         self.peer_id = self.addr.rsplit("/p2p/", 1)[1]
 
