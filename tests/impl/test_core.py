@@ -59,7 +59,8 @@ class Node:
         self.conn = 0
 
     def __call__(self, event: Any) -> list[Any]:
-        return self.core.handle(event)
+        effects: list[Any] = self.core.handle(event)
+        return effects
 
     def start(self) -> list[Any]:
         return self(ev.Start(self.now))

@@ -18,9 +18,9 @@ from kadspec.impl.refinement import Divergence, Lockstep, replay
 from kadspec.models.actions import Action
 from kadspec.models.scenarios import SCENARIOS, Scenario
 
-#: examples per scenario: 20 scenarios x 25 walks (each ends when the scenario's budget and horizon
-#: do, under 100 steps) stay well within the CI budget of 120 s on 2 cores
-EXAMPLES = 25
+#: examples per scenario: 20 scenarios x 80 walks (each ends with its scenario's budget and
+#: horizon, under 100 steps): 14 s of CPU for the whole file, 56 s wall measured at load 13
+EXAMPLES = 80
 STEPS = 150
 
 #: what each choice kind weighs in the fixed schedules (lower goes first)
@@ -45,9 +45,7 @@ _PREFERENCE = {
     database=None,
 )
 @given(picks=st.lists(st.integers(min_value=0, max_value=2**16), max_size=STEPS))
-def test_cores_and_model_agree_on_every_field_after_every_step(
-    name: str, picks: list[int]
-) -> None:
+def test_cores_and_model_agree_on_every_field_after_every_step(name: str, picks: list[int]) -> None:
     replay(SCENARIOS[name], picks)  # raises Divergence with the numbered trace
 
 
