@@ -125,6 +125,8 @@ class _Tally:
     exercised: int = 0
     first_seq: int | None = None
     pending: list[str] = attrs.Factory(list)
+    #: what could not be decided at all (a call still open, within its bound, at the end)
+    unknown: list[str] = attrs.Factory(list)
 
     def premise(self, seqs: Sequence[int]) -> None:
         self.exercised += 1
@@ -167,7 +169,10 @@ def _readable(result: Result, observer: Observer) -> Result:
     def name(match: re.Match[str]) -> str:
         index = int(match.group(1))
         text = observer.key_text.get(index)
-        return f'key "{text}"' if text is not None else match.group(0)
+        if text is not None:
+            return f'key "{text}"'
+        wire = next((w for w, i in observer.keys.items() if i == index), None)
+        return f"key {wire}" if wire is not None else match.group(0)
 
     return attrs.evolve(result, evidence=re.sub(r"\bkey(\d+)\b", name, result.evidence))
 
@@ -330,13 +335,24 @@ def _judge_end(moment: Moment, tallies: dict[str, _Tally], run: Run) -> None:
                 )  # fmt: skip
                 tallies["BOOT-05"].premise(seqs)
             else:
-                tallies["BOOT-05"].pending.append(
+                tallies["BOOT-05"].unknown.append(
                     f"{o.name}'s call at {at} ms was unanswered when the run ended, before its "
                     f"{o.outcome_bound} ms bound"
                 )
-    for entry in run.entries:
-        if entry.kind == "request" and entry.payload.get("op") in ("provide", "find_providers"):
+    calls = {
+        e.payload.get("id"): e.seq
+        for e in run.entries
+        if e.kind == "request" and e.payload.get("op") in ("provide", "find_providers")
+    }
+    for entry in run.entries:  # a call answered (an outcome, or an error other than timeout)
+        error = (entry.payload.get("error") or {}).get("kind")
+        if entry.kind == "reply" and entry.payload.get("id") in calls and error != "timeout":
+            tallies["BOOT-05"].premise((calls[entry.payload["id"]], entry.seq))
+        elif entry.kind == "event" and entry.payload.get("event") in OUTCOME_EVENTS:
             tallies["BOOT-05"].premise((entry.seq,))
+
+
+OUTCOME_EVENTS = ("provide_outcome", "find_outcome")
 
 
 def _request_seqs(run: Run, name: str, at: int) -> tuple[int, ...]:
@@ -428,6 +444,8 @@ def _verdict(
         return "fail", evidence, shown
     if checks.observability(rid) == "internal":
         return "not applicable", _INTERNAL, ()
+    if tally.unknown:
+        return "inconclusive", tally.unknown[0], ()
     if tally.exercised:
         first = (tally.first_seq,) if tally.first_seq is not None else ()
         return "pass", _passed(rid, kind, tally, deadlines), first

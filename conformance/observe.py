@@ -58,6 +58,7 @@ ID_BITS = 256
 #: model defaults when a start gives no override (ms)
 DEFAULT_K = 20
 DEFAULT_RECORD_TTL = 48 * 3600 * 1000
+DEFAULT_REQUEST_DEADLINE = 10_000
 
 ProfileName = Literal["loopback", "public"]
 
@@ -162,6 +163,7 @@ class View:
     k: int
     record_ttl: int
     bootstrap: frozenset[int]
+    request_deadline: int = DEFAULT_REQUEST_DEADLINE
     up: bool = False
     mode: Mode = Mode.CLIENT
     #: (adapter time, mode) changes, for the identify/mode grace window
@@ -312,7 +314,9 @@ class Observer:
                 provides=(), finds=(), found=(), records=frozenset(), ghost=Ghost(),
             )  # fmt: skip
         peers = tuple(self._peer_view(view, p) for p in range(count))
-        confirmed = bool(view.external)
+        # an address the node listens on itself is configured, not learned: only an external
+        # address beyond those is "confirmed" in the model's sense (ADDR-03, ADDR-04)
+        confirmed = bool(set(view.external) - set(view.listen))
         candidate = any(
             self.profile.candidate(a) and strip_peer(a) not in view.external for a in view.observed
         )
@@ -367,7 +371,36 @@ class Observer:
             yield from self._entry(entry, now)
         yield Moment("end", (), last, nodes=self.all_observed())
 
+    def _expire(self, now: int) -> None:
+        """Requests whose deadline passed unanswered: their peers go ``unanswered`` (the
+        model's ghost does the same when time passes), so a node MAY leave them out."""
+        if self._next_deadline > now:
+            return
+        upcoming = []
+        for view in self.views.values():
+            g = view.ghost
+            late = [w for w in g.waiting if w[1] <= now]
+            if late:
+                view.ghost = attrs.evolve(
+                    g,
+                    waiting=tuple(w for w in g.waiting if w[1] > now),
+                    unanswered=g.unanswered | {w[0] for w in late},
+                )
+                self._touch(view)
+            upcoming += [w[1] for w in view.ghost.waiting]
+        self._next_deadline = min(upcoming, default=1 << 62)
+
+    _next_deadline = 1 << 62
+
+    def _wait_for(self, view: View, peer: int, topic: int, now: int) -> None:
+        deadline = now + view.request_deadline
+        view.ghost = attrs.evolve(
+            view.ghost, waiting=tuple(sorted((*view.ghost.waiting, (peer, deadline, topic))))
+        )
+        self._next_deadline = min(self._next_deadline, deadline)
+
     def _entry(self, entry: Entry, now: int) -> Iterator[Moment]:
+        self._expire(now)
         payload = entry.payload
         if entry.kind == "request":
             op = str(payload.get("op", ""))
@@ -464,6 +497,7 @@ class Observer:
             setting=_SETTINGS.get(str(args.get("mode", "auto")), ModeSetting.AUTO),
             k=int(timings.get("k", DEFAULT_K)),
             record_ttl=int(timings.get("record_ttl", DEFAULT_RECORD_TTL)),
+            request_deadline=int(timings.get("request_deadline", DEFAULT_REQUEST_DEADLINE)),
             bootstrap=bootstrap,
             up=True,
         )
@@ -542,8 +576,12 @@ class Observer:
             view.connections.setdefault(peer, []).append(str(e.get("direction", "")))
             if e.get("direction") == "outbound":
                 view.dialed.setdefault(peer, set()).add(strip_peer(str(e.get("remote_addr", ""))))
+                g = attrs.evolve(
+                    g, unanswered=g.unanswered - {peer}, unresponsive=g.unresponsive - {peer}
+                )
                 if peer in view.bootstrap:
-                    view.ghost = attrs.evolve(g, boot_dialed=g.boot_dialed | {peer})
+                    g = attrs.evolve(g, boot_dialed=g.boot_dialed | {peer})
+                view.ghost = g
         elif kind == "connection_closed":
             directions = view.connections.get(peer, [])
             if str(e.get("direction")) in directions:
@@ -592,8 +630,15 @@ class Observer:
         elif kind == "kad_response_received":
             key = e.get("key")
             own = self.names and key is not None and self.index.get(str(key)) == view.index
+            topic = position(str(key)) if key is not None else 0
+            waiting, unanswered = g.waiting, g.unanswered
+            if any(w[0] == peer and w[2] == topic for w in waiting):
+                waiting = _answered(waiting, peer, topic)  # in time (late ones expired)
+                unanswered = unanswered - {peer}
             view.ghost = attrs.evolve(
                 g,
+                waiting=waiting,
+                unanswered=unanswered,
                 heard=g.heard | {peer},
                 servers=g.servers | {peer},
                 unresponsive=g.unresponsive - {peer},
@@ -670,6 +715,7 @@ class Observer:
                         sent=frozenset(s for s in g.sent if s[0] != k) | {(k, now)},
                         retried=g.retried | ({k} if g.kept_since(k) is not None else set()),
                     )
+                self._wait_for(view, peer, -1 - k, now)  # until the holder has it
             message = Message(
                 Kind.ADD_PROVIDER, src=view.index, dst=peer, key=k, provider=provider,
                 public=any(self.profile.dialable(a) for a in addrs),
@@ -679,10 +725,13 @@ class Observer:
             yield self._step(
                 seqs, now, before, sent=(message,), what=f"{view.name} sends ADD_PROVIDER"
             )
-        elif kad_type == "FIND_NODE" and key is not None and str(key) in self.keys:
+            return
+        if kad_type == "FIND_NODE" and key is not None and str(key) in self.keys:
             k = self.keys[str(key)]
             if g.kept_since(k) is not None:
                 view.ghost = attrs.evolve(g, retried=g.retried | {k})
+        if kad_type in ("FIND_NODE", "GET_PROVIDERS") and key is not None:
+            self._wait_for(view, peer, position(str(key)), now)
 
     def _request_received(
         self, view: View, peer: int, e: Mapping[str, Any], seqs: tuple[int, ...], now: int
@@ -693,13 +742,22 @@ class Observer:
             return
         k = self._key(str(key))
         own = [i for i in e.get("providers", []) or [] if i.get("peer_id") == self.names_id(peer)]
-        if not own or view.mode is not Mode.SERVER or not any(i.get("addrs") for i in own):
+        provider = self.views.get(peer)
+        accepted = bool(own) and view.mode is Mode.SERVER and any(i.get("addrs") for i in own)
+        if provider is not None and own:
+            pg = provider.ghost
+            if any(w[0] == view.index and w[2] == -1 - k for w in pg.waiting):
+                pg = attrs.evolve(pg, waiting=_answered(pg.waiting, view.index, -1 - k))
+            if not accepted:  # refused: the provider MAY leave the holder out
+                pg = attrs.evolve(pg, unanswered=pg.unanswered | {view.index})
+            provider.ghost = pg
+            self._touch(provider)
+        if not accepted:
             return
         # a server accepts a record from its provider (PROV-03): the holder's publish time
         g = view.ghost
         view.ghost = attrs.evolve(g, publishes=_publish(g.publishes, k, peer, now))
         view.records[(k, peer)] = Record(k, peer, now + view.record_ttl)
-        provider = self.views.get(peer)
         if provider is not None:
             pg = provider.ghost
             first, batch = pg.kept_since(k), pg.last_sent(k)
@@ -762,6 +820,16 @@ def _fresh(view: View, publishes: frozenset[tuple[int, int, int]]) -> Ghost:
     evidence of kad servers from the start: RT-02 and RT-03 name the operator's configuration
     as evidence, until an identify says otherwise."""
     return Ghost(publishes=publishes, heard=view.bootstrap, servers=view.bootstrap)
+
+
+def _answered(
+    waiting: tuple[tuple[int, int, int], ...], peer: int, topic: int
+) -> tuple[tuple[int, int, int], ...]:
+    """``waiting`` without the oldest request to ``peer`` on ``topic``."""
+    for index, entry in enumerate(waiting):
+        if entry[0] == peer and entry[2] == topic:
+            return waiting[:index] + waiting[index + 1 :]
+    return waiting
 
 
 def _ask(g: Ghost, op: int, key: int, now: int) -> Ghost:

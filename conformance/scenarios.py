@@ -38,7 +38,7 @@ LISTEN = "/ip4/127.0.0.1/tcp/0"
 #: timings that make a loopback run short (ms, CoreConfig names as protocol.TIMINGS)
 FAST: Mapping[str, int] = {
     "refresh_interval": 1000,
-    "request_deadline": 1000,
+    "request_deadline": 2000,
     "retry_base": 100,
     "retry_cap": 1000,
     "record_ttl": 60_000,
@@ -46,7 +46,7 @@ FAST: Mapping[str, int] = {
     "gc_interval": 1000,
 }
 #: a record lifetime short enough to watch records expire in a run
-SHORT_TTL: Mapping[str, int] = {**FAST, "record_ttl": 2500, "republish_interval": 2000}
+SHORT_TTL: Mapping[str, int] = {**FAST, "record_ttl": 3000, "republish_interval": 2500}
 
 #: the deadlines the scenarios below are written for (progress within 3 s of the last
 #: disturbance; every provide and find answered within 5 s)
@@ -323,7 +323,7 @@ _scenario(
     Scenario(
         "record-expiry",
         "A provider announces a key and then leaves before republishing; after the record's "
-        "lifetime (2.5 s here) a find must not be served the expired record (PROV-04), whether "
+        "lifetime (3 s here) a find must not be served the expired record (PROV-04), whether "
         "or not the holders' garbage collection has run.",
         (
             start("h0", timings=SHORT_TTL),
@@ -334,7 +334,7 @@ _scenario(
             provide("provider", "short-lived"),
             find("h2", "short-lived"),
             op("stop", "provider"),
-            Wait(3500),
+            Wait(4000),
             find("h1", "short-lived"),
             find("h2", "short-lived"),
             *settle(),

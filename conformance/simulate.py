@@ -261,6 +261,10 @@ def simulate(scenario: Scenario, breakage: Breakage | None = None, seed: int = 0
             reply(rid, name, {"peer_id": peer_id, "listen_addrs": listen})
             net.start(new)
             return
+        if step.op == "restart" and name in nodes:
+            net.restart(nodes[name])  # a crashed node comes back with its identity and store
+            reply(rid, name, {})
+            return
         if node is None:
             reply(rid, name, error=("unknown-node", f"no running node {name!r}"))
             return
@@ -281,9 +285,6 @@ def simulate(scenario: Scenario, breakage: Breakage | None = None, seed: int = 0
                 net.run(net.now + step.timeout_ms + 1, done=lambda: rid in answered)
         elif step.op in ("stop", "crash"):
             net.crash(node)
-            reply(rid, name, {})
-        elif step.op == "restart":
-            net.restart(node)
             reply(rid, name, {})
         elif step.op == "set_mode":
             net.command(node, ev.SetMode(net.now, ModeSetting(str(args["mode"]))))

@@ -1,0 +1,297 @@
+"""Tests for kadspec.conformance.observe: a run becomes the model's observable projection with
+real 256-bit positions, ghosts written from events, and addresses classified by a profile."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from kadspec.conformance.observe import LOOPBACK, PUBLIC, Moment, Observer, position, strip_peer
+from kadspec.conformance.protocol import (
+    PROTOCOL,
+    Capabilities,
+    Entry,
+    Hello,
+    NodeRecord,
+    Run,
+    base58,
+    unbase58,
+    wire_key,
+)
+from kadspec.models.state import Addr, Conn, Proto
+
+KAD = "/ipfs/kad/1.0.0"
+
+
+def peer(n: int) -> str:
+    """A peer ID in base58btc: an identity multihash, as libp2p prints an ed25519 key's."""
+    return str(base58(bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + bytes([n]) * 32))
+
+
+def addr(n: int) -> str:
+    return f"/ip4/127.0.0.1/tcp/{4000 + n}"
+
+
+class RunBuilder:
+    """A run written by hand: requests, replies, events and snapshots with seq and time."""
+
+    def __init__(self, events: bool = True) -> None:
+        self.entries: list[Entry] = []
+        self.nodes: list[NodeRecord] = []
+        self.rid = 0
+        self.events = events
+
+    def _add(
+        self, kind: Any, node: str, time: int, payload: dict[str, Any], rid: int | None
+    ) -> int:
+        self.entries.append(Entry(len(self.entries), time, kind, node, payload, rid))
+        return len(self.entries) - 1
+
+    def request(self, time: int, op: str, **args: Any) -> int:
+        self.rid += 1
+        payload = {"type": "request", "id": self.rid, "op": op, "args": args}
+        self._add("request", str(args.get("node", "")), time, payload, None)
+        return self.rid
+
+    def reply(
+        self,
+        time: int,
+        rid: int,
+        node: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> int:
+        payload: dict[str, Any] = {"type": "reply", "id": rid, "ok": error is None}
+        if error is None:
+            payload["result"] = result or {}
+        else:
+            payload["error"] = {"kind": error, "message": error}
+        return self._add("reply", node, time, payload, rid)
+
+    def start(
+        self,
+        time: int,
+        name: str,
+        n: int,
+        mode: str = "server",
+        bootstrap: tuple[int, ...] = (),
+        timings: dict[str, int] | None = None,
+    ) -> None:
+        args = {
+            "node": name,
+            "mode": mode,
+            "listen": "/ip4/127.0.0.1/tcp/0",
+            "bootstrap": [f"{addr(b)}/p2p/{peer(b)}" for b in bootstrap],
+            "timings": timings or {},
+        }
+        rid = self.request(time, "start", **args)
+        self.reply(time, rid, name, {"peer_id": peer(n), "listen_addrs": [addr(n)]})
+        self.nodes.append(NodeRecord(name, args, peer(n)))
+
+    def event(self, time: int, node: str, name: str, **fields: Any) -> int:
+        payload = {"type": "event", "node": node, "time_ms": time, "event": name, **fields}
+        return self._add("event", node, time, payload, None)
+
+    def snapshot(
+        self,
+        time: int,
+        node: str,
+        n: int,
+        mode: str = "server",
+        table: tuple[Any, ...] = (),
+        connections: tuple[Any, ...] = (),
+        protocols: dict[str, list[str]] | None = None,
+        records: tuple[Any, ...] = (),
+        external: tuple[str, ...] = (),
+    ) -> int:
+        rid = self.request(time, "snapshot", node=node)
+        snapshot = {
+            "peer_id": peer(n),
+            "mode": mode,
+            "listen_addrs": [addr(n)],
+            "external_addrs": list(external),
+            "connections": [
+                {"peer_id": peer(p), "direction": d, "remote_addr": r} for p, d, r in connections
+            ],
+            "routing_table": [{"peer_id": peer(p), "addrs": list(a)} for p, a in table],
+            "protocols": protocols or {},
+            "provider_records": [
+                {"key": k, "provider": peer(p), "addrs": [addr(p)], "expires_at_ms": x}
+                for k, p, x in records
+            ],
+            "time_ms": time,
+        }
+        return self._add("snapshot", node, time, snapshot, rid)
+
+    def run(self) -> Run:
+        hello = Hello(PROTOCOL, "hand-written", "0", Capabilities(events=self.events, timings=True))
+        return Run(hello, "hand", tuple(self.nodes), tuple(self.entries))
+
+
+def moments(run: Run, profile: Any = LOOPBACK) -> tuple[Observer, list[Moment]]:
+    observer = Observer(run, profile)
+    return observer, list(observer.moments())
+
+
+def test_positions_are_sha256_of_the_peer_id_bytes_256_bits_wide() -> None:
+    b = RunBuilder()
+    b.start(0, "a", 1)
+    b.start(0, "b", 2)
+    b.snapshot(10, "a", 1, table=((2, (addr(2),)),))
+    observer, found = moments(b.run())
+    for n, name in ((1, "a"), (2, "b")):
+        expected = int.from_bytes(hashlib.sha256(unbase58(peer(n))).digest(), "big")
+        assert observer.positions[observer.index[peer(n)]] == expected == position(peer(n))
+        assert observer.names[observer.index[peer(n)]] == name
+    node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
+    assert node.id_bits == 256
+    other = observer.index[peer(2)]
+    assert node.bucket(other) == 256 - (node.id ^ node.peer_ids[other]).bit_length()
+    assert node.table() == (other,)
+
+
+def test_content_keys_are_positioned_by_their_wire_bytes() -> None:
+    key = wire_key("hello")
+    assert position(key) == int.from_bytes(hashlib.sha256(unbase58(key)).digest(), "big")
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback", "public"),
+    [
+        ("/ip4/127.0.0.1/tcp/4001", True, False),
+        ("/ip4/192.168.1.5/tcp/4001", True, False),
+        ("/ip4/8.8.8.8/tcp/4001", True, True),
+        ("/ip6/2001:4860:4860::8888/udp/4001/quic-v1", True, True),
+        ("/dns4/example.com/tcp/443/wss", True, True),
+        ("/ip4/127.0.0.1/tcp/0", False, False),
+        ("/p2p-circuit", False, False),
+    ],
+)
+def test_profiles_classify_addresses(address: str, loopback: bool, public: bool) -> None:
+    assert LOOPBACK.dialable(address) is loopback
+    assert PUBLIC.dialable(address) is public
+    assert not LOOPBACK.candidate(address)
+    assert PUBLIC.candidate(address) is public
+    assert LOOPBACK.describe() != PUBLIC.describe()
+
+
+def test_strip_peer() -> None:
+    assert strip_peer(f"{addr(1)}/p2p/{peer(1)}") == addr(1)
+    assert strip_peer(addr(1)) == addr(1)
+
+
+def test_ghost_is_written_from_events_not_from_snapshots() -> None:
+    b = RunBuilder()
+    b.start(0, "a", 1)
+    b.start(0, "b", 2)
+    b.start(0, "c", 3, mode="client")
+    b.event(5, "a", "connection_opened", peer=peer(2), direction="inbound", remote_addr=addr(50))
+    b.event(
+        6,
+        "a",
+        "identify_received",
+        peer=peer(2),
+        listen_addrs=[addr(2)],
+        observed_addr=addr(1),
+        protocols=[KAD],
+    )
+    b.event(
+        7,
+        "a",
+        "identify_received",
+        peer=peer(3),
+        listen_addrs=[addr(3)],
+        observed_addr=None,
+        protocols=["/ipfs/id/1.0.0"],
+    )
+    b.snapshot(
+        10,
+        "a",
+        1,
+        table=((2, (addr(2),)),),
+        connections=((2, "inbound", addr(50)), (3, "inbound", addr(51))),
+        protocols={peer(2): [KAD], peer(3): []},
+    )
+    observer, found = moments(b.run())
+    node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
+    i2, i3 = observer.index[peer(2)], observer.index[peer(3)]
+    assert node.ghost.heard == {i2, i3}
+    assert node.ghost.servers == {i2}
+    assert node.ghost.observers == {i2}
+    assert node.peers[i2] == node.peers[i2].__class__(
+        Conn.INBOUND, Proto.SERVER, Addr.DIALABLE, True
+    )
+    assert node.peers[i3].protocols is Proto.CLIENT and not node.peers[i3].in_table
+
+
+def test_an_inbound_remote_address_is_not_dialable() -> None:
+    """RT-04 / ADDR-06: the listener-side address of a connection is the dialer's ephemeral
+    port; an entry backed only by it is REMOTE, never DIALABLE."""
+    b = RunBuilder()
+    b.start(0, "a", 1)
+    b.start(0, "b", 2)
+    b.event(5, "a", "connection_opened", peer=peer(2), direction="inbound", remote_addr=addr(50))
+    b.snapshot(10, "a", 1, table=((2, (addr(50),)),), connections=((2, "inbound", addr(50)),))
+    observer, found = moments(b.run())
+    node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
+    assert node.peers[observer.index[peer(2)]].address is Addr.REMOTE
+
+
+def test_configured_bootstrap_peers_count_as_evidence_until_identify_says_client() -> None:
+    b = RunBuilder()
+    b.start(0, "boot", 1)
+    b.start(1, "a", 2, bootstrap=(1,))
+    b.snapshot(2, "a", 2, table=((1, (addr(1),)),), connections=((1, "outbound", addr(1)),))
+    b.event(
+        3,
+        "a",
+        "identify_received",
+        peer=peer(1),
+        listen_addrs=[addr(1)],
+        observed_addr=None,
+        protocols=[],
+    )
+    b.snapshot(4, "a", 2, table=((1, (addr(1),)),), connections=((1, "outbound", addr(1)),))
+    observer, found = moments(b.run())
+    first, second = [m.node for m in found if m.kind == "snapshot" and m.node is not None]
+    boot = observer.index[peer(1)]
+    assert boot in first.ghost.servers and boot in first.ghost.heard
+    assert boot not in second.ghost.servers
+
+
+def test_a_round_comes_once_every_running_node_was_snapshotted() -> None:
+    b = RunBuilder()
+    b.start(0, "a", 1)
+    b.start(0, "b", 2)
+    b.snapshot(10, "a", 1)
+    b.snapshot(11, "b", 2)
+    b.snapshot(12, "a", 1)
+    _, found = moments(b.run())
+    kinds = [m.kind for m in found]
+    assert kinds == ["snapshot", "snapshot", "round", "snapshot", "end"]
+
+
+def test_a_find_node_reply_becomes_a_model_message_with_real_positions() -> None:
+    b = RunBuilder()
+    b.start(0, "a", 1)
+    b.start(0, "b", 2)
+    b.start(0, "c", 3)
+    b.event(5, "a", "routing_table_added", peer=peer(3), addrs=[addr(3)])
+    b.event(
+        6,
+        "a",
+        "kad_response_sent",
+        kad_type="FIND_NODE",
+        peer=peer(2),
+        key=peer(2),
+        closer_peers=[{"peer_id": peer(3), "addrs": [addr(3)]}],
+        provider_peers=[],
+    )
+    observer, found = moments(b.run())
+    step = [m.step for m in found if m.kind == "step" and m.step is not None][-1]
+    (message,) = step.sent
+    assert message.target == position(peer(2)) == observer.positions[observer.index[peer(2)]]
+    assert message.closer == {observer.index[peer(3)]}
+    assert step.before[message.src].table() == (observer.index[peer(3)],)
