@@ -12,12 +12,12 @@ import importlib.util
 import os
 
 import pytest
+from test_observe import simulated
 
 from kadspec.conformance.breakage import BREAKAGES, IgnoresExpiry, WrappedCore
 from kadspec.conformance.judge import Result, judge
 from kadspec.conformance.observe import LOOPBACK
 from kadspec.conformance.scenarios import SCENARIOS
-from kadspec.conformance.simulate import simulate
 from kadspec.impl.config import CoreConfig, ModeSetting
 from kadspec.impl.core import Core
 from kadspec.impl.records import MemoryStore, ProviderRecord
@@ -46,11 +46,14 @@ def test_each_breakage_fails_its_requirement_in_simulation(name: str) -> None:
     breakage = BREAKAGES[name]
     scenario = SCENARIOS[breakage.scenario]
     broken = verdict(
-        judge(simulate(scenario, breakage), LOOPBACK, scenario.deadlines), breakage.requirement
+        judge(simulated(breakage.scenario, name), LOOPBACK, scenario.deadlines),
+        breakage.requirement,
     )
     assert broken.status == "fail", broken
     assert broken.entries and broken.evidence
-    correct = verdict(judge(simulate(scenario), LOOPBACK, scenario.deadlines), breakage.requirement)
+    correct = verdict(
+        judge(simulated(breakage.scenario), LOOPBACK, scenario.deadlines), breakage.requirement
+    )
     assert correct.status == "pass", correct
 
 

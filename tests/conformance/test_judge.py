@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_observe import KAD, RunBuilder, addr, peer
+from test_observe import KAD, RunBuilder, addr, peer, simulated
 
 from kadspec.conformance.judge import (
     STATUSES,
@@ -25,7 +25,6 @@ from kadspec.conformance.judge import (
 from kadspec.conformance.observe import LOOPBACK, PUBLIC
 from kadspec.conformance.protocol import wire_key
 from kadspec.conformance.scenarios import SCENARIOS
-from kadspec.conformance.simulate import simulate
 from kadspec.models.checks import observability
 from kadspec.spec import requirements
 
@@ -312,7 +311,7 @@ def test_the_correct_reference_passes_every_applicable_requirement(name: str) ->
     """Simulated reference cores: nothing fails, MUST or SHOULD, in any scenario, and each
     scenario's own requirements are exercised (pass) unless noted."""
     scenario = SCENARIOS[name]
-    results = by_id(judge(simulate(scenario), LOOPBACK, scenario.deadlines))
+    results = by_id(judge(simulated(name), LOOPBACK, scenario.deadlines))
     failed = {r.requirement: r.evidence for r in results.values() if r.status == "fail"}
     assert not failed
     assert not must_failures(list(results.values()))

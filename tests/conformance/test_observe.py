@@ -3,6 +3,7 @@ real 256-bit positions, ghosts written from events, and addresses classified by 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -23,6 +24,17 @@ from kadspec.conformance.protocol import (
 from kadspec.models.state import Addr, Conn, Proto
 
 KAD = "/ipfs/kad/1.0.0"
+
+
+@functools.cache
+def simulated(scenario: str, breakage: str | None = None) -> Run:
+    """The run of a named scenario on simulated reference cores (deterministic: cached, so the
+    test files share one run per scenario and breakage)."""
+    from kadspec.conformance.breakage import BREAKAGES
+    from kadspec.conformance.scenarios import SCENARIOS
+    from kadspec.conformance.simulate import simulate
+
+    return simulate(SCENARIOS[scenario], BREAKAGES[breakage] if breakage else None)
 
 
 def peer(n: int) -> str:
