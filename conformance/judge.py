@@ -72,7 +72,7 @@ class Deadlines:
 
     ``progress_ms``: a progress requirement must hold in every round taken at least this long
     after the last request that disturbed the network (start, stop, crash, restart, set_mode,
-    dial, provide, find). ``outcome_ms``: BOOT-05's bound for a provide or find to be answered.
+    dial, provide, find) and after its reply. ``outcome_ms``: BOOT-05's bound for a provide or find to be answered.
     ``grace_ms``: how far back a sender's mode may be matched with what a receiver saw
     (ADDR-01: an identify or reply is observed after it was sent). ``expiry_tolerance_ms``: the
     clock slack around a record's expiry (PROV-04 and PROV-07 give the node the benefit of it).

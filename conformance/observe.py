@@ -147,7 +147,8 @@ def is_kad(protocols: Sequence[str]) -> bool:
 
 _MODES = {"server": Mode.SERVER, "client": Mode.CLIENT}
 _SETTINGS = {"auto": ModeSetting.AUTO, "server": ModeSetting.SERVER, "client": ModeSetting.CLIENT}
-#: requests after which the network needs time to settle (progress deadlines count from them)
+#: requests after which the network needs time to settle (progress deadlines count from them
+#: and from their replies)
 DISTURBING = frozenset(
     {"start", "stop", "crash", "restart", "set_mode", "dial", "provide", "find_providers"}
 )
@@ -413,6 +414,8 @@ class Observer:
                 entry.request if entry.request is not None else int(payload.get("id", -1))
             )
             op = "" if request is None else str(request.payload.get("op", ""))
+            if op in DISTURBING:  # the operation ran until its reply: settling counts from here
+                self.disturbed.append((now, entry.seq))
             if entry.kind == "snapshot" or (op == "snapshot" and payload.get("ok")):
                 snapshot = payload if entry.kind == "snapshot" else payload.get("result", {})
                 yield from self._on_snapshot(entry, snapshot, now)

@@ -51,7 +51,8 @@ SHORT_TTL: Mapping[str, int] = {**FAST, "record_ttl": 3000, "republish_interval"
 #: the deadlines the scenarios below are written for (progress within 3 s of the last
 #: disturbance; every provide and find answered within 5 s)
 SCENARIO_DEADLINES = Deadlines(progress_ms=3000, outcome_ms=5000)
-SETTLE_MS = SCENARIO_DEADLINES.progress_ms + 500
+#: the wait before a scenario's rounds: the progress deadline plus a margin for late replies
+SETTLE_MS = SCENARIO_DEADLINES.progress_ms + 1000
 
 
 @attrs.frozen
