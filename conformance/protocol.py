@@ -307,7 +307,10 @@ _NAME = {"type": "string", "minLength": 1, "description": "node name chosen by t
 _MS = {"type": "integer", "minimum": 0, "description": "milliseconds"}
 _MULTIADDR = {"type": "string", "pattern": "^/", "description": "a multiaddr in text form"}
 _PEER = {"type": "string", "minLength": 1, "description": "a peer ID in base58btc"}
-_KEY = {"type": "string", "description": "a key as the runner gave it: text, or a CID (the key rule)"}
+_KEY = {
+    "type": "string",
+    "description": "a key as the runner gave it: text, or a CID (the key rule)",
+}
 _WIRE_KEY = {"type": ["string", "null"], "description": "base58btc of the key bytes on the wire"}
 _ADDRS = {"type": "array", "items": _MULTIADDR}
 _PEER_INFO = _obj({"peer_id": _PEER, "addrs": _ADDRS})
