@@ -15,11 +15,16 @@ What the driver adds on top of the host:
 - a mode change registers or removes the kad stream handler, which changes the protocol list
   identify reports, and pushes identify to every connected peer (ADDR-01, ADDR-02);
 - bad input on a kad stream (WireError, a read deadline) resets the stream, is counted in
-  ``rejected`` and reported as a log event; it never reaches the core as an exception.
+  ``rejected`` and reported as a log event; it never reaches the core as an exception;
+- an ADD_PROVIDER counts as delivered only once the receiver closed the stream after handling
+  it (see :meth:`HostDriver._await_acknowledgement`), and each delivery is logged
+  (``provide.delivered``, the peer and the key), so a provide's count can be checked against the
+  stores its receivers hold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections import Counter
 from collections.abc import Callable
@@ -39,7 +44,14 @@ from kadspec.impl import events as ev
 from kadspec.impl.config import Mode
 from kadspec.impl.core import Core
 from kadspec.impl.events import Direction, Timer
-from kadspec.impl.wire import PROTOCOL_ID, FrameDecoder, KadMessage, WireError, frame
+from kadspec.impl.wire import (
+    PROTOCOL_ID,
+    FrameDecoder,
+    KadMessage,
+    WireError,
+    decode_frames,
+    frame,
+)
 
 #: how long one read on a kad or identify stream may take before the stream is reset
 READ_DEADLINE_S = 10.0
@@ -213,11 +225,33 @@ class HostDriver:
                     await stream.close()
                     self.handle(ev.ResponseReceived(self.now(), effect.request, reply))
                 else:
-                    await stream.close()
+                    await self._await_acknowledgement(stream)
+                    self.report(
+                        fx.LogEvent(
+                            "provide.delivered",
+                            (("peer", effect.peer.hex()), ("key", effect.message.key.hex())),
+                        )
+                    )
                     self.handle(ev.RequestDelivered(self.now(), effect.request))
         except Exception as error:
             reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             self.handle(ev.RequestFailed(self.now(), effect.request, reason))
+
+    async def _await_acknowledgement(self, stream: Any) -> None:
+        """Half-close an ADD_PROVIDER stream and wait for the receiver to close its side.
+
+        ADD_PROVIDER has no reply, so a write alone proves nothing: the receiver may refuse the
+        record (a reset) or die before storing it. Every implementation handles the message,
+        then reads on, sees our end of stream and closes (go-libp2p's handleNewMessage loop,
+        js-libp2p's pipe, py-libp2p's handle_stream, this driver's _on_kad_stream after the
+        store's fsynced commit). That close is the acknowledgement a delivered store counts on
+        (PROV-02): a reset, bytes that are not kad messages, or the deadline is a failed
+        request. py-libp2p answers ADD_PROVIDER with a message before it closes; well-formed
+        replies are read and ignored.
+        """
+        await stream.close_write()
+        decode_frames(await read_all(stream))  # raises WireError for anything but messages
+        await stream.close()
 
     # --- host news ---------------------------------------------------------------------------
 
@@ -287,35 +321,39 @@ class HostDriver:
         )
 
     async def _on_kad_stream(self, stream: Any) -> None:
-        """One inbound kad request: parse, let the core answer, write or reset."""
+        """One inbound kad request: parse, let the core answer, write or reset.
+
+        Nothing a peer sends may stop the node: bad bytes, a read past the deadline, or a
+        stream that breaks under us end in a reset, counted in ``rejected`` by kind and logged.
+        """
         peer = stream.muxed_conn.peer_id.to_bytes()
         ident = self._connections.get(id(stream.muxed_conn), 0)
         number = next(self._ids)
         try:
             message = await read_message(stream)
-        except (WireError, trio.TooSlowError) as error:
-            kind = type(error).__name__
-            self.rejected[kind] += 1
-            self.report(
-                fx.LogEvent(
-                    "request.rejected", (("peer", peer.hex()), ("reason", str(error) or kind))
-                )
-            )
-            await stream.reset()
-            return
-        except Exception:
-            await stream.reset()
+        except Exception as error:
+            kind = "TooSlow" if isinstance(error, trio.TooSlowError) else type(error).__name__
+            await self._reject(stream, peer, kind, str(error) or kind)
             return
         effects = self.handle(ev.RequestReceived(self.now(), peer, ident, number, message))
-        for effect in effects:
-            if isinstance(effect, fx.SendResponse) and effect.stream == number:
-                await stream.write(frame(effect.message))
-                await stream.close()
-                return
-            if isinstance(effect, fx.ResetStream) and effect.stream == number:
-                await stream.reset()
-                return
-        await stream.close()  # ADD_PROVIDER: accepted, no reply
+        try:
+            for effect in effects:
+                if isinstance(effect, fx.SendResponse) and effect.stream == number:
+                    await stream.write(frame(effect.message))
+                    await stream.close()
+                    return
+                if isinstance(effect, fx.ResetStream) and effect.stream == number:
+                    await stream.reset()
+                    return
+            await stream.close()  # ADD_PROVIDER: stored (durably), and this close says so
+        except Exception as error:  # the peer went away mid-answer
+            await self._reject(stream, peer, "stream-broken", f"{type(error).__name__}: {error}")
+
+    async def _reject(self, stream: Any, peer: bytes, kind: str, reason: str) -> None:
+        self.rejected[kind] += 1
+        self.report(fx.LogEvent("request.rejected", (("peer", peer.hex()), ("reason", reason))))
+        with contextlib.suppress(Exception):
+            await stream.reset()
 
 
 class _Notifee:

@@ -259,9 +259,15 @@ def describe(effect: fx.Effect, names: KeyNames) -> str | None:
     return None if line is None else line()
 
 
+#: the JSON log's names for outcomes (ReportOutcome), which no log event may also use
+OUTCOME_EVENTS: Final = frozenset({"provide.outcome", "find.outcome"})
+
+
 def as_json(effect: fx.Effect, names: KeyNames) -> dict[str, Any] | None:
     """One JSON object for an effect the log shows (every log event and outcome), or None."""
     if isinstance(effect, fx.LogEvent):
+        if effect.name in OUTCOME_EVENTS:
+            return None  # the core's note of an outcome it also reports: the outcome says more
         return {"event": effect.name, **dict(effect.fields)}
     if isinstance(effect, fx.ReportOutcome):
         o = effect.outcome
@@ -425,7 +431,7 @@ def _run_command(driver: Any, log: NodeLog, line: str, op: int) -> None:
 
 EXAMPLE = """\b
 Example: a bootstrap node, and a second node that joins it and provides a key
-  $ kadspec node --listen /ip4/127.0.0.1/tcp/4001 --data ./boot
+  $ kadspec node --listen /ip4/127.0.0.1/tcp/4001 --mode server --data ./boot
   peer 12D3KooW... listening on /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...
   $ kadspec node --listen /ip4/127.0.0.1/tcp/0 \\
       --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... --provide hello

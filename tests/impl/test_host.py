@@ -24,6 +24,7 @@ from kadspec.impl import BootstrapPeer, Core, CoreConfig, MemoryStore, ModeSetti
 from kadspec.impl import effects as fx
 from kadspec.impl import events as ev
 from kadspec.impl.host import HostDriver
+from kadspec.impl.node import content_key, key_cid
 from kadspec.impl.wire import (
     PROTOCOL_ID,
     KadMessage,
@@ -123,14 +124,15 @@ def test_interop_with_py_libp2p_kad_dht_both_ways() -> None:
             ours = Reference(our_host, bootstrap=(py_boot,))
             async with trio.open_nursery() as nursery:
                 await nursery.start(ours.driver.run)
-                ours.driver.command(ev.Provide(ours.driver.now(), op=1, key=b"from-reference"))
-                assert (await ours.wait_for(fx.ProvideOutcome, 1)).ok
-                found = await dht.find_providers("from-reference")
+                # the key rule: text -> sha2-256 multihash; py-libp2p takes it as a CID string
+                ours_key, theirs_key = content_key("from-reference"), content_key("from-py-libp2p")
+                ours.driver.command(ev.Provide(ours.driver.now(), op=1, key=ours_key))
+                provided = await ours.wait_for(fx.ProvideOutcome, 1)
+                assert provided.ok and provided.delivered == 1  # py-libp2p closed: it stored
+                found = await dht.find_providers(key_cid(ours_key))
                 assert our_host.get_id() in {p.peer_id for p in found}
-                assert await dht.provide("from-py-libp2p")
-                ours.driver.command(
-                    ev.FindProviders(ours.driver.now(), op=2, key=b"from-py-libp2p")
-                )
+                assert await dht.provide(key_cid(theirs_key))
+                ours.driver.command(ev.FindProviders(ours.driver.now(), op=2, key=theirs_key))
                 outcome = await ours.wait_for(fx.FindOutcome, 2)
                 assert py_host.get_id().to_bytes() in {p.id for p in outcome.providers}
                 nursery.cancel_scope.cancel()
