@@ -367,6 +367,12 @@ def test_problem_6_verify_report_holds_the_same_parts(
     monkeypatch.setattr(cli_main, "run_check", small_check)
     monkeypatch.setattr(cli_main, "run_mutants", small_mutants)
     monkeypatch.setattr(cli_main, "_prove_for_verify", no_proof)
+    # the live conformance part starts real nodes; its own tests are in tests/conformance
+    monkeypatch.setattr(
+        cli_main,
+        "_conform_for_verify",
+        lambda note: (("conform (reference)", 0, "skipped in this test"), {}),
+    )
     report = tmp_path / "v.json"
     with pytest.raises(SystemExit):
         cli_main.main(["verify", "--json", str(report)])
