@@ -63,6 +63,7 @@ CONFORM_HELP = """Check a libp2p Kademlia implementation against the spec's requ
       kadspec conform --impl reference --json results/conform.json --junit results/conform.xml
       kadspec conform --impl reference --traces results/traces --strict
       kadspec conform --adapter 'node my-adapter.mjs' --scenario churn --nodes 10
+      kadspec conform --impl reference --scenario churn --explore 5
       kadspec conform --list-scenarios
     """
 
@@ -147,6 +148,14 @@ class TracesFolder(click.ParamType[Path]):
     is_flag=True,
     help="Skip replaying the runs through the model (faster; the judge still runs).",
 )
+@click.option(
+    "--explore",
+    "explore_examples",
+    type=click.IntRange(min=1, max=1000),
+    default=None,
+    metavar="N",
+    help="Also run N generated command sequences (Hypothesis); a failing one is shrunk.",
+)
 @click.option("--list-scenarios", is_flag=True, help="List the scenarios and exit.")
 @click.option("--break", "breakage", metavar="NAME", hidden=True, help="Test only.")
 def conform(
@@ -160,6 +169,7 @@ def conform(
     traces_dir: Path | None,
     strict: bool,
     no_replay: bool,
+    explore_examples: int | None,
     list_scenarios: bool,
     breakage: str | None,
 ) -> None:
@@ -191,21 +201,60 @@ def conform(
             progress=live,
         )
     print_report(out, result)
+    generated = None
+    if explore_examples is not None and not result.interrupted:
+        generated = _explore(out, command, name, PROFILES[profile], explore_examples, result)
     traces: dict[str, list[str]] = {}
     if traces_dir is not None:
         traces = write_trace_files(result, traces_dir)
         count = sum(len(files) for files in traces.values())
         out.print(f"traces: {count} files in {traces_dir}", highlight=False)
     if json_path is not None:
-        write_report(json_path, "conform", report_json(result, traces=traces))
+        body = report_json(result, traces=traces)
+        if generated is not None:
+            body["generated"] = generated
+        write_report(json_path, "conform", body)
     if junit_path is not None:
         junit_path.write_text(junit_xml(result), "utf-8")
     code = result.exit_code()
+    if generated is not None and generated["failing"] is not None:
+        code = EXIT_FAIL
     if strict and any(
         s.validation is not None and s.validation.verdict == "rejected" for s in result.scenarios
     ):
         code = EXIT_FAIL
     sys.exit(EXIT_INTERRUPTED if result.interrupted else code)
+
+
+def _explore(
+    out: Console,
+    command: list[str],
+    name: str,
+    profile: Any,
+    examples: int,
+    result: Any,
+) -> dict[str, Any]:
+    """Generated command sequences against the adapter; the shrunk failing one, if any."""
+    from kadspec.conformance.runner import describe_steps, run_and_judge
+    from kadspec.conformance.scenarios import explore
+
+    crash_restart = any(
+        s.run.hello.capabilities.crash_restart for s in result.scenarios if s.run.hello
+    )
+    out.print(f"exploring {examples} generated command sequences ...", highlight=False)
+    found = explore(
+        run_and_judge(command, name=name, profile=profile),
+        max_examples=examples,
+        crash_restart=crash_restart,
+    )
+    if found is None:
+        out.print(f"generated: {examples} command sequences, none broke a MUST requirement")
+        return {"examples": examples, "failing": None}
+    steps = describe_steps(found)
+    out.print("[bold red]generated: a command sequence breaks a MUST requirement[/] (shrunk):")
+    for line in steps:
+        out.print(f"  {line}", highlight=False)
+    return {"examples": examples, "failing": {"text": found.text, "steps": steps}}
 
 
 def _console() -> Console:

@@ -409,14 +409,46 @@ def conform(
     )
 
 
+def run_and_judge(
+    command: Sequence[str], *, name: str | None = None, profile: Profile = LOOPBACK
+) -> Callable[[Scenario], Sequence[Result]]:
+    """A callable that runs one scenario through a fresh adapter and judges it (no replay):
+    what :func:`kadspec.conformance.scenarios.explore` needs for generated command sequences."""
+
+    def run(scenario: Scenario) -> Sequence[Result]:
+        recorded, _ = run_scenario(command, scenario, name=name)
+        results, _, _ = judge_run(scenario, recorded, profile, validate=False)
+        return results
+
+    return run
+
+
+def describe_steps(scenario: Scenario) -> list[str]:
+    """A scenario's steps, one readable line each (for a shrunk generated scenario)."""
+    lines = []
+    for number, step in enumerate(scenario.steps, 1):
+        if isinstance(step, Wait):
+            lines.append(f"{number}. wait {step.ms} ms")
+        elif isinstance(step, Snapshot):
+            lines.append(f"{number}. snapshot {', '.join(step.nodes) or 'every running node'}")
+        else:
+            args = {k: v for k, v in step.args.items() if k not in ("node", "listen", "timings")}
+            shown = " ".join(f"{k}={v}" for k, v in args.items() if v not in ([], None, ""))
+            wait = "" if step.wait else " (not awaited)"
+            lines.append(f"{number}. {step.op} {step.args.get('node', '')} {shown}{wait}".strip())
+    return lines
+
+
 __all__ = [
     "REFERENCE",
     "Conformance",
     "RequirementRow",
     "ScenarioReport",
     "conform",
+    "describe_steps",
     "judge_run",
     "reference_command",
+    "run_and_judge",
     "run_scenario",
     "with_nodes",
 ]
