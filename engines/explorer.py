@@ -390,6 +390,19 @@ def _explore(
 _REPORT_EVERY = 1000
 
 
+def rebuild_trace(
+    initial: World, policy: Policy, actions: list[Action], kind: str, wanted: str | None
+) -> Counterexample:
+    """The counterexample of taking ``actions`` from ``initial``, replayed with the public
+    functions, ending in a violation found by the checks of ``kind`` ("state", "step" or
+    "quiescent"); for engines that keep their own parent links (``parallel.py``)."""
+    worlds = [initial]
+    for action in actions:
+        worlds.append(apply(worlds[-1], policy, action))
+    steps = [Step(a, w) for a, w in zip(actions, worlds[1:], strict=True)]
+    return Counterexample(initial, tuple(steps), tuple(_found(initial, policy, steps, kind)))
+
+
 def _rebuild(
     initial: World,
     policy: Policy,

@@ -184,6 +184,9 @@ class Successors:
         self.verify = verify
         self.replayed = 0  # steps patched from the memo
         self.computed = 0  # steps computed by the public functions
+        self.adopted = 0  # effects adopted from other engines (see share)
+        self.shared: dict[tuple[Any, ...], tuple[Any, ...]] | None = None
+        self.exported: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
         self._count = count = len(config.nodes)
         #: the user's moves by budget id and which nodes are up (one bit each)
         self._user: dict[int, tuple[Move, ...]] = {}
@@ -269,6 +272,16 @@ class Successors:
         for state in reversed(nodes):
             key = key << self.NODE_BITS | state
         return key
+
+    @property
+    def nodes_mask(self) -> int:
+        """The bits of a key that are not the network's (the clock, budget and node states)."""
+        return self._nodes_mask
+
+    @property
+    def network_field(self) -> tuple[int, int]:
+        """Where a key holds the network's id: (shift, mask)."""
+        return self._network_shift, self._network_mask
 
     def node_id(self, state: NodeState) -> int:
         return self._intern(self._node_id, self._nodes, state, self.NODE_BITS)
@@ -578,6 +591,15 @@ class Successors:
     def _compute(
         self, world: World, move: Move, situation: int, alone: bool
     ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
+        content = None
+        if self.shared is not None:
+            content = self._content(world, move, alone)
+            known = self.shared.get(content)
+            if known is not None:
+                # computed by another worker in the same situation: adopt it, then replay
+                self.adopted += 1
+                move.memo[situation] = self._adopt(*known)
+                return self.successor(self.key(world), move, world)
         self.computed += 1
         after = apply(world, self.policy, move.action)
         violations = tuple(check_step(world, move.action, after, self.policy))
@@ -591,14 +613,59 @@ class Successors:
             if any(n == sender for n, _ in effect.changes):
                 effect = None
         if effect is not None:
-            self._effects += 1
-            effect.serial = self._effects
-            effect.node_ids = tuple((n, self._node_id[state]) for n, state in effect.changes)
-            if effect.budget is not None:
-                effect.budget_id = self._budget_id[effect.budget]
-            self._masks(effect)
+            self._register(effect)
             move.memo[situation] = effect
+            if content is not None:
+                self.exported.append((content, _portable(effect)))
         return key, violations, exercised
+
+    def _register(self, effect: Effect) -> None:
+        self._effects += 1
+        effect.serial = self._effects
+        effect.node_ids = tuple((n, self._node_id[state]) for n, state in effect.changes)
+        if effect.budget is not None:
+            effect.budget_id = self._budget_id[effect.budget]
+        self._masks(effect)
+
+    # --- sharing effects between engines (parallel workers) ----------------------------------
+
+    def share(self) -> None:
+        """Exchange effects with other engines of the same (configuration, policy): each effect
+        this engine computes is appended to ``exported`` (in a form that names objects, not
+        ids), and one found in ``shared`` is adopted instead of being computed again."""
+        if self.shared is None:
+            self.shared = {}
+            self.exported = []
+
+    def _content(self, world: World, move: Move, alone: bool) -> tuple[Any, ...]:
+        """A move's situation by content (the objects its int situation names by id)."""
+        nodes = world.nodes
+        parties = move.parties
+        if parties is None:
+            states: tuple[NodeState, ...] = nodes
+        elif alone:
+            states = (nodes[parties[1]],)
+        else:
+            states = tuple(nodes[p] for p in parties)
+        return (move.action, alone, world.clock, states, world.budget if move.spends else None)
+
+    def _adopt(
+        self,
+        changes: tuple[tuple[int, NodeState], ...],
+        edits: tuple[tuple[int, int, tuple[Message, ...]], ...],
+        budget: Budget | None,
+        clock: int | None,
+        violations: tuple[Violation, ...],
+        exercised: frozenset[str],
+    ) -> Effect:
+        """An effect computed elsewhere, its objects interned here."""
+        nodes = self._nodes
+        changes = tuple((n, nodes[self.node_id(state)]) for n, state in changes)
+        if budget is not None:
+            budget = self._budgets[self.budget_id(budget)]
+        effect = Effect(changes, edits, budget, clock, violations, exercised)
+        self._register(effect)
+        return effect
 
     def _masks(self, effect: Effect) -> None:
         """Fill ``effect.keep`` and ``effect.put`` from the fields it sets."""
@@ -705,6 +772,18 @@ class Successors:
         """:func:`~kadspec.models.checks.exercised_at_quiescence` for a quiescent ``world``
         (quiescent states are few: not memoized)."""
         return exercised_at_quiescence(world, self.policy)
+
+
+def _portable(effect: Effect) -> tuple[Any, ...]:
+    """An effect's content without this engine's ids (see :meth:`Successors.share`)."""
+    return (
+        effect.changes,
+        effect.edits,
+        effect.budget,
+        effect.clock,
+        effect.violations,
+        effect.exercised,
+    )
 
 
 @attrs.frozen
