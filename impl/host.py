@@ -95,6 +95,16 @@ async def read_all(stream: Any) -> bytes:
     return b"".join(chunks)
 
 
+def connection_lost(stream: Any) -> bool:
+    """True when the connection under ``stream`` is shutting down or closed."""
+    muxed = getattr(stream, "muxed_conn", None)
+    shutting_down = getattr(muxed, "event_shutting_down", None)
+    if shutting_down is not None and shutting_down.is_set():
+        return True
+    closed = getattr(muxed, "is_closed", False)
+    return bool(closed() if callable(closed) else closed)
+
+
 class HostDriver:
     """Carries one core's effects out on a py-libp2p host and feeds the host's news back."""
 
@@ -251,6 +261,10 @@ class HostDriver:
         """
         await stream.close_write()
         decode_frames(await read_all(stream))  # raises WireError for anything but messages
+        if connection_lost(stream):
+            # py-libp2p ends every stream's reads with the same EOF when the whole connection
+            # drops: a receiver killed mid-store must not count as one that closed
+            raise WireError("connection lost before the receiver closed the stream")
         await stream.close()
 
     # --- host news ---------------------------------------------------------------------------

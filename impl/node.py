@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -369,6 +370,8 @@ async def run_node(options: NodeOptions, out: TextIO) -> str:
                 )
                 await nursery.start(driver.run)
                 log.clock = driver.now
+                if isinstance(store, SqliteProviderStore):  # expiry on disk in wall-clock time
+                    store.wall_offset_ms = int(time.time() * 1000) - driver.now()
                 for text in options.provide:
                     driver.command(ev.Provide(driver.now(), op=0, key=log.names.key(text)))
 

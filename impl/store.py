@@ -69,8 +69,12 @@ class SqliteProviderStore:
     :meth:`close`.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, wall_offset_ms: int = 0) -> None:
         self.path = Path(path)
+        #: wall-clock ms at the core's time 0: expiry instants are kept on disk in wall-clock
+        #: time, so a restarted node (whose clock starts again at 0) neither serves a record
+        #: past its real expiry nor drops one early
+        self.wall_offset_ms = wall_offset_ms
         try:
             # isolation_level=None: autocommit, so each statement below is one transaction and
             # add() has committed when it returns.
@@ -96,7 +100,12 @@ class SqliteProviderStore:
             "INSERT INTO provider (key, provider, addrs, expires_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (key, provider) DO UPDATE SET addrs = excluded.addrs, "
             "expires_at = excluded.expires_at",
-            (record.key, record.provider, _pack(record.addrs), record.expires_at),
+            (
+                record.key,
+                record.provider,
+                _pack(record.addrs),
+                record.expires_at + self.wall_offset_ms,
+            ),
         )
 
     @implements("PROV-04")
@@ -105,10 +114,13 @@ class SqliteProviderStore:
         rows = self._db.execute(
             "SELECT provider, addrs, expires_at FROM provider "
             "WHERE key = ? AND expires_at > ? ORDER BY provider",
-            (key, now),
+            (key, now + self.wall_offset_ms),
         )
         return tuple(
-            ProviderRecord(key=key, provider=p, addrs=_unpack(a), expires_at=e) for p, a, e in rows
+            ProviderRecord(
+                key=key, provider=p, addrs=_unpack(a), expires_at=e - self.wall_offset_ms
+            )
+            for p, a, e in rows
         )
 
     def remove(self, key: bytes, provider: bytes) -> None:
@@ -116,7 +128,21 @@ class SqliteProviderStore:
 
     def expire(self, now: int) -> int:
         """Delete every record expired at ``now``; return how many went."""
-        return self._db.execute("DELETE FROM provider WHERE expires_at <= ?", (now,)).rowcount
+        return self._db.execute(
+            "DELETE FROM provider WHERE expires_at <= ?", (now + self.wall_offset_ms,)
+        ).rowcount
+
+    def everything(self) -> tuple[ProviderRecord, ...]:
+        """Every record held, expired or not, ordered by key and provider (for snapshots)."""
+        rows = self._db.execute(
+            "SELECT key, provider, addrs, expires_at FROM provider ORDER BY key, provider"
+        )
+        return tuple(
+            ProviderRecord(
+                key=k, provider=p, addrs=_unpack(a), expires_at=e - self.wall_offset_ms
+            )
+            for k, p, a, e in rows
+        )
 
     def __len__(self) -> int:
         count: int = self._db.execute("SELECT count(*) FROM provider").fetchone()[0]

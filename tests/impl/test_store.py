@@ -107,3 +107,15 @@ def test_kill_9_while_writing_loses_no_acknowledged_record(tmp_path: Path) -> No
                 ProviderRecord(key, b"provider", (b"/ip4/10.0.0.1/tcp/4001", key), 10**15),
             ), f"acknowledged record {i} lost"
         assert len(store) >= len(acknowledged)
+
+
+def test_expiry_is_kept_in_wall_clock_time_across_a_restart(tmp_path: Path) -> None:
+    # a node's clock starts at 0 in every process; the store keeps expiry in wall-clock time
+    path = path_in(tmp_path)
+    with SqliteProviderStore(path, wall_offset_ms=1_000_000) as first_run:
+        first_run.add(record(b"k", b"p", 5_000, b"/a"))  # expires at wall time 1,005,000
+    with SqliteProviderStore(path, wall_offset_ms=1_004_000) as restarted:  # 4 s later
+        assert restarted.get(b"k", now=999) == (record(b"k", b"p", 1_000, b"/a"),)
+        assert restarted.get(b"k", now=1_000) == ()
+        assert restarted.everything() == (record(b"k", b"p", 1_000, b"/a"),)
+        assert restarted.expire(now=1_000) == 1
