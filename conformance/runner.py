@@ -306,8 +306,12 @@ class Conformance:
             f"conform: {self.verdict()} {self.implementation} {self.version}",
             f"{len(self.rows())} requirements: {counts['pass']} pass, {counts['fail']} fail, "
             f"{counts['inconclusive']} inconclusive, {counts['not applicable']} not applicable",
-            f"{len(self.scenarios)} scenarios, trace validation accepted "
-            f"{validated - len(rejected)}/{validated}",
+            f"{len(self.scenarios)} scenarios, "
+            + (
+                f"trace validation accepted {validated - len(rejected)}/{validated}"
+                if validated
+                else "trace validation not run"
+            ),
         ]
         if self.aborted():
             parts.append(f"{len(self.aborted())} runs ended early")
