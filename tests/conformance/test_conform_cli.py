@@ -143,3 +143,15 @@ def test_the_reference_node_conforms_end_to_end(
     # every line the adapter wrote passed its schema, or the run would have ended early
     assert scenario["events"] > 10
     assert not descendants() - before
+
+
+def test_verify_counts_conformance_as_incomplete_without_py_libp2p(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kadspec.conform_command import conform_for_verify
+
+    monkeypatch.setitem(sys.modules, "libp2p", None)  # import libp2p now raises ImportError
+    notes: list[str] = []
+    (part, code, details), data = conform_for_verify(notes.append)
+    assert (part, code) == ("conform (reference)", 3)
+    assert "py-libp2p is missing" in details and data == {"skipped": details}
