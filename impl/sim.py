@@ -36,6 +36,7 @@ from kadspec.impl.config import CoreConfig, ModeSetting
 from kadspec.impl.core import Core
 from kadspec.impl.events import Direction
 from kadspec.impl.keyspace import Keyspace, Sha256Keyspace
+from kadspec.impl.provide import Phase
 from kadspec.impl.records import MemoryStore, RecordStore
 from kadspec.impl.wire import KadMessage, decode_frames, frame
 
@@ -73,6 +74,9 @@ class SimNode:
     durable: bool = True
     #: how many times the process crashed
     crashes: int = 0
+    #: the keys it was providing when it last crashed, kept with the store (the reprovider's
+    #: key list on disk): a restart queues them again (PROV-05)
+    providing: tuple[bytes, ...] = ()
 
     @property
     def peer_id(self) -> bytes:
@@ -100,6 +104,9 @@ class Transfer:
     refused request's stream reset), ``identify`` (``src``'s identify reaching ``dst``),
     ``dial-back`` (the result of an AutoNAT dial-back). ``message`` is the kad message for
     ``send``, ``request`` and ``response``.
+
+    Dropping one loses it, except that a dial or a dial-back always ends somehow: a dropped
+    dial fails (DialFailed), a dropped dial-back reports the address unreachable.
     """
 
     kind: str
@@ -111,6 +118,10 @@ class Transfer:
     _life: int = attrs.field(repr=False)
     _action: Callable[..., object] = attrs.field(repr=False)
     _args: tuple[Any, ...] = attrs.field(repr=False)
+    #: what losing it means for its guard, if anything (a failed dial)
+    _on_drop: tuple[Callable[..., object], tuple[Any, ...]] | None = attrs.field(
+        default=None, repr=False
+    )
 
     @property
     def void(self) -> bool:
@@ -226,24 +237,23 @@ class SimNetwork:
         self,
         kind: str,
         src: int,
+        dst: int,
         guard: SimNode,
         message: KadMessage | None,
         action: Callable[..., object],
         *args: Any,
+        on_drop: tuple[Callable[..., object], tuple[Any, ...]] | None = None,
     ) -> None:
         """Carry something from ``src`` to ``guard`` (or let ``guard``'s own dial or send
         leave): after the link's latency, or when the test delivers it (``hold``). Void if
         ``guard`` crashes meanwhile."""
         if self.hold:
             self.pending.append(
-                Transfer(kind, src, guard.index, message, guard, guard.life, action, args)
+                Transfer(kind, src, dst, message, guard, guard.life, action, args, on_drop)
             )
             return
         latency = self.latency
-        if isinstance(latency, tuple):
-            delay = self.random.randint(*latency)
-        else:
-            delay = latency(src, guard.index)
+        delay = self.random.randint(*latency) if isinstance(latency, tuple) else latency(src, dst)
         self._timer(guard, delay, action, *args)
 
     def step(self) -> bool:
@@ -283,8 +293,13 @@ class SimNetwork:
         return transfer
 
     def drop(self, index: int = 0) -> Transfer:
-        """Lose ``pending[index]`` (held mode): the request's deadline will tell its sender."""
-        return self.pending.pop(index)
+        """Lose ``pending[index]`` (held mode): a lost message is noticed by its sender's
+        deadline; a lost dial fails at once, a lost dial-back says unreachable."""
+        transfer = self.pending.pop(index)
+        if transfer._on_drop is not None and not transfer.void:
+            action, args = transfer._on_drop
+            action(*args)
+        return transfer
 
     def settle(
         self, until: int, choose: Callable[[list[Transfer]], int] | None = None,
@@ -312,7 +327,7 @@ class SimNetwork:
 
     def start(self, node: SimNode) -> None:
         node.up = True
-        self._feed(node, ev.Start(self.now))
+        self._feed(node, ev.Start(self.now, providing=node.providing))
 
     def start_at(self, node: SimNode, time: int, provide: bytes | None = None) -> None:
         """Start ``node`` at ``time``; with ``provide``, it provides that key at once (op =
@@ -331,7 +346,12 @@ class SimNetwork:
 
     def crash(self, node: SimNode) -> None:
         """The process dies: its connections close, memory and everything in flight to it are
-        lost; its store stays (the disk) when the node is durable."""
+        lost; its store and the keys it provides stay (the disk) when the node is durable."""
+        node.providing = (
+            tuple(key for key, job in node.core.jobs().items() if job.phase is not Phase.STOPPED)
+            if node.durable
+            else ()
+        )
         node.up = False
         node.life += 1
         node.crashes += 1
@@ -393,25 +413,33 @@ class SimNetwork:
         pass  # the core ignores a cancelled timer's wake-up
 
     def _on_dial(self, node: SimNode, effect: fx.Dial) -> None:
+        failed = ev.DialFailed, effect.peer, "dropped"
         self._transfer(
-            "dial", node.index, node, None, self._dial, node, effect.peer, effect.addrs, None
-        )
+            "dial", node.index, self._by_peer.get(effect.peer, -1), node, None, self._dial, node,
+            effect.peer, effect.addrs, None, on_drop=(self._feed_later, (node, *failed)),
+        )  # fmt: skip
 
     def _on_send_request(self, node: SimNode, effect: fx.SendRequest) -> None:
-        self._transfer("send", node.index, node, effect.message, self._send_request, node, effect)
+        self._transfer(
+            "send", node.index, self._by_peer.get(effect.peer, -1), node, effect.message,
+            self._send_request, node, effect,
+        )  # fmt: skip
 
     def _on_mode_changed(self, node: SimNode, effect: fx.ModeChanged) -> None:
         node.protocols = effect.protocols
         for conn in self._node_connections[node.index]:
             a, b = self._connections[conn]
             other = self.nodes[b if a == node.index else a]
-            self._transfer("identify", node.index, other, None, self._identify, other, node, conn)
+            self._transfer(
+                "identify", node.index, other.index, other, None, self._identify, other, node, conn
+            )
 
     def _on_dial_back(self, node: SimNode, effect: fx.RequestDialBack) -> None:
         reachable = effect.addr == sim_addr(node.index)
         self._transfer(
-            "dial-back", node.index, node, None, self._feed_later, node,
+            "dial-back", node.index, node.index, node, None, self._feed_later, node,
             ev.DialBackResult, effect.addr, reachable,
+            on_drop=(self._feed_later, (node, ev.DialBackResult, effect.addr, False)),
         )  # fmt: skip
 
     def _feed_later(self, node: SimNode, event_type: Callable[..., ev.Event], *fields: Any) -> None:
@@ -467,8 +495,8 @@ class SimNetwork:
         self._feed(
             target, ev.ConnectionOpened(self.now, conn, node.peer_id, Direction.INBOUND, ephemeral)
         )
-        self._transfer("identify", b, node, None, self._identify, node, target, conn)
-        self._transfer("identify", a, target, None, self._identify, target, node, conn)
+        self._transfer("identify", b, a, node, None, self._identify, node, target, conn)
+        self._transfer("identify", a, b, target, None, self._identify, target, node, conn)
         if then is not None:
             then(conn)
 
@@ -542,8 +570,8 @@ class SimNetwork:
         stream = self._id()
         self._streams[stream] = _Stream(node.index, effect.request, effect.expects_reply)
         self._transfer(
-            "request", node.index, target, effect.message, self._deliver, target, node, conn,
-            stream, data,
+            "request", node.index, target.index, target, effect.message, self._deliver, target,
+            node, conn, stream, data,
         )  # fmt: skip
 
     def _deliver(
@@ -562,7 +590,7 @@ class SimNetwork:
                 return
         del self._streams[stream]
         self._transfer(
-            "delivered", target.index, origin, None, self._feed_later, origin,
+            "delivered", target.index, origin.index, origin, None, self._feed_later, origin,
             ev.RequestDelivered, info.request,
         )  # fmt: skip
 
@@ -573,7 +601,7 @@ class SimNetwork:
         origin = self.nodes[info.origin]
         if isinstance(effect, fx.ResetStream):
             self._transfer(
-                "reset", node.index, origin, None, self._feed_later, origin,
+                "reset", node.index, origin.index, origin, None, self._feed_later, origin,
                 ev.RequestFailed, info.request, "stream reset",
             )  # fmt: skip
             return
@@ -581,8 +609,8 @@ class SimNetwork:
             return
         data = self._encode(effect.message)
         self._transfer(
-            "response", node.index, origin, effect.message, self._receive, origin, info.request,
-            data,
+            "response", node.index, origin.index, origin, effect.message, self._receive, origin,
+            info.request, data,
         )  # fmt: skip
 
     def _receive(self, origin: SimNode, request: int, data: bytes | KadMessage) -> None:
