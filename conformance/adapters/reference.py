@@ -706,7 +706,7 @@ def main(data: Path | None, breakage: str | None) -> None:
         import trio
     except ImportError:
         raise click.ClickException(
-            "py-libp2p is not installed: pip install 'kadspec[node]'"
+            "py-libp2p cannot be imported: reinstall kadspec (pip install -e .)"
         ) from None
     if breakage is not None:
         from kadspec.conformance.breakage import (  # type: ignore[import-not-found,unused-ignore]

@@ -4,7 +4,6 @@ node's identity, port and records, errors name the node, and --break is checked 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 
@@ -16,18 +15,8 @@ from kadspec.conformance.client import AdapterClient
 from kadspec.conformance.runner import reference_command
 
 
-def _libp2p_or_skip() -> None:
-    try:
-        import libp2p  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("py-libp2p is not installed (pip install 'kadspec[node]')")
-
-
 @pytest.fixture
 def adapter() -> Iterator[AdapterClient]:
-    _libp2p_or_skip()
     before = {c.pid for c in psutil.Process().children(recursive=True)}
     client = AdapterClient(reference_command(), name="reference", close_step=2.0)
     client.start()
@@ -76,7 +65,6 @@ def test_crash_and_restart_keep_identity_port_and_records(adapter: AdapterClient
 
 
 def test_the_adapter_refuses_a_request_that_breaks_its_schema() -> None:
-    _libp2p_or_skip()
     bad = b'{"type":"request","id":9,"op":"dial","args":{"node":"a"}}\n'
     done = subprocess.run(
         reference_command(),
@@ -92,7 +80,6 @@ def test_the_adapter_refuses_a_request_that_breaks_its_schema() -> None:
 
 
 def test_an_unknown_breakage_is_refused_before_anything_runs() -> None:
-    _libp2p_or_skip()
     done = subprocess.run(
         [*reference_command("no-such-breakage")],
         capture_output=True,
