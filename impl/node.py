@@ -40,6 +40,9 @@ from kadspec.impl.config import BootstrapPeer, CoreConfig, ModeSetting
 from kadspec.impl.records import MemoryStore, RecordStore
 from kadspec.impl.store import SqliteProviderStore, StoreError, path_in
 
+#: how long ``--exit-on-eof`` waits, after the end of input, for the outcomes still due
+SETTLE_TIMEOUT_S: Final = 30
+
 
 class NodeError(ValueError):
     """Bad input for a node: one line says what and where."""
@@ -214,6 +217,8 @@ def describe(effect: fx.Effect, names: KeyNames) -> str | None:
                 f"provide {names.text(o.key)!r} failed (attempt {o.attempt}, stored on "
                 f"{o.delivered}): {o.reason}{retry}"
             )
+        if not o.ok:
+            return f"find {names.text(o.key)!r} failed: {o.reason}"
         found = ", ".join(peer_name(bytes(p.id).hex()) for p in o.providers) or "none"
         return f"find {names.text(o.key)!r}: {len(o.providers)} providers ({found})"
     if not isinstance(effect, fx.LogEvent):
@@ -293,8 +298,17 @@ class NodeLog:
         self.json_log = json_log
         self.names = names
         self.clock: Callable[[], int] = lambda: 0
+        #: keys of the provides and finds given that have no settled outcome yet (a provide
+        #: settles on success or a final failure, a find on any outcome)
+        self.unsettled: set[tuple[str, bytes]] = set()
 
     def effect(self, effect: fx.Effect) -> None:
+        if isinstance(effect, fx.ReportOutcome):
+            o = effect.outcome
+            if isinstance(o, fx.FindOutcome):
+                self.unsettled.discard(("find", o.key))
+            elif o.ok or o.final:
+                self.unsettled.discard(("provide", o.key))
         if self.json_log:
             record = as_json(effect, self.names)
             if record is not None:
@@ -373,7 +387,7 @@ async def run_node(options: NodeOptions, out: TextIO) -> str:
                 if isinstance(store, SqliteProviderStore):  # expiry on disk in wall-clock time
                     store.wall_offset_ms = int(time.time() * 1000) - driver.now()
                 for text in options.provide:
-                    driver.command(ev.Provide(driver.now(), op=0, key=log.names.key(text)))
+                    _run_command(driver, log, f"provide {text}", op=0)
 
                 async def stop_on_signal() -> None:
                     nonlocal ended_by
@@ -384,6 +398,9 @@ async def run_node(options: NodeOptions, out: TextIO) -> str:
 
                 nursery.start_soon(stop_on_signal)
                 await _read_commands(driver, log, options.exit_on_eof)
+                with trio.move_on_after(SETTLE_TIMEOUT_S):
+                    while log.unsettled:
+                        await trio.sleep(0.05)
                 nursery.cancel_scope.cancel()
         log.event(
             "node.stopped", f"stopped ({ended_by})", reason=ended_by, **statistics(driver)
@@ -418,8 +435,10 @@ def _run_command(driver: Any, log: NodeLog, line: str, op: int) -> None:
         return
     verb, argument = words[0], (words[1] if len(words) == 2 else "")
     if verb == "provide" and argument:
+        log.unsettled.add(("provide", log.names.key(argument)))
         driver.command(ev.Provide(now, op=op, key=log.names.key(argument)))
     elif verb == "find" and argument:
+        log.unsettled.add(("find", log.names.key(argument)))
         driver.command(ev.FindProviders(now, op=op, key=log.names.key(argument)))
     elif verb == "stop" and argument:
         driver.command(ev.StopProviding(now, key=log.names.key(argument)))
@@ -487,7 +506,12 @@ Qm...) names that CID's multihash. The log shows the text.
     help="Keep the identity and the provider records (SQLite) here across restarts.",
 )
 @click.option("--json-log", is_flag=True, help="Log one JSON object per event.")
-@click.option("--exit-on-eof", is_flag=True, help="Stop when standard input ends.")
+@click.option(
+    "--exit-on-eof",
+    is_flag=True,
+    help="Stop when standard input ends and every provide and find given has its outcome "
+    f"(waiting at most {SETTLE_TIMEOUT_S} s).",
+)
 def node(
     listen: str,
     bootstrap: Sequence[str],
