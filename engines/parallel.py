@@ -919,7 +919,8 @@ def rebuild_by_reexploration(initial: World, policy: Policy, goal: World, depth:
     (the fingerprint mode's run kept none), so it costs the memory of the states up to there.
     """
     engine = Successors(initial, policy)
-    wanted = engine.key(goal)
+    # the goal may come from another process: its configuration is an equal copy
+    wanted = engine.key(attrs.evolve(goal, config=initial.config))
     root = engine.key(initial)
     links: dict[int, tuple[int, int]] = {root: (-1, -1)}
     level = [root]
