@@ -31,6 +31,7 @@ from kadspec.conform_command import conform as conform_command
 from kadspec.conform_command import conform_for_verify as _conform_for_verify
 from kadspec.docs_command import docs as docs_command
 from kadspec.engines.explorer import explore
+from kadspec.engines.parallel import usable_cores
 from kadspec.engines.trace import render
 from kadspec.models.config import ConfigError
 from kadspec.models.mutants import MUTANTS
@@ -416,6 +417,26 @@ CHECK_HELP = CHECK_HELP.replace("SCENARIO_LINES", _scenario_lines())
     show_default=True,
     help="Explore scenarios in this many worker processes (progress then counts scenarios).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=1024),
+    default=None,
+    help="Partition each scenario's states over this many processes (default: every usable "
+    "core; 1 explores in this process). With --jobs above 1, each scenario uses one.",
+)
+@click.option(
+    "--fingerprints",
+    is_flag=True,
+    help="Keep 64-bit fingerprints instead of states (less memory; the report gives the "
+    "probability that a hash collision hid a state).",
+)
+@click.option(
+    "--ray",
+    metavar="ADDRESS|local",
+    default=None,
+    help="Partition over Ray actors: a cluster's address, or 'local' to start one here "
+    "(needs the 'ray' extra: pip install 'kadspec[ray]').",
+)
 @json_option("Write the report (every requirement with its status and premise count) as JSON.")
 def check(
     policy_name: str,
@@ -426,6 +447,9 @@ def check(
     keep_going: bool,
     strict: bool,
     jobs: int,
+    workers: int | None,
+    fingerprints: bool,
+    ray: str | None,
     json_path: Path | None,
 ) -> None:
     scenarios = [SCENARIOS[n] for n in dict.fromkeys(scenario_names)] + list(networks)
@@ -434,6 +458,11 @@ def check(
     if max_states > PROBE_STATES:  # under a smaller cap the run itself is the probe
         for network in networks:
             _warn_if_large(network, max_states, max_seconds)
+    if ray is not None:
+        try:
+            import ray as _ray  # noqa: F401
+        except ImportError:
+            fail_usage("--ray needs Ray: pip install 'kadspec[ray]'")
     with progress_reporter() as note:
         report = run_check(
             policy_named(policy_name),
@@ -445,6 +474,9 @@ def check(
             strict=strict,
             progress=note,
             jobs=jobs,
+            workers=1 if jobs > 1 else workers or usable_cores(),
+            fingerprints=fingerprints,
+            ray=ray,
         )
     print_check(report)
     write_report(json_path, "check", report.to_json())

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import attrs
 
-from kadspec.engines.explorer import Counterexample, Exploration, explore
+from kadspec.engines.explorer import Counterexample, Exploration, Snapshot, explore
 from kadspec.engines.trace import render, to_itf
 from kadspec.models.checks import NODE_INVARIANTS, PROGRESS, STEP_CHECKS, WORLD_INVARIANTS
 from kadspec.models.config import check_timing_defaults
@@ -30,6 +30,7 @@ from kadspec.models.mutants import MUTANTS, Mutant
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.requirements_registry import requirements_of
 from kadspec.models.scenarios import SCENARIOS, Scenario
+from kadspec.models.state import World
 from kadspec.spec import requirement, requirements
 
 Progress = Callable[[str], None]
@@ -269,6 +270,14 @@ def _run_json(run: ScenarioRun, checks: Mapping[str, list[str]]) -> dict[str, An
         "complete": e.complete,
         "seconds": round(e.seconds, 3),
         "states_per_second": round(e.states_per_second),
+        "engine": {
+            "workers": e.workers,
+            "fingerprints": e.fingerprints,
+            "omission_probability": e.omission_probability,
+            "cpu_seconds": round(e.cpu_seconds, 3),
+            "peak_memory_mb": round(e.peak_memory_mb, 1),
+            "widest_level": max(e.levels, default=0),
+        },
         "violated": sorted(e.counterexamples),
         "exercised": dict(sorted(e.exercised.items())),
         "statuses": {
@@ -307,6 +316,9 @@ def run_check(
     strict: bool = False,
     progress: Progress | None = None,
     jobs: int = 1,
+    workers: int = 1,
+    fingerprints: bool = False,
+    ray: str | None = None,
 ) -> CheckReport:
     """Explore every scenario exhaustively under ``policy``.
 
@@ -314,6 +326,11 @@ def run_check(
     ``keep_going``; a SHOULD violation is recorded and the search goes on. ``max_states`` caps
     each scenario, ``max_seconds`` the whole run. With ``jobs`` above 1 the scenarios are
     explored in that many worker processes (progress then counts scenarios, not states).
+
+    ``workers`` above 1 partitions each scenario's states over that many processes
+    (``kadspec.engines.parallel``), ``fingerprints`` keeps 64-bit fingerprints instead of
+    states, and ``ray`` (a cluster address, or "local") partitions over Ray actors
+    (``kadspec.engines.distributed``); the results are the serial explorer's.
     """
     started = time.perf_counter()
     runs: list[ScenarioRun] = []
@@ -340,21 +357,21 @@ def run_check(
         left = (
             None if max_seconds is None else max(0.0, max_seconds - (time.perf_counter() - started))
         )
-        begun = time.perf_counter()
 
-        def report(
-            states: int, transitions: int, depth: int, name: str = scenario.name, t0: float = begun
-        ) -> None:
+        def report(snapshot: Snapshot, name: str = scenario.name) -> None:
             if progress is not None:
-                rate = states / max(time.perf_counter() - t0, 1e-9)
                 progress(
-                    f"exploring {name}: {states:,} states, depth {depth}, "
-                    f"{rate:,.0f} states/s, {memory_mb():,.0f} MB"
+                    f"exploring {name}: {snapshot.states:,} states, depth {snapshot.depth}, "
+                    f"frontier {snapshot.frontier:,}, {snapshot.states_per_second:,.0f} states/s, "
+                    f"{snapshot.memory_mb:,.0f} MB"
                 )
 
-        exploration = explore(
+        exploration = explore_with(
             scenario.initial(),
             policy,
+            workers=workers,
+            fingerprints=fingerprints,
+            ray=ray,
             max_states=max_states,
             max_seconds=left,
             keep_going=keep_going,
@@ -375,6 +392,31 @@ def run_check(
         strict,
         keep_going,
     )
+
+
+def explore_with(
+    initial: World,
+    policy: Policy,
+    *,
+    workers: int = 1,
+    fingerprints: bool = False,
+    ray: str | None = None,
+    **options: Any,
+) -> Exploration:
+    """The explorer the options ask for: serial, partitioned over processes, or over Ray."""
+    if ray is not None:
+        from kadspec.engines.distributed import explore_ray
+
+        return explore_ray(
+            initial, policy, address=ray, workers=workers, fingerprints=fingerprints, **options
+        )
+    if workers > 1 or fingerprints:
+        from kadspec.engines.parallel import explore_parallel
+
+        return explore_parallel(
+            initial, policy, workers=workers, fingerprints=fingerprints, **options
+        )
+    return explore(initial, policy, **options)
 
 
 def _explore_one(
