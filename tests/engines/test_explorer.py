@@ -14,7 +14,7 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from kadspec.engines.explorer import Counterexample, explore
+from kadspec.engines.explorer import Counterexample, Snapshot, explore
 from kadspec.models.actions import apply, enabled, quiescent
 from kadspec.models.checks import check_quiescent, check_state, check_step
 from kadspec.models.config import MODEL_TIMING, Config, ModeSetting, NodeConfig
@@ -193,11 +193,14 @@ def test_max_states_stops_incomplete() -> None:
 
 
 def test_progress_is_reported() -> None:
-    calls: list[tuple[int, int, int]] = []
-    result = explore(SCENARIOS["mode-change"].initial(), SPEC, progress=lambda *a: calls.append(a))
-    assert calls and calls == sorted(calls)
-    assert all(states % 1000 < 50 for states, _, _ in calls)
-    assert calls[-1][0] <= result.states and calls[-1][2] <= result.depth
+    calls: list[Snapshot] = []
+    result = explore(SCENARIOS["mode-change"].initial(), SPEC, progress=calls.append)
+    assert calls and [c.states for c in calls] == sorted(c.states for c in calls)
+    assert all(c.states <= result.states and c.depth <= result.depth for c in calls)
+    # the frontier is what is found and not yet expanded: never more than the states found
+    assert all(0 <= c.frontier <= c.states and c.memory_mb > 0 for c in calls)
+    assert all(c.transitions <= result.transitions for c in calls)
+    assert result.peak_memory_mb > 0 and result.cpu_seconds > 0
 
 
 # --- honest results: why a run stopped, what it exercised, what it reached ----------------------
