@@ -16,8 +16,9 @@ keys name interned node states, networks and budgets by ids that mean nothing in
 process: a batch of successors sent to a worker carries the objects behind every id that
 worker has not been sent yet, and the receiver maps them onto its own ids.
 
-The owner is ``hash`` of the state's components, which every worker computes alike only when
-they share Python's hash secret: forked workers inherit it; spawned ones and Ray actors get
+The owner is a hash of the state's node states (:func:`stable_hash`, by content: Python 3.11
+hashes ``None`` by its address), which every worker computes alike only when they share the
+hash secret of strings: forked workers inherit it; spawned ones and Ray actors get
 ``PYTHONHASHSEED`` set, and the workers' answers to a probe are compared before the search
 starts (a mismatch would silently count states twice).
 
@@ -36,6 +37,7 @@ Reductions (symmetry, partial order) are not supported here.
 from __future__ import annotations
 
 import contextlib
+import enum
 import multiprocessing
 import os
 import random
@@ -43,6 +45,7 @@ import sys
 import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, Literal
 
 import attrs
@@ -50,8 +53,10 @@ import attrs
 from kadspec.engines.explorer import (
     Counterexample,
     Exploration,
+    Snapshot,
     StopReason,
     Witness,
+    memory_mb,
     rebuild_trace,
 )
 from kadspec.engines.successors import Successors
@@ -78,22 +83,6 @@ class Found:
     #: fingerprint mode: the state itself (for "step", the state the step left), found again
     #: by re-exploration since no parent links were kept
     world: World | None = None
-
-
-@attrs.frozen
-class Snapshot:
-    """How far a run got, as reported about every level and at the end."""
-
-    states: int
-    transitions: int
-    depth: int
-    frontier: int  # states of the level being expanded
-    seconds: float
-    memory_mb: float  # resident memory of the workers together (and of this process)
-
-    @property
-    def states_per_second(self) -> float:
-        return self.states / self.seconds if self.seconds > 0 else 0.0
 
 
 ProgressCallback = Callable[[Snapshot], None]
@@ -146,13 +135,40 @@ class Totals:
     cpu_seconds: float  # the worker process's CPU time so far
 
 
+def stable_hash(value: Any) -> int:
+    """A hash of ``value``'s content that processes agree on when they share the hash secret
+    of strings: Python 3.11 hashes ``None`` (and any object without ``__hash__`` of its own)
+    by its address, which differs between processes that were not forked from one another.
+    Attrs classes, tuples, frozensets, enums, strings, numbers and None are hashed by content.
+    """
+    if value is None:
+        return 0x5EED
+    if isinstance(value, (bool, int, str, float, bytes)):
+        return hash(value)
+    if isinstance(value, enum.Enum):
+        return hash((type(value).__name__, value.name))
+    if isinstance(value, tuple):
+        return hash(tuple(stable_hash(v) for v in value))
+    if isinstance(value, frozenset):
+        return hash(frozenset(stable_hash(v) for v in value))
+    names = _FIELDS.get(type(value))
+    if names is None:
+        if not attrs.has(type(value)):
+            raise TypeError(f"no stable hash for {type(value).__name__}")
+        names = _FIELDS[type(value)] = tuple(f.name for f in attrs.fields(type(value)))
+    return hash((type(value).__name__, *(stable_hash(getattr(value, n)) for n in names)))
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 #: keys remembered as sent to other workers before the cache starts over
 SENT_CACHE = 2_000_000
 
 
 def hash_probe() -> int:
     """A value every worker must compute alike for ownership to agree (the hash secret)."""
-    return hash(("kadspec", "owner-probe", 1))
+    return stable_hash(("kadspec", "owner-probe", None, 1))
 
 
 class Worker:
@@ -234,7 +250,7 @@ class Worker:
             for state in engine.fields(key)[3]:
                 value = hashes.get(state)
                 if value is None:
-                    value = hashes[state] = hash(engine.node_state(state))
+                    value = hashes[state] = stable_hash(engine.node_state(state))
                 parts.append(value)
             found = self._owners[part] = hash(tuple(parts)) % self.count
         return found
@@ -365,12 +381,9 @@ class Worker:
                     step_sets[premises] = step_sets.get(premises, 0) + 1
                 if violations:
                     found.append(self._found(violations, "step", index, position, depth + 1, key))
-                if count == 1:
-                    target = me
-                else:
-                    target = owners.get(after & owner_mask)
-                    if target is None:
-                        target = owner(after)
+                target = me if count == 1 else owners.get(after & owner_mask, -1)
+                if target < 0:
+                    target = owner(after)
                 if target == me:
                     if not fingerprints and after in seen:
                         continue  # kept already (the owner's own set is the authority)
@@ -533,6 +546,8 @@ class Transport:
     returns their answers in worker order."""
 
     count: int
+    #: the workers run in processes of their own (their CPU time is not this process's)
+    remote: bool = True
 
     def start(self) -> list[Absorbed]:
         raise NotImplementedError
@@ -561,6 +576,8 @@ class Transport:
 
 class LocalTransport(Transport):
     """Workers in this process (one, normally: the fingerprint mode's serial run)."""
+
+    remote = False
 
     def __init__(self, workers: list[Worker]) -> None:
         self.workers = workers
@@ -619,7 +636,7 @@ class ProcessTransport(Transport):
         method = "fork" if sys.platform == "linux" else "spawn"
         if method == "spawn":
             os.environ.setdefault("PYTHONHASHSEED", "0")
-        context = multiprocessing.get_context(method)
+        context: Any = multiprocessing.get_context(method)
         self.count = len(makers)
         self._pipes = []
         self._processes = []
@@ -703,8 +720,8 @@ def explore_parallel(
     witnesses = tuple(witnesses)
 
     def maker(index: int) -> Callable[[], Worker]:
-        return lambda: Worker(
-            index, count, initial, policy, fingerprints=fingerprints, witnesses=witnesses
+        return partial(
+            Worker, index, count, initial, policy, fingerprints=fingerprints, witnesses=witnesses
         )
 
     transport: Transport
@@ -746,6 +763,7 @@ def coordinate(
 ) -> Exploration:
     """Run the level-synchronous search over the transport's workers."""
     started = time.perf_counter()
+    cpu_started = time.process_time()
     deadline = None if max_seconds is None else started + max_seconds
     probes = set(transport.probes())
     if len(probes) != 1:
@@ -763,6 +781,7 @@ def coordinate(
     widths: list[int] = []
     depth = 0
     memory = 0.0
+    peak_memory = 0.0
 
     def record(found: Iterable[Found]) -> str | None:
         """Note violations (shortest per requirement); the requirement that stops the
@@ -816,8 +835,12 @@ def coordinate(
             if chosen is None and first:
                 chosen = counterexamples[first[0]]
         report(0)
+        cpu = time.process_time() - cpu_started
+        if transport.remote:
+            cpu += sum(t.cpu_seconds for t in totals)
+        states = sum(t.states for t in totals)
         return Exploration(
-            sum(t.states for t in totals),
+            states,
             transitions,
             depth,
             time.perf_counter() - started,
@@ -830,6 +853,11 @@ def coordinate(
             counterexamples,
             frozenset().union(*(t.reached for t in totals)),
             tuple(widths),
+            workers=count,
+            fingerprints=fingerprints,
+            omission_probability=omission_probability(states) if fingerprints else None,
+            peak_memory_mb=peak_memory,
+            cpu_seconds=cpu,
         )
 
     started_level = transport.start()
@@ -851,7 +879,8 @@ def coordinate(
         ]
         absorbed = transport.absorb(inboxes, effects)
         states = sum(a.states for a in absorbed)
-        memory = sum(a.memory_mb for a in absorbed)
+        memory = memory_mb() + (sum(a.memory_mb for a in absorbed) if transport.remote else 0)
+        peak_memory = max(peak_memory, memory)
         frontier = sum(a.new for a in absorbed)
         stopping = record(f for a in absorbed for f in a.found) or stopping
         if stopping is not None:
@@ -945,18 +974,6 @@ def rebuild_by_reexploration(initial: World, policy: Policy, goal: World, depth:
         positions.append(position)
     positions.reverse()
     return positions
-
-
-def memory_mb() -> float:
-    """This process's resident memory in MB."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def usable_cores() -> int:

@@ -1,0 +1,170 @@
+"""The partitioned explorer on Ray: one actor per partition, frontier exchange per level.
+
+``kadspec check --ray ADDRESS`` (a running cluster) or ``--ray local`` (a Ray started here for
+the run and stopped after it). Each actor holds one :class:`~kadspec.engines.parallel.Worker`;
+the coordinator in this process runs the same level-synchronous rounds as ``--workers``
+(:func:`~kadspec.engines.parallel.coordinate`), so the results are the serial explorer's: the
+state count, the violated requirements and the counterexample lengths.
+
+Ownership of a state is a hash of its node states, so every actor must hash alike: the actors
+get ``PYTHONHASHSEED`` through the job's runtime environment (and the coordinator checks their
+answers to a probe before it starts). Every node of a cluster needs kadspec installed (the same
+version), as Ray imports the worker's code there.
+
+Ray is an optional extra (``pip install 'kadspec[ray]'``); nothing else imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kadspec.engines.explorer import Exploration, Progress, Witness
+from kadspec.engines.parallel import (
+    Absorbed,
+    Batch,
+    Expanded,
+    Totals,
+    Transport,
+    Worker,
+    coordinate,
+)
+from kadspec.models.policy import Policy
+from kadspec.models.state import World
+
+#: the hash seed every actor runs with (ownership of states must agree between them)
+HASH_SEED = "0"
+
+
+class RayTransport(Transport):
+    """Workers in Ray actors; each round is one remote call per actor, awaited together."""
+
+    remote = True
+
+    def __init__(self, actors: list[Any]) -> None:
+        import ray
+
+        self._ray = ray
+        self.actors = actors
+        self.count = len(actors)
+
+    def _all(self, method: str, args: list[tuple[Any, ...]] | None = None) -> list[Any]:
+        calls = [
+            actor.call.remote(method, () if args is None else args[n])
+            for n, actor in enumerate(self.actors)
+        ]
+        answers: list[Any] = self._ray.get(calls)
+        return answers
+
+    def start(self) -> list[Absorbed]:
+        return self._all("start")
+
+    def expand(self, deadline: float | None) -> list[Expanded]:
+        return self._all("expand", [(deadline,)] * self.count)
+
+    def absorb(
+        self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
+    ) -> list[Absorbed]:
+        return self._all(
+            "absorb", [(inbox, shared) for inbox, shared in zip(inboxes, effects, strict=True)]
+        )
+
+    def path(self, worker: int, index: int) -> list[tuple[int, int, int]]:
+        answer: list[tuple[int, int, int]] = self._ray.get(
+            self.actors[worker].call.remote("path", (index,))
+        )
+        return answer
+
+    def totals(self) -> list[Totals]:
+        return self._all("totals")
+
+    def probes(self) -> list[int]:
+        return self._all("probe")
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor)
+
+
+class _Host:
+    """The actor's body: a Worker and a dispatcher (Ray wraps this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import gc
+
+        gc.disable()  # as in explorer.explore: the search makes no cycles worth collecting
+        self.worker = Worker(*args, **kwargs)
+
+    def call(self, method: str, args: tuple[Any, ...]) -> Any:
+        return getattr(self.worker, method)(*args)
+
+
+def explore_ray(
+    initial: World,
+    policy: Policy,
+    *,
+    address: str = "local",
+    workers: int | None = None,
+    fingerprints: bool = False,
+    max_states: int | None = None,
+    max_seconds: float | None = None,
+    keep_going: bool = False,
+    stop_at: Iterable[str] | None = None,
+    witnesses: Iterable[Witness] = (),
+    progress: Progress | None = None,
+    target: str | None = None,
+) -> Exploration:
+    """:func:`~kadspec.engines.explorer.explore` partitioned over Ray actors.
+
+    ``address`` is a cluster's address (``ray://host:10001`` or ``host:6379``, as
+    ``ray.init`` takes it) or "local" for a Ray started in this process for the run (with
+    ``workers`` CPUs) and shut down after it. ``workers`` defaults to the cluster's CPUs.
+    A Ray this process was already connected to is used as it is and left running.
+    """
+    import ray
+
+    started_here = False
+    if not ray.is_initialized():
+        runtime_env = {"env_vars": {"PYTHONHASHSEED": HASH_SEED}}
+        if address == "local":
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                runtime_env=runtime_env,
+                logging_level="warning",
+                log_to_driver=False,
+            )
+        else:
+            ray.init(address=address, runtime_env=runtime_env, logging_level="warning")
+        started_here = True
+    try:
+        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        host = ray.remote(num_cpus=1)(_Host)
+        witnesses = tuple(witnesses)
+        actors = [
+            host.remote(n, count, initial, policy, fingerprints=fingerprints, witnesses=witnesses)
+            for n in range(count)
+        ]
+        transport = RayTransport(actors)
+        try:
+            return coordinate(
+                transport,
+                initial,
+                policy,
+                max_states=max_states,
+                max_seconds=max_seconds,
+                keep_going=keep_going,
+                stop_at=stop_at,
+                witnesses=witnesses,
+                progress=progress,
+                target=target,
+                fingerprints=fingerprints,
+            )
+        finally:
+            transport.close()
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+__all__ = ["HASH_SEED", "RayTransport", "explore_ray"]
