@@ -166,16 +166,19 @@ def print_report(console: Console, conformance: Conformance) -> None:
     console.print("scenarios (columns above, left to right):")
     for index, report in enumerate(conformance.scenarios, 1):
         console.print(f"  {index}. {scenario_line(report)}", highlight=False)
-    failing = conformance.failing_rows()
-    if failing:
+    counted = {row.requirement for row in conformance.failing_rows()}
+    shown = [r for r in conformance.rows() if r.status == "fail" or r.requirement in counted]
+    if shown:
         console.print("[bold red]failures:[/]")
-        for row in failing:
+        for row in shown:
+            note = "" if row.requirement in counted else " (fails the run only with --strict)"
             for name, result in row.by_scenario.items():
-                if result.status in ("fail", "inconclusive"):
+                if result.status == row.status:
                     entries = ", ".join(f"#{s}" for s in result.entries[:8])
                     console.print(
                         f"  {row.requirement} {row.level} in {name}: {result.evidence}"
-                        + (f" (entries {entries})" if entries else ""),
+                        + (f" (entries {entries})" if entries else "")
+                        + note,
                         highlight=False,
                     )
     for report in conformance.aborted():
