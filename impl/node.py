@@ -382,6 +382,13 @@ async def run_node(options: NodeOptions, out: TextIO) -> str:
                     peer=host.get_id().to_bytes().hex(),
                     records=statistics(driver)["records"],
                 )
+                if isinstance(store, SqliteProviderStore):
+                    log.event(
+                        "node.data",
+                        f"data: {len(store)} provider records kept in {store.path}",
+                        path=str(store.path),
+                        records=len(store),
+                    )
                 await nursery.start(driver.run)
                 log.clock = driver.now
                 if isinstance(store, SqliteProviderStore):  # expiry on disk in wall-clock time
@@ -402,8 +409,13 @@ async def run_node(options: NodeOptions, out: TextIO) -> str:
                     while log.unsettled:
                         await trio.sleep(0.05)
                 nursery.cancel_scope.cancel()
+        stats = statistics(driver)
         log.event(
-            "node.stopped", f"stopped ({ended_by})", reason=ended_by, **statistics(driver)
+            "node.stopped",
+            f"stopping ({ended_by}): {stats['table']} peers in the table, "
+            f"{stats['records']} records held",
+            reason=ended_by,
+            **stats,
         )
     return ended_by
 
