@@ -17,6 +17,7 @@ if os.environ.get("CI") != "true":
     pytest.importorskip("libp2p")
 
 import trio
+import trio.testing
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
@@ -29,7 +30,7 @@ from test_wire import messages as wire_messages
 from kadspec.impl import BootstrapPeer, Core, CoreConfig, MemoryStore, ModeSetting
 from kadspec.impl import effects as fx
 from kadspec.impl import events as ev
-from kadspec.impl.host import HostDriver
+from kadspec.impl.host import READ_DEADLINE_S, HostDriver
 from kadspec.impl.node import content_key, key_cid
 from kadspec.impl.wire import (
     PROTOCOL_ID,
@@ -237,3 +238,34 @@ def test_any_bytes_on_an_inbound_kad_stream_end_in_a_reply_or_a_counted_reset(
     else:
         assert stream.ended == "closed" and refused == 0
         assert len(decode_frames(stream.written)) <= 1  # one valid reply, or none (ADD_PROVIDER)
+
+
+class SilentStream(FakeStream):
+    """A peer that opens a kad stream and never sends a byte."""
+
+    async def read(self, n: int = -1) -> bytes:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+def test_a_silent_stream_is_reset_at_the_read_deadline_while_others_are_served() -> None:
+    config = CoreConfig(peer_id=SHA256_ID, announce_addrs=(), mode=ModeSetting.SERVER)
+    driver = HostDriver(Core(config, MemoryStore()), host=None)
+    silent = SilentStream(SENDER, [])
+    ping = FakeStream(SENDER, [frame(KadMessage(MessageType.PING))])
+
+    async def both() -> None:
+        with trio.fail_after(6 * READ_DEADLINE_S):  # virtual time: a stall fails at once
+            await serve_both()
+
+    async def serve_both() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(driver._on_kad_stream, silent)
+            await trio.sleep(1)
+            await driver._on_kad_stream(ping)
+            assert ping.ended == "closed" and silent.ended is None  # served while one hangs
+        assert trio.current_time() >= READ_DEADLINE_S
+
+    trio.run(both, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert silent.ended == "reset" and driver.rejected == {"TooSlow": 1}
+    assert decode_frames(ping.written) == [KadMessage(MessageType.PING)]
