@@ -7,6 +7,8 @@ Ready starts queued provides), so every action ends in a state where they have b
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from kadspec.models import lookup as lookups
 from kadspec.models import provide
 from kadspec.models.network import can_dial, connect, disconnect, drop_channels
@@ -204,10 +206,14 @@ def node_deadline(state: NodeState) -> int | None:
 
 
 @requirement("PROV-05", "PROV-06", "PROV-08")
-def fire_timers(world: World, policy: Policy) -> World:
-    """Fire every timer due at the current clock, node by node: deadlines, retries, refresh."""
+def fire_timers(world: World, policy: Policy, nodes: Iterable[int] | None = None) -> World:
+    """Fire every timer due at the current clock, node by node: deadlines, retries, refresh.
+
+    ``nodes`` limits the firing to those nodes (trace validation fires the timers of the one
+    node whose real timer fired); None fires every node's.
+    """
     now = world.clock
-    for node in range(len(world.nodes)):
+    for node in range(len(world.nodes)) if nodes is None else nodes:
         if not world.nodes[node].up:
             continue
         # Per-request deadlines of lookups.
