@@ -72,7 +72,8 @@ class Deadlines:
 
     ``progress_ms``: a progress requirement must hold in every round taken at least this long
     after the last request that disturbed the network (start, stop, crash, restart, set_mode,
-    dial, provide, find) and after its reply. ``outcome_ms``: BOOT-05's bound for a provide or find to be answered.
+    dial, provide, find) and after its reply. ``outcome_ms``: BOOT-05's bound for a provide
+    or find to be answered.
     ``grace_ms``: how far back a sender's mode may be matched with what a receiver saw
     (ADDR-01: an identify or reply is observed after it was sent). ``expiry_tolerance_ms``: the
     clock slack around a record's expiry (PROV-04 and PROV-07 give the node the benefit of it).
@@ -213,10 +214,11 @@ def _snapshot_premises(o: ObservedNode) -> set[str]:
 def _judge_step(
     moment: Moment, step: ObservedStep, tallies: dict[str, _Tally], deadlines: Deadlines
 ) -> None:
+    serves = any(m.kind is Kind.GET_PROVIDERS_REPLY for m in step.sent)
     for rid, check in _STEP_CHECKS:
-        if rid == "PROV-04":  # expired only once the slack passed: the node's benefit
+        if rid == "PROV-04" and serves:  # expired only once the slack passed: the node's benefit
             found = check(_ttl(step, +deadlines.expiry_tolerance_ms))
-        elif rid == "PROV-07":  # live only until the slack before expiry
+        elif rid == "PROV-07" and serves:  # live only until the slack before expiry
             found = check(_ttl(step, -deadlines.expiry_tolerance_ms))
         else:
             found = check(step)
@@ -226,8 +228,14 @@ def _judge_step(
 
 
 def _ttl(step: ObservedStep, delta: int) -> ObservedStep:
+    """The step with the record lifetime of each GET_PROVIDERS responder shifted by ``delta``."""
+    responders = {m.src for m in step.sent if m.kind is Kind.GET_PROVIDERS_REPLY}
+
     def shift(nodes: tuple[ObservedNode, ...]) -> tuple[ObservedNode, ...]:
-        return tuple(attrs.evolve(o, record_ttl=o.record_ttl + delta) for o in nodes)
+        return tuple(
+            attrs.evolve(o, record_ttl=o.record_ttl + delta) if n in responders else o
+            for n, o in enumerate(nodes)
+        )
 
     return attrs.evolve(step, before=shift(step.before), after=shift(step.after))
 

@@ -39,9 +39,10 @@ expiry is judged on the clock the node itself used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -136,6 +137,7 @@ def strip_peer(addr: str) -> str:
     return addr if at < 0 else addr[:at]
 
 
+@functools.lru_cache(maxsize=65536)
 def position(wire: str) -> int:
     """The 256-bit kad position of a wire key or a peer ID (base58btc): sha256 of its bytes."""
     return int.from_bytes(hashlib.sha256(unbase58(wire)).digest(), "big")
@@ -235,7 +237,7 @@ class Observer:
         self.current: dict[str, int] = {}  # node name -> its current identity's index
         self.requests: dict[int, Entry] = {}
         self.offset = 0  # adapter time - runner time, from the latest event
-        self._cache: dict[int, tuple[int, ObservedNode]] = {}
+        self._cache: dict[int, tuple[tuple[int, int], ObservedNode]] = {}
         self._snapped: set[int] = set()
         self.disturbed: list[tuple[int, int]] = []  # (time, seq) of disturbing requests
 
@@ -290,14 +292,29 @@ class Observer:
     # --- observed nodes ----------------------------------------------------------------------
 
     def observed(self, index: int) -> ObservedNode:
+        """The node's projection, rebuilt only when what it shows changed (``_touch`` or a new
+        listen address anywhere); a ghost-only change swaps the ghost in."""
         view = self.views.get(index)
         cached = self._cache.get(index)
-        version = -1 if view is None else view.version
+        version = (-1 if view is None else view.version, self._epoch)
         if cached is not None and cached[0] == version:
-            return cached[1]
-        node = self._project(index, view)
+            node = cached[1]
+            if view is None or node.ghost is view.ghost:
+                return node
+            node = attrs.evolve(node, ghost=view.ghost)
+        else:
+            node = self._project(index, view)
         self._cache[index] = (version, node)
         return node
+
+    _epoch = 0
+
+    def _learn_listen(self, index: int, addrs: Iterable[str]) -> None:
+        known = self.listen_of.setdefault(index, set())
+        new = set(addrs) - known
+        if new:
+            known.update(new)
+            self._epoch += 1  # every node's address classification may change
 
     def all_observed(self) -> tuple[ObservedNode, ...]:
         return tuple(self.observed(i) for i in range(len(self.names)))
@@ -387,7 +404,6 @@ class Observer:
                     waiting=tuple(w for w in g.waiting if w[1] > now),
                     unanswered=g.unanswered | {w[0] for w in late},
                 )
-                self._touch(view)
             upcoming += [w[1] for w in view.ghost.waiting]
         self._next_deadline = min(upcoming, default=1 << 62)
 
@@ -506,7 +522,7 @@ class Observer:
         )
         view.ghost = _fresh(view, old.ghost.publishes if old is not None else frozenset())
         view.listen = tuple(strip_peer(a) for a in result.get("listen_addrs", []) or [])
-        self.listen_of.setdefault(index, set()).update(view.listen)
+        self._learn_listen(index, view.listen)
         for a in args.get("bootstrap", []) or []:
             if "/p2p/" in a:
                 peer_of = self.index.get(a.rsplit("/p2p/", 1)[1])
@@ -538,7 +554,7 @@ class Observer:
         if snapshot.get("mode") in _MODES:
             view.set_mode(now, _MODES[str(snapshot["mode"])])
         view.listen = tuple(strip_peer(a) for a in snapshot.get("listen_addrs", []) or [])
-        self.listen_of.setdefault(view.index, set()).update(view.listen)
+        self._learn_listen(view.index, view.listen)
         view.external = tuple(strip_peer(a) for a in snapshot.get("external_addrs", []) or [])
         view.connections = {}
         for c in snapshot.get("connections", []) or []:
@@ -597,7 +613,7 @@ class Observer:
             protocols = tuple(e.get("protocols", []) or [])
             view.protocols[peer] = protocols
             listen = {strip_peer(a) for a in e.get("listen_addrs", []) or []}
-            self.listen_of.setdefault(peer, set()).update(listen)
+            self._learn_listen(peer, listen)
             server = is_kad(protocols)
             observers = g.observers
             if e.get("observed_addr"):
@@ -653,7 +669,8 @@ class Observer:
         elif kind == "find_outcome":
             key = self._key(wire_key(str(e.get("key", ""))))
             view.ghost = _answer(g, FIND, key)
-        self._touch(view)
+        if kind in _STRUCTURAL:
+            self._touch(view)
 
     def _identify_step(
         self, view: View, sender: int, server: bool, seqs: tuple[int, ...], now: int
@@ -724,7 +741,6 @@ class Observer:
                 public=any(self.profile.dialable(a) for a in addrs),
             )  # fmt: skip
             before = self.all_observed()
-            self._touch(view)
             yield self._step(
                 seqs, now, before, sent=(message,), what=f"{view.name} sends ADD_PROVIDER"
             )
@@ -754,13 +770,13 @@ class Observer:
             if not accepted:  # refused: the provider MAY leave the holder out
                 pg = attrs.evolve(pg, unanswered=pg.unanswered | {view.index})
             provider.ghost = pg
-            self._touch(provider)
         if not accepted:
             return
         # a server accepts a record from its provider (PROV-03): the holder's publish time
         g = view.ghost
         view.ghost = attrs.evolve(g, publishes=_publish(g.publishes, k, peer, now))
         view.records[(k, peer)] = Record(k, peer, now + view.record_ttl)
+        self._touch(view)
         if provider is not None:
             pg = provider.ghost
             first, batch = pg.kept_since(k), pg.last_sent(k)
@@ -772,7 +788,6 @@ class Observer:
             provider.ghost = attrs.evolve(
                 pg, stored=pg.stored | {(k, view.index)}, kept=kept, retried=retried
             )
-            self._touch(provider)
         yield from ()
 
     def names_id(self, index: int) -> str | None:
@@ -793,7 +808,9 @@ class Observer:
             providers=self._infos(e.get("provider_peers")),
         )  # fmt: skip
         before = list(self.all_observed())
-        if Mode.SERVER in view.mode_during(now - self.grace_ms, now):
+        if before[view.index].mode is not Mode.SERVER and Mode.SERVER in view.mode_during(
+            now - self.grace_ms, now
+        ):
             before[view.index] = attrs.evolve(before[view.index], mode=Mode.SERVER)  # the race
         yield self._step(
             seqs, now, tuple(before), after=tuple(before), sent=(message,),
@@ -812,10 +829,15 @@ class Observer:
             event = Event(view.index, "provide-failed", key, reason=1 if e.get("reason") else 0)
         before = self.all_observed()
         view.ghost = g
-        self._touch(view)
         yield self._step(
             seqs, now, before, events=(event,), what=f"{view.name} reports its provide"
         )
+
+
+#: events that change what a node shows (the rest change only its ghost)
+_STRUCTURAL = frozenset(
+    {"connection_opened", "connection_closed", "routing_table_removed", "mode_changed"}
+)
 
 
 def _fresh(view: View, publishes: frozenset[tuple[int, int, int]]) -> Ghost:
