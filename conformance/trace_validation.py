@@ -55,7 +55,14 @@ import attrs
 from kadspec.conformance.protocol import Entry, Run, key_bytes, unbase58, wire_key
 from kadspec.models import ghost, lifecycle, provide
 from kadspec.models import lookup as lookups
-from kadspec.models.actions import ACTIONS, Action, apply, enabled
+from kadspec.models.actions import (
+    ACTIONS,
+    Action,
+    apply,
+    bootstrap_of,
+    dial_back_of,
+    query_of,
+)
 from kadspec.models.actions import _refused as refused
 from kadspec.models.addresses import on_connected_fail_open
 from kadspec.models.checks import check_state, check_step, sent_messages
@@ -70,6 +77,7 @@ from kadspec.models.config import (
 from kadspec.models.network import can_dial, connect, pop, send, set_view
 from kadspec.models.observe import node_events
 from kadspec.models.policy import SPEC, Policy
+from kadspec.models.routing import routable
 from kadspec.models.state import (
     Conn,
     Kind,
@@ -83,9 +91,11 @@ from kadspec.models.state import (
 )
 
 #: the most hidden model steps tried before one event
-DEPTH_BOUND: Final = 6
-#: the most model states visited while explaining one event
+DEPTH_BOUND: Final = 5
+#: the most model states visited while explaining one event (the wide search: every node)
 STATE_BOUND: Final = 4000
+#: the most states of the first, focused search (steps involving the event's node and peer)
+FOCUS_STATE_BOUND: Final = 3000
 #: the most states kept that explain the events so far (the rest are dropped, oldest last)
 FRONTIER_BOUND: Final = 24
 #: replay-only bounds: every real node of a run, with 256-bit IDs
@@ -93,7 +103,6 @@ REPLAY_MAX_NODES: Final = 512
 REPLAY_ID_BITS: Final = 256
 
 KAD_PROTOCOL: Final = "/ipfs/kad/1.0.0"
-_HIDDEN_KINDS: Final = frozenset({"deliver", "dial_bootstrap", "query", "dial_back"})
 _REQUEST_KINDS: Final = {
     Kind.FIND_NODE: "FIND_NODE",
     Kind.GET_PROVIDERS: "GET_PROVIDERS",
@@ -292,10 +301,13 @@ def _with(state: ReplayState, world: World, new: Iterable[Obs]) -> ReplayState:
     return ReplayState(world, pending)
 
 
-def _fire_due_timers(world: World, policy: Policy) -> World:
-    """Every timer due at the current clock fires (the model's ``fire_timers`` and ``react``,
-    without the tick's jump in time: the clock already is the real clock)."""
-    after = lifecycle.react(lifecycle.fire_timers(world, policy), policy)
+def _fire_node_timers(world: World, policy: Policy, node: int, deadline: int) -> World:
+    """``node``'s earliest due timers fire, at their deadline (the model's ``fire_timers`` for
+    one node, then ``react``); the clock then returns to the real clock. A real timer fires
+    late, never early, and each node's on its own: firing every node's due timers at once
+    would run one node's deadline before its real one."""
+    fired = lifecycle.fire_timers(replace(world, clock=deadline), policy, nodes=(node,))
+    after = replace(lifecycle.react(fired, policy), clock=world.clock)
     return ghost.observe(world, Action("tick"), after)
 
 
@@ -316,13 +328,42 @@ def _reset(world: World, policy: Policy, m: Message) -> World:
     return ghost.observe(world, Action("deliver", message=m), after)
 
 
+def _dialed(world: World, policy: Policy, node: int, peer: int) -> World:
+    """``node`` dials ``peer`` and the connection opens (the user's dial, or the late dial of
+    a deferred request); as the model's bootstrap dial does."""
+    after = on_connected_fail_open(connect(world, node, peer), policy, node, peer)
+    after = lifecycle.react(after, policy)
+    return ghost.observe(world, Action("dial", node=node, peer=peer), after)
+
+
+def _deferred_query(world: World, policy: Policy, action: Action) -> World | None:
+    """A lookup request to a peer that cannot be dialed, failing later rather than at once.
+
+    The model fails such a dial in the query step itself; a real dial takes its time, and
+    the node keeps the peer (in its table, in its replies) until the failure comes back. So
+    the request is sent as if connected and fails when the ``reset`` step finds nobody at the
+    other end. None when the model's own query step dials or sends normally."""
+    node = action.node
+    lookup = world.nodes[node].lookups[action.key]
+    peer = lookups.next_candidate(world, lookup)
+    if peer is None or world.connected(node, peer):
+        return None
+    if routable(policy, world.nodes[node].peers[peer].addr) and can_dial(world, node, peer):
+        return None
+    pretend = set_view(world, node, peer, conn=Conn.OUTBOUND)
+    sent, finished = lookups.query(pretend, policy, node, action.key)
+    sent = set_view(sent, node, peer, conn=Conn.NONE)
+    after = lifecycle.react(lifecycle.finish(sent, policy, node, finished), policy)
+    return ghost.observe(world, action, after)
+
+
 def _to_front(world: World, m: Message, index: int) -> World:
     """``world`` with the ``index``-th message of ``m``'s channel moved to its head.
 
     The model's channel per pair is FIFO; a libp2p connection is not: identify, each kad
     request and each reply travel on streams of their own, so a later stream may overtake an
-    earlier one (a FIND_NODE handled before the identify that came with its connection). Only
-    messages of one kind keep their order among themselves.
+    earlier one (a FIND_NODE handled before the identify that came with its connection, the
+    second of two lookups' requests answered first).
     """
     count = len(world.nodes)
     slot = m.src * count + m.dst
@@ -333,11 +374,16 @@ def _to_front(world: World, m: Message, index: int) -> World:
 
 
 def _send_pending(pending: tuple[Obs, ...], m: Message, config: Config) -> bool:
-    """The sender has not reported sending a message of ``m``'s kind to ``m.dst`` yet."""
+    """The sender has not reported sending ``m`` (its kind and target, to ``m.dst``) yet."""
     kind = "kad_request_sent" if m.kind in _REQUEST_KINDS else "kad_response_sent"
     name = _REQUEST_KINDS.get(m.kind) or _REPLY_KINDS.get(m.kind)
+    target = _target_of(config, m)
     return any(
-        o.kind == kind and o.node == m.src and o.peer == m.dst and o.detail[0] == name
+        o.kind == kind
+        and o.node == m.src
+        and o.peer == m.dst
+        and o.detail[0] == name
+        and o.detail[1] == target
         for o in pending
     )
 
@@ -369,7 +415,6 @@ class _Replayer:
         self.states_tried = 0
         self.deepest = 0
         self.widest = 1
-        self.searches_capped = 0
         self.outcomes_seen: list[tuple[int, int, int, Obs]] = []  # (seq, node, key, obs)
         self.request_at: dict[int, tuple[int, Entry]] = {}  # request id -> (adapter ms, entry)
 
@@ -538,47 +583,114 @@ class _Replayer:
 
     # --- the search -----------------------------------------------------------------------
 
-    def hidden_steps(self, state: ReplayState, origin: int) -> Iterator[ReplayState]:
+    def hidden_steps(
+        self, state: ReplayState, origin: int, focus: frozenset[int] | None
+    ) -> Iterator[ReplayState]:
+        """The unobserved steps the model may take from ``state``; with ``focus``, only those
+        involving one of those nodes (what the search tries first)."""
         world = state.world
-        for action in enabled(world, self.policy):
-            if action.kind not in _HIDDEN_KINDS:
+
+        def near(*nodes: int) -> bool:
+            return focus is None or not focus.isdisjoint(nodes)
+
+        count = len(world.nodes)
+        nodes = range(count) if focus is None else sorted(focus)
+        for node in range(count):
+            for action in bootstrap_of(world, self.policy, node):
+                if near(node, action.peer):
+                    after = apply(world, self.policy, action)
+                    yield _with(state, after, observations(world, action, after, origin))
+        for node in nodes:
+            for action in dial_back_of(world, self.policy, node):
+                after = apply(world, self.policy, action)
+                yield _with(state, after, observations(world, action, after, origin))
+            for action in query_of(world, self.policy, node):
+                yield from self._queries(state, action, origin)
+        if focus is None:
+            slots: Iterable[int] = range(count * count)
+        else:
+            outgoing = {n * count + d for n in focus for d in range(count)}
+            slots = sorted(outgoing | {d * count + n for n in focus for d in range(count)})
+        network = world.network
+        for channel in (network[slot] for slot in slots):
+            if not channel:
                 continue
-            m = action.message
-            if (
-                m is not None
-                and self.reports_sends
-                and m.kind not in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH)
-                and _send_pending(state.pending, m, self.config)
-            ):
-                continue  # causality: not received before its sender reported sending it
-            after = apply(world, self.policy, action)
-            yield _with(state, after, observations(world, action, after, origin))
-        for channel in world.network:
+            head = channel[0]
+            if not self._unsent(state, head):
+                action = Action("deliver", message=head)
+                after = apply(world, self.policy, action)
+                yield _with(state, after, observations(world, action, after, origin))
             for index in range(1, len(channel)):
                 m = channel[index]
-                if any(e.kind is m.kind for e in channel[:index]):
-                    continue  # one stream kind keeps its order
-                if self.reports_sends and _send_pending(state.pending, m, self.config):
-                    continue
+                if m in channel[:index] or self._unsent(state, m):
+                    continue  # (an equal message ahead of it is the same step)
                 action = Action("deliver", message=m)
                 reordered = _to_front(world, m, index)
                 after = apply(reordered, self.policy, action)
                 yield _with(state, after, observations(reordered, action, after, origin))
-        for channel in world.network:
-            m = channel[0] if channel else None
-            if m is None or m.kind not in _REQUEST_KINDS:
-                continue
+            m = channel[0]
             receiver = world.nodes[m.dst]
-            if receiver.up and receiver.peers[m.src].conn is not Conn.NONE:
-                continue
-            if self.reports_sends and _send_pending(state.pending, m, self.config):
-                continue
-            after = _reset(world, self.policy, m)
-            yield _with(state, after, observations(world, Action("reset"), after, origin))
-        deadline = lifecycle.next_deadline(world)
-        if deadline is not None and deadline <= world.clock:
-            after = _fire_due_timers(world, self.policy)
-            yield _with(state, after, observations(world, Action("tick"), after, origin))
+            if (
+                m.kind in _REQUEST_KINDS
+                and (not receiver.up or receiver.peers[m.src].conn is Conn.NONE)
+                and not self._unsent(state, m)
+            ):
+                after = _reset(world, self.policy, m)
+                yield _with(state, after, observations(world, Action("reset"), after, origin))
+                if not world.connected(m.src, m.dst) and can_dial(world, m.src, m.dst):
+                    # the dial of a deferred request reaches a peer that (re)started meanwhile
+                    dial = Action("dial", node=m.src, peer=m.dst)
+                    after = _dialed(world, self.policy, m.src, m.dst)
+                    yield _with(state, after, observations(world, dial, after, origin))
+        for node in nodes:
+            deadline = lifecycle.node_deadline(world.nodes[node])
+            if deadline is not None and deadline <= world.clock and not self._busy(world, node):
+                after = _fire_node_timers(world, self.policy, node, deadline)
+                yield _with(state, after, observations(world, Action("tick"), after, origin))
+
+    def _queries(self, state: ReplayState, first: Action, origin: int) -> Iterator[ReplayState]:
+        """One lookup's next requests, one to alpha of them as one step each: a real node
+        sends its alpha requests at once and reports them in any order, the model one by one
+        closest first, so reaching the farthest of them would cost alpha search levels."""
+        world, node, index = state.world, first.node, first.key
+        lookup = world.nodes[node].lookups[index]
+        own = apply(world, self.policy, first)
+        deferred = _deferred_query(world, self.policy, first)
+        if deferred is not None:  # the model's own step too: the dial fails at once
+            yield _with(state, own, observations(world, first, own, origin))
+        found: list[Obs] = []
+        for _ in range(self.config.timing.alpha):
+            after = _deferred_query(world, self.policy, first)
+            if after is None:
+                after = apply(world, self.policy, first)
+            found += observations(world, first, after, origin)
+            yield _with(state, after, found)
+            world = after
+            lookups_now = world.nodes[node].lookups
+            if (
+                index >= len(lookups_now)
+                or (lookups_now[index].purpose, lookups_now[index].key)
+                != (lookup.purpose, lookup.key)
+                or not lookups.can_query(world, self.policy, node, index)
+            ):
+                break
+
+    def _busy(self, world: World, node: int) -> bool:
+        """The node still has a step of its own to take (a bootstrap dial, a lookup request,
+        a dial-back): the model takes those before any of its timers fires (a node's own
+        steps take no time next to the protocol's timers, see the model's tick)."""
+        return any(
+            True
+            for local in (bootstrap_of, query_of, dial_back_of)
+            for _ in local(world, self.policy, node)
+        )
+
+    def _unsent(self, state: ReplayState, m: Message) -> bool:
+        return (
+            self.reports_sends
+            and m.kind not in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH)
+            and _send_pending(state.pending, m, self.config)
+        )
 
     def consume(self, state: ReplayState, seen: Obs) -> list[ReplayState]:
         """The states in which ``seen`` is explained without a further step."""
@@ -614,9 +726,31 @@ class _Replayer:
         wanted_proto = 1 if seen.detail[0] else 2
         return view.conn is not Conn.NONE and int(view.proto) == wanted_proto
 
-    def explain(self, seen: Obs, now: int) -> tuple[list[ReplayState], list[ReplayState]]:
-        """(states explaining ``seen``, every state visited), by BFS over hidden steps."""
-        layer = [replace(s, world=_advance(s.world, now)) for s in self.frontier]
+    def explain(self, seen: Obs, now: int) -> tuple[list[ReplayState], list[ReplayState], str]:
+        """(states explaining ``seen``, every state visited, how the search ended).
+
+        Breadth-first over hidden steps, first only the steps involving the event's node or
+        peer: every observation of a node comes from a step it takes part in, so that search
+        alone decides the event when it ends within its bounds ("exhausted"). A wider search
+        over every node's steps follows, as a second chance ("capped" when that one stopped
+        at its bound too and the first did as well: inconclusive).
+        """
+        start = [replace(s, world=_advance(s.world, now)) for s in self.frontier]
+        focus = frozenset({seen.node, seen.peer} - {-1})
+        found, order, focus_capped = self._search(start, seen, focus, FOCUS_STATE_BOUND)
+        if found:
+            return found, order, "explained"
+        found, wider, wide_capped = self._search(start, seen, None, STATE_BOUND)
+        if found:
+            return found, order + wider, "explained"
+        if not focus_capped:
+            return [], order + wider, "exhausted" if not wide_capped else "exhausted-focus"
+        return [], order + wider, "capped" if wide_capped else "exhausted"
+
+    def _search(
+        self, start: list[ReplayState], seen: Obs, focus: frozenset[int] | None, bound: int
+    ) -> tuple[list[ReplayState], list[ReplayState], bool]:
+        layer = start
         visited: dict[Any, ReplayState] = {s.key(): s for s in layer}
         order = list(layer)
         for depth in range(DEPTH_BOUND + 1):
@@ -626,25 +760,23 @@ class _Replayer:
                     found.setdefault(after.key(), after)
             if found:
                 self.deepest = max(self.deepest, depth)
-                return list(found.values())[:FRONTIER_BOUND], order
+                return list(found.values())[:FRONTIER_BOUND], order, False
             if depth == DEPTH_BOUND:
                 break
             following: list[ReplayState] = []
             for state in layer:
-                for after in self.hidden_steps(state, seen.origin):
-                    if len(visited) >= STATE_BOUND:
-                        self.searches_capped += 1
-                        self.states_tried += len(visited)
-                        return [], order
+                for after in self.hidden_steps(state, seen.origin, focus):
+                    self.states_tried += 1
+                    if len(visited) >= bound:
+                        return [], order, True
                     if after.key() not in visited:
                         visited[after.key()] = after
                         following.append(after)
                         order.append(after)
-            self.states_tried += len(following)
             layer = following
             if not layer:
                 break
-        return [], order
+        return [], order, False
 
     def environment(self, step: str, node: int, **fields: Any) -> None:
         """Apply an environment step the run shows (a request, a confirmed crash) to every
@@ -689,9 +821,7 @@ class _Replayer:
             peer = fields["peer"]
             if world.connected(node, peer) or not can_dial(world, node, peer):
                 return world
-            after = on_connected_fail_open(connect(world, node, peer), self.policy, node, peer)
-            after = lifecycle.react(after, self.policy)
-            return ghost.observe(world, Action("dial", node=node, peer=peer), after)
+            return _dialed(world, self.policy, node, peer)
         return world
 
     # --- explaining an unexplained event -------------------------------------------------
@@ -909,11 +1039,10 @@ def _replay(r: _Replayer, run: Run, total: int, started: float) -> Validation:
                 r.environment("disconnect", seen.node, peer=seen.peer, origin=entry.seq)
             if seen.kind == "provide_outcome":
                 r.outcomes_seen.append((entry.seq, seen.node, seen.detail[0], seen))
-            states, visited = r.explain(seen, r.now)
+            states, visited, ended = r.explain(seen, r.now)
             if not states:
-                capped = r.searches_capped > 0
-                verdict = "inconclusive" if capped else "rejected"
-                first = _unexplained(r, entry, seen, visited, capped)
+                verdict = "inconclusive" if ended == "capped" else "rejected"
+                first = _unexplained(r, entry, seen, visited, ended)
                 break
             r.frontier = states
             r.widest = max(r.widest, len(states))
@@ -926,7 +1055,7 @@ def _replay(r: _Replayer, run: Run, total: int, started: float) -> Validation:
                 first = problem
                 break
     if first is None:
-        first = _owed_receipts(r)
+        first = _owed_events(r)
         if first is not None:
             verdict = "rejected"
     if first is not None:
@@ -954,15 +1083,22 @@ def _replay(r: _Replayer, run: Run, total: int, started: float) -> Validation:
 
 
 def _unexplained(
-    r: _Replayer, entry: Entry, seen: Obs, visited: list[ReplayState], capped: bool
+    r: _Replayer, entry: Entry, seen: Obs, visited: list[ReplayState], ended: str
 ) -> Unexplained:
-    why = (
-        f"the search stopped at its bound of {STATE_BOUND} states before finding an "
-        "explanation (inconclusive)"
-        if capped
-        else f"no model behaviour of up to {DEPTH_BOUND} hidden steps from any of "
-        f"{len(r.frontier)} states explains it ({len(visited)} states tried)"
-    )
+    if ended == "capped":
+        why = (
+            f"the search stopped at its bounds ({FOCUS_STATE_BOUND} states of steps involving "
+            f"{entry.node}, {STATE_BOUND} of any node's) before finding an explanation "
+            "(inconclusive)"
+        )
+    else:
+        why = (
+            f"no model behaviour of up to {DEPTH_BOUND} hidden steps involving the nodes of "
+            f"the event, from any of {len(r.frontier)} states, explains it ({len(visited)} "
+            "states tried)"
+        )
+        if ended == "exhausted-focus":
+            why += f"; a search over every node's steps stopped at {STATE_BOUND} states"
     rids, detail = r.blame(seen, visited)
     world = visited[0].world if visited else r.frontier[0].world
     involved = (seen.node, seen.peer)
@@ -992,6 +1128,10 @@ def _environment_entry(r: _Replayer, entry: Entry) -> Unexplained | None:
         if node is None:
             return None
         origin = entry.seq
+        answer = r.run.reply_to(int(p.get("id", -1)))
+        refused = ("bad-request", "unsupported", "unknown-node")
+        if answer is not None and (answer.payload.get("error") or {}).get("kind") in refused:
+            return None  # refused before the node saw it: nothing happened
         if op == "start":
             r.environment("restart" if node in r.started else "start", node, origin=origin)
             r.started.add(node)
@@ -1061,14 +1201,21 @@ def _timed_out(r: _Replayer, entry: Entry, asked: Entry, node: int, op: str) -> 
     )  # fmt: skip
 
 
-def _owed_receipts(r: _Replayer) -> Unexplained | None:
-    """At the end: receipts the explanation needed and a running receiver never reported."""
+def _owed_events(r: _Replayer) -> Unexplained | None:
+    """At the end: receipts the explanation needed and a running receiver never reported,
+    and requests for a user's key (a provide's or a find's lookup, ADD_PROVIDER) the model
+    sent and a running node never reported sending."""
     best: tuple[int, Obs] | None = None
+    keys = frozenset(r.config.keys)
     for state in r.frontier:
         owed = [
             o
             for o in state.pending
-            if o.kind in r.reports_receipts and state.world.nodes[o.node].up
+            if state.world.nodes[o.node].up
+            and (
+                o.kind in r.reports_receipts
+                or (o.kind == "kad_request_sent" and r.reports_sends and o.detail[1] in keys)
+            )
         ]
         if not owed:
             return None
@@ -1086,8 +1233,8 @@ def _owed_receipts(r: _Replayer) -> Unexplained | None:
         event=r.describe(event) if isinstance(event, Obs) else f"entry #{origin}",
         time_ms=r.now,
         why=(
-            "the model explains it only with a delivery the receiver never reported by the end "
-            f"of the run: {r.describe(owed_obs)}"
+            "the model explains it only with a step whose event the node never reported by the "
+            f"end of the run: {r.describe(owed_obs)}"
         ),
         state=r.state_text(r.frontier[0].world, (owed_obs.node, owed_obs.peer)),
         pending=(r.describe(owed_obs),),
@@ -1099,6 +1246,8 @@ def _owed_receipts(r: _Replayer) -> Unexplained | None:
 def _owed_requirements(owed: Obs) -> tuple[str, ...]:
     if owed.kind == "kad_request_received" and owed.detail[0] == "ADD_PROVIDER":
         return ("PROV-02",)  # a success counted a store nobody received
+    if owed.kind == "kad_request_sent":
+        return ("BOOT-05",)  # a call the node should have been working on went silent
     return ()
 
 

@@ -335,3 +335,72 @@ def test_replay_config_takes_wide_ids_and_many_nodes_the_explorer_does_not() -> 
         Config(nodes=wide, keys=(1,), id_bits=256).validate()
     with pytest.raises(ConfigError):
         ReplayConfig(nodes=(NodeConfig(1), NodeConfig(1)), id_bits=256).validate()
+
+
+# --- runs of reference cores: the scenarios and the five breakages ------------------------------
+# ORACLE's simulate() runs a scenario on reference cores in the in-process simulated network and
+# records it as an adapter would (virtual time, no sockets): the same Run a live adapter gives.
+
+SCENARIOS_CORRECT = (
+    "provide-at-startup",
+    "listener-side-join",
+    "client-requests",
+    "mode-switch",
+    "bootstrap-restart",
+    "several-keys",
+    "record-expiry",
+)
+
+
+@pytest.mark.parametrize("name", SCENARIOS_CORRECT)
+def test_reference_core_runs_are_accepted(name: str) -> None:
+    from kadspec.conformance.scenarios import SCENARIOS
+    from kadspec.conformance.simulate import simulate
+
+    run = simulate(SCENARIOS[name], seed=1)
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled > 0 and v.total >= v.modelled
+
+
+#: breakage -> (the requirement the model's checks name, the event at which the run is rejected)
+BROKEN = {
+    "admit-client": ("RT-02", "routing_table_added"),
+    "serve-expired": ("PROV-04", "kad_response_sent"),
+    "success-without-store": ("PROV-02", "provide_outcome"),
+    "drop-provide-before-ready": ("PROV-07", "kad_response_sent"),
+    "find-node-returns-requester": ("FIND-01", "kad_response_sent"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_each_breakage_is_rejected_at_its_first_unexplained_event(name: str) -> None:
+    """The broken node's run is accepted up to the first event the breakage changes, and
+    rejected exactly there: the same scenario's correct run explains that entry (or never
+    has it), and the model's checks on the observed step name the broken requirement."""
+    from kadspec.conformance.breakage import BREAKAGES
+    from kadspec.conformance.scenarios import SCENARIOS
+    from kadspec.conformance.simulate import simulate
+
+    breakage = BREAKAGES[name]
+    run = simulate(SCENARIOS[breakage.scenario], breakage=breakage, seed=0)
+    v = validate(run)
+    u = v.first_unexplained
+    requirement, event = BROKEN[name]
+    assert v.verdict == "rejected" and u is not None, v.summary()
+    assert requirement in u.requirements, u
+    entry = run.entries[u.seq]
+    assert entry.payload.get("event") == event, (entry, u)
+    # everything before it is explained: the validation stopped at the breakage, not earlier
+    before = [e for e in run.events() if e.seq < u.seq]
+    assert v.explained == sum(1 for e in before if e.node in {n.name for n in run.nodes})
+    assert 0 < v.explained < v.modelled
+
+
+def test_a_churn_run_is_accepted_within_the_search_bounds() -> None:
+    from kadspec.conformance.scenarios import SCENARIOS
+    from kadspec.conformance.simulate import simulate
+
+    v = validate(simulate(SCENARIOS["churn"], seed=0))
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.deepest <= DEPTH_BOUND and v.widest >= 1
