@@ -3,7 +3,7 @@
 py-libp2p provides the transport stack (TCP, noise, yamux), identify and identify push; the
 core speaks ``/ipfs/kad/1.0.0`` itself through :mod:`kadspec.impl.wire`. This module only
 translates: host notifications and streams become core events, core effects become host calls.
-It needs the optional ``node`` extra (``pip install 'kadspec[node]'``).
+py-libp2p is one of kadspec's dependencies.
 
 What the driver adds on top of the host:
 
@@ -55,6 +55,8 @@ from kadspec.impl.wire import (
 
 #: how long one read on a kad or identify stream may take before the stream is reset
 READ_DEADLINE_S = 10.0
+#: pauses between tries of the driver's identify request when the peer refuses the stream
+IDENTIFY_RETRY_PAUSES_S = (0.25, 0.5, 1.0)
 
 Report = Callable[[fx.Effect], None]
 
@@ -108,10 +110,18 @@ def connection_lost(stream: Any) -> bool:
 class HostDriver:
     """Carries one core's effects out on a py-libp2p host and feeds the host's news back."""
 
-    def __init__(self, core: Core, host: Any, report: Report | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        host: Any,
+        report: Report | None = None,
+        providing: tuple[bytes, ...] = (),
+    ) -> None:
         self.core = core
         self.host = host
         self.report = report or (lambda effect: None)
+        #: keys this node provided before a restart, queued again at Start (PROV-05)
+        self.providing = providing
         self.rejected: Counter[str] = Counter()
         self._nursery: trio.Nursery | None = None
         self._epoch = 0.0
@@ -133,7 +143,7 @@ class HostDriver:
             self._epoch = trio.current_time()
             self.host.get_network().register_notifee(_Notifee(self))
             self.host.set_stream_handler(ID_PUSH, self._on_identify_push)
-            self.handle(ev.Start(self.now()))
+            self.handle(ev.Start(self.now(), providing=self.providing))
             for conn in self.host.get_network().get_connections():
                 self._connected(conn)  # BOOT-07: connections older than the driver count
             task_status.started()
@@ -300,15 +310,41 @@ class HostDriver:
             self.handle(ev.ConnectionClosed(self.now(), ident, conn.muxed_conn.peer_id.to_bytes()))
 
     async def _identify(self, conn: Any, ident: int, peer: bytes) -> None:
-        try:
-            stream = await self.host.new_stream(PeerID(peer), [IDENTIFY])
-            data = await read_all(stream)
-            await stream.close()
-            self._feed_identify(parse_identify_response(data), ident, peer)
-        except Exception as error:
-            self.rejected["identify"] += 1
-            reason = f"{type(error).__name__}: {error}"
-            self.report(fx.LogEvent("identify.failed", (("peer", peer.hex()), ("reason", reason))))
+        """Ask the peer for identify on a new connection, retrying a refused stream.
+
+        py-libp2p's host runs its own identify on every new connection at the same moment, and
+        js-libp2p serves one inbound identify stream per connection at a time (maxInboundStreams
+        1), resetting the second; a short pause and another try gets the answer (INTEROP found
+        this against js-libp2p).
+        """
+        for pause in (*IDENTIFY_RETRY_PAUSES_S, None):
+            if ident not in self._connections.values():
+                return  # the connection closed meanwhile
+            try:
+                stream = await self.host.new_stream(PeerID(peer), [IDENTIFY])
+                data = await read_all(stream)
+                await stream.close()
+            except Exception as error:
+                if pause is not None:
+                    await trio.sleep(pause)
+                    continue
+                self.rejected["identify"] += 1
+                reason = f"{type(error).__name__}: {error}"
+                self.report(
+                    fx.LogEvent("identify.failed", (("peer", peer.hex()), ("reason", reason)))
+                )
+                return
+            try:
+                info = parse_identify_response(data)
+            except Exception as error:  # bad bytes: refused once, not retried
+                self.rejected["identify"] += 1
+                reason = f"{type(error).__name__}: {error}"
+                self.report(
+                    fx.LogEvent("identify.failed", (("peer", peer.hex()), ("reason", reason)))
+                )
+                return
+            self._feed_identify(info, ident, peer)
+            return
 
     async def _on_identify_push(self, stream: Any) -> None:
         peer = stream.muxed_conn.peer_id.to_bytes()

@@ -12,7 +12,7 @@ A bad multiaddr is one line on standard error and exit status 2; an unreachable 
 is one log line, and the node keeps running (its refresh retries). Keys are UTF-8 strings.
 With ``--data DIR`` the node keeps its identity (``identity.key``) and its provider records
 (SQLite, ``providers.sqlite3``) there, so a restart is the same peer with the same records.
-Needs the ``node`` extra (py-libp2p).
+py-libp2p is imported only when the node starts.
 """
 
 from __future__ import annotations
@@ -373,7 +373,15 @@ async def run_node(options: NodeOptions, out: TextIO) -> str:
                     bootstrap=bootstrap,
                     mode=options.mode,
                 )
-                driver = HostDriver(Core(config, store), host, log.effect)
+                # keys this node provided before a restart: its own records in its store
+                providing = tuple(
+                    sorted(
+                        {r.key for r in store.everything() if r.provider == config.peer_id}
+                        if isinstance(store, SqliteProviderStore)
+                        else set()
+                    )
+                )
+                driver = HostDriver(Core(config, store), host, log.effect, providing)
                 full = [f"{a}/p2p/{host.get_id()}" for a in host.get_transport_addrs()]
                 log.event(
                     "node.listening",
@@ -538,8 +546,7 @@ def node(
     The node joins through its bootstrap peers, provides its keys as soon as its routing table
     is ready, serves FIND_NODE, GET_PROVIDERS, ADD_PROVIDER and PING, and logs its lifecycle one
     line per event: bootstrap progress, table size, mode changes, each provide's outcome with
-    the number of peers that stored it. Ctrl-C or SIGTERM stops it cleanly. Needs the 'node'
-    extra: pip install 'kadspec[node]'.
+    the number of peers that stored it. Ctrl-C or SIGTERM stops it cleanly.
     """
     options = NodeOptions(
         listen, tuple(bootstrap), tuple(provide), ModeSetting(mode), data, json_log, exit_on_eof
@@ -549,7 +556,7 @@ def node(
         import trio
     except ImportError:
         raise click.ClickException(
-            "py-libp2p is not installed: pip install 'kadspec[node]'"
+            "py-libp2p is not installed: pip install libp2p (kadspec depends on it)"
         ) from None
     # py-libp2p logs every failed connection attempt at WARNING; the node's own log says what
     # matters, once, on standard output.

@@ -1,5 +1,5 @@
 """The reference node on real py-libp2p hosts over loopback TCP: with itself, with py-libp2p's
-KadDHT, and against garbage on the wire. Skipped where the ``node`` extra is not installed."""
+KadDHT, and against garbage on the wire. Skipped without py-libp2p, except under CI, where its absence fails."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 starts, before it knows any peer; every provide ends in success backed by the stores its
 receivers logged; every key is found from every node; the bootstrap node routes to every joiner
 (rust-libp2p's seed bug). Bounded in time; every process is killed by its process group at the
-end. Skipped without the ``node`` extra, except under CI, where a missing py-libp2p fails."""
+end. Skipped without py-libp2p, except under CI, where a missing py-libp2p fails."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``kadspec node`` as a process: clear one-line errors, a clean stop on SIGINT and SIGTERM, and
 bad input on the wire that is reset, counted and logged while the node keeps serving.
-Skipped without the ``node`` extra, except under CI, where a missing py-libp2p fails."""
+Skipped without py-libp2p, except under CI, where a missing py-libp2p fails."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ no acknowledged record is lost and the database passes ``PRAGMA integrity_check`
 
 Acknowledged means what a provider was told: its log says ``provide.delivered`` to the killed
 node for that key, which the driver logs only after the receiver closed the stream, and the
-receiver closes only after the fsynced commit. Skipped without the ``node`` extra, except under
-CI, where a missing py-libp2p fails."""
+receiver closes only after the fsynced commit. Skipped without py-libp2p, except under CI, where a
+missing py-libp2p fails."""
 
 from __future__ import annotations
 
