@@ -3,7 +3,8 @@
 #  - Graphviz (`dot`, for the docs' diagrams) and Chromium (the browser test), from the
 #    distribution's packages, installed only when missing and only where we may (root);
 #  - kadspec in strict editable mode (what lets mypy see the `kadspec` namespace) with the
-#    development tools (py-libp2p, the reference node's host, is a dependency of kadspec);
+#    development tools and the `ray` extra (the distributed explorer's tests run a local Ray);
+#    py-libp2p, the reference node's host, is a dependency of kadspec itself;
 #  - js-libp2p for the interop tests, at the exact versions of the js-libp2p adapter's
 #    package-lock.json, where npm exists (re-installed only when that lock file changes).
 set -eu
@@ -19,7 +20,7 @@ if ! command -v dot >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; th
   fi
 fi
 
-python3 -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
+python3 -m pip install -q -e '.[dev,ray]' --config-settings editable_mode=strict
 
 JS_ADAPTER=conformance/adapters/js-libp2p
 if command -v npm >/dev/null 2>&1 &&
