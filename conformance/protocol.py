@@ -450,6 +450,16 @@ _EVENT_FIELDS: Final[Mapping[str, Mapping[str, Any]]] = {
     "find_outcome": {"key": _KEY, "providers": _PEERS},
 }
 
+#: per event kind: fields an adapter may add when its implementation says (not required)
+_OPTIONAL_EVENT_FIELDS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "routing_table_removed": {
+        "reason": {
+            "type": ["string", "null"],
+            "description": "why, when the implementation says (a failed request, a client ...)",
+        }
+    },
+}
+
 _ENVELOPE: Final = {
     "type": {"const": "event"},
     "node": _NAME,
@@ -527,7 +537,9 @@ def schema_documents() -> dict[str, dict[str, Any]]:
     )
     docs["event.json"] = _document("event.json", "any event (the envelope)", _obj(_ENVELOPE))
     for kind, fields in _EVENT_FIELDS.items():
-        body = _obj({**_ENVELOPE, "event": {"const": kind}, **fields})
+        optional = _OPTIONAL_EVENT_FIELDS.get(kind, {})
+        required = [*_ENVELOPE, *fields]
+        body = _obj({**_ENVELOPE, "event": {"const": kind}, **fields, **optional}, required)
         docs[f"event.{kind}.json"] = _document(f"event.{kind}.json", f"event {kind}", body)
     docs["snapshot.json"] = _document("snapshot.json", "snapshot result", SNAPSHOT_SCHEMA)
     return docs

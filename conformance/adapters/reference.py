@@ -252,7 +252,13 @@ def _observing_driver_class() -> type[Any]:
                 self._emit("routing_table_added", peer=p.base58(peer), addrs=addrs)
             else:
                 addrs = self._table_addrs.pop(peer, [])
-                self._emit("routing_table_removed", peer=p.base58(peer), addrs=addrs)
+                reason = effect.get("reason")
+                self._emit(
+                    "routing_table_removed",
+                    peer=p.base58(peer),
+                    addrs=addrs,
+                    reason=None if reason is None else str(reason),
+                )
 
         def remote_addr(self, connection: int) -> str | None:
             link = self._links.get(connection)
