@@ -90,6 +90,21 @@ UNOBSERVABLE_LIVE: dict[str, str] = {
     "RT-06": "failed dials and timed-out requests are not events of protocol v1, so the "
     "observer cannot know which peers are unresponsive",
 }
+#: the event kinds a requirement's ghost or between-snapshot state is built from: an adapter that
+#: never reports one of them (events are optional one by one) cannot be judged on it, since
+#: absent evidence would read as evidence of absence
+EVENTS_NEEDED: dict[str, tuple[str, ...]] = {
+    "BOOT-01": ("connection_opened",),
+    "ADDR-03": ("identify_received",),
+    "RT-02": ("identify_received",),
+    "RT-03": ("identify_received",),
+    "PROV-02": ("kad_request_received", "provide_outcome"),
+    "PROV-03": ("kad_request_received",),
+    "PROV-04": ("kad_request_received", "kad_response_sent"),
+    "PROV-07": ("kad_request_received", "kad_response_sent"),
+    "FIND-01": ("kad_response_sent", "routing_table_added"),
+    "FIND-02": ("kad_response_sent", "routing_table_added"),
+}
 #: requirements whose violation an unreported event could excuse: (the event, why)
 UNSEEN_EXCUSE: dict[str, tuple[str, str]] = {
     "ADDR-03": (
@@ -389,7 +404,14 @@ def _unsupported(run: Run) -> set[str]:
 
 
 def _has_event(run: Run, name: str) -> bool:
-    return any(True for _ in run.events(name))
+    kinds = _KINDS.get(id(run))
+    if kinds is None or kinds[0] is not run:
+        _KINDS.clear()
+        kinds = _KINDS[id(run)] = (run, {str(e.payload.get("event")) for e in run.events()})
+    return name in kinds[1]
+
+
+_KINDS: dict[int, tuple[Run, set[str]]] = {}
 
 
 Verdict = tuple[Status, str, tuple[int, ...]]
@@ -440,6 +462,9 @@ def _verdict(
         return "not applicable", _NO_EVENTS, ()
     if rid in UNOBSERVABLE_LIVE:
         return "not applicable", UNOBSERVABLE_LIVE[rid], ()
+    missing = [kind for kind in EVENTS_NEEDED.get(rid, ()) if not _has_event(run, kind)]
+    if missing:
+        return "not applicable", f"the adapter reported no {' or '.join(missing)} events", ()
     if tally.violations:
         detail, seqs = tally.violations[0]
         if rid in UNSEEN_EXCUSE and not _has_event(run, UNSEEN_EXCUSE[rid][0]):

@@ -103,9 +103,30 @@ def test_find_node_reply_that_is_the_closest_peers_passes() -> None:
 
 
 def test_a_check_whose_premise_never_arose_is_inconclusive_not_pass() -> None:
-    found = by_id(judge(three_servers().run()))
+    b = three_servers()
+    key = wire_key("k")
+    b.event(
+        5,
+        "a",
+        "kad_request_received",
+        kad_type="GET_PROVIDERS",
+        peer=peer(2),
+        key=key,
+        providers=[],
+    )
+    b.event(
+        6,
+        "a",
+        "kad_response_sent",
+        kad_type="GET_PROVIDERS",
+        peer=peer(2),
+        key=key,
+        closer_peers=[{"peer_id": peer(3), "addrs": [addr(3)]}],
+        provider_peers=[],
+    )
+    found = by_id(judge(b.run()))
     assert found["FIND-01"].status == "inconclusive"  # no FIND_NODE reply was ever sent
-    assert found["PROV-04"].status == "inconclusive"
+    assert found["PROV-04"].status == "inconclusive"  # no record ever expired
     assert "premise never arose" in found["FIND-01"].evidence
 
 
@@ -146,6 +167,15 @@ def test_an_entry_without_evidence_fails_rt_03_at_its_admission() -> None:
     b.start(0, "b", 2)
     b.event(2, "a", "connection_opened", peer=peer(2), direction="outbound", remote_addr=addr(2))
     seq = b.event(3, "a", "routing_table_added", peer=peer(2), addrs=[addr(2)])
+    b.event(
+        4,
+        "b",
+        "identify_received",
+        peer=peer(1),
+        listen_addrs=[addr(1)],
+        observed_addr=None,
+        protocols=[KAD],
+    )  # the adapter reports identify
     found = by_id(judge(b.run()))["RT-03"]
     assert found.status == "fail"
     assert found.entries == (seq,)
@@ -186,6 +216,15 @@ def test_an_unanswered_provide_fails_boot_05_only_once_its_bound_passed() -> Non
 def test_an_answered_provide_passes_boot_05() -> None:
     b = three_servers()
     b.request(100, "provide", node="a", key="k")
+    b.event(
+        150,
+        "b",
+        "kad_request_received",
+        kad_type="FIND_NODE",
+        peer=peer(1),
+        key=peer(2),
+        providers=[],
+    )  # the adapter reports receptions
     b.event(200, "a", "provide_outcome", key="k", outcome="success", count=1, reason=None)
     b.snapshot(1500, "a", 1)
     found = by_id(judge(b.run(), deadlines=Deadlines(outcome_ms=1000)))
@@ -292,6 +331,16 @@ def test_withholding_a_live_record_fails_prov_07() -> None:
 def test_a_confirmation_is_inconclusive_without_dial_back_events() -> None:
     b = RunBuilder()
     b.start(0, "a", 1)
+    b.start(0, "b", 2)
+    b.event(
+        5,
+        "a",
+        "identify_received",
+        peer=peer(2),
+        listen_addrs=[addr(2)],
+        observed_addr="/ip4/8.8.8.8/tcp/4001",
+        protocols=[KAD],
+    )
     b.snapshot(10, "a", 1, external=("/ip4/8.8.8.8/tcp/4001",))
     assert by_id(judge(b.run(), PUBLIC))["ADDR-03"].status == "inconclusive"
 
@@ -334,3 +383,30 @@ def test_the_judge_survives_runs_cut_short_or_missing_entries(data: st.DataObjec
     entries = tuple(e for e in run.entries[:cut] if e.seq not in dropped)
     results = judge(attrs.evolve(run, entries=entries, aborted="cut short"))
     assert [r.requirement for r in results] == list(requirements())
+
+
+def test_a_requirement_built_from_an_event_kind_the_adapter_never_reports_is_not_applicable() -> (
+    None
+):
+    """Events are optional one by one: a holder's record with no kad_request_received events
+    in the whole run is no evidence that the provider never sent it (PROV-03)."""
+    b = three_servers()
+    b.snapshot(
+        10, "a", 1, table=((2, (addr(2),)), (3, (addr(3),))), records=((wire_key("k"), 2, 99_999),)
+    )
+    found = by_id(judge(b.run()))["PROV-03"]
+    assert found.status == "not applicable"
+    assert "kad_request_received" in found.evidence
+    b.event(
+        11,
+        "a",
+        "kad_request_received",
+        kad_type="FIND_NODE",
+        peer=peer(3),
+        key=peer(3),
+        providers=[],
+    )
+    b.snapshot(
+        12, "a", 1, table=((2, (addr(2),)), (3, (addr(3),))), records=((wire_key("k"), 2, 99_999),)
+    )
+    assert by_id(judge(b.run()))["PROV-03"].status == "fail"  # now the silence is evidence
