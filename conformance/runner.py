@@ -188,9 +188,11 @@ def with_nodes(scenario: Scenario, nodes: int) -> Scenario:
     extra = nodes - len(own)
     if extra <= 0 or not own:
         return scenario
-    first = next(i for i, s in enumerate(scenario.steps) if isinstance(s, Call) and s.op == "start")
-    anchor = str(scenario.steps[first].args["node"])  # type: ignore[union-attr]
-    timings = dict(scenario.steps[first].args.get("timings") or {})  # type: ignore[union-attr]
+    first, first_start = next(
+        (i, s) for i, s in enumerate(scenario.steps) if isinstance(s, Call) and s.op == "start"
+    )
+    anchor = str(first_start.args["node"])
+    timings = dict(first_start.args.get("timings") or {})
     joins = [
         start(f"x{i}", bootstrap=[anchor] if i == 1 else [anchor, f"x{i - 1}"], timings=timings)
         for i in range(1, extra + 1)

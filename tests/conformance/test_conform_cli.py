@@ -10,6 +10,7 @@ import sys
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -144,3 +145,79 @@ def test_verify_fails_its_conformance_part_when_py_libp2p_cannot_be_imported(
     (part, code, details), data = conform_for_verify(notes.append)
     assert (part, code) == ("conform (reference)", 1)
     assert "py-libp2p cannot be imported" in details and data == {"skipped": details}
+
+
+# --- the runner's aggregation and the report files, on a run built in the test ------------------
+
+
+def _conformance(statuses: dict[str, tuple[str, str]], strict: bool = False) -> Any:
+    """A Conformance of one scenario whose results are ``{requirement: (level, status)}``."""
+    from kadspec.conformance import protocol as p
+    from kadspec.conformance.judge import Result
+    from kadspec.conformance.observe import LOOPBACK
+    from kadspec.conformance.runner import Conformance, ScenarioReport
+    from kadspec.conformance.scenarios import SCENARIOS
+
+    hello = p.Hello(p.PROTOCOL, "impl", "1", p.Capabilities())
+    peer = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+    other = "12D3KooWJjrERfEgwhL22XW46YEB5z6adKophcmdH6ax2yV3hGxW"
+    sent = {"event": "kad_request_sent", "kad_type": "FIND_NODE", "peer": other}
+    received = {"event": "kad_request_received", "kad_type": "FIND_NODE", "peer": peer}
+    entries = (
+        p.Entry(0, 0, "request", "a", {"type": "request", "id": 1, "op": "start", "args": {}}),
+        p.Entry(1, 5, "event", "a", {"type": "event", "node": "a", "time_ms": 5, **sent}),
+        p.Entry(2, 6, "event", "b", {"type": "event", "node": "b", "time_ms": 6, **received}),
+    )
+    run = p.Run(
+        hello,
+        "listener-side-join",
+        (p.NodeRecord("a", {}, peer), p.NodeRecord("b", {}, other)),
+        entries,
+    )
+    results = tuple(
+        Result(rid, level, status, f"{rid} {status}", (2,) if status == "fail" else ())
+        for rid, (level, status) in statuses.items()
+    )
+    report = ScenarioReport(SCENARIOS["listener-side-join"], run, results, None, 1.0)
+    return Conformance("fake", "impl", "1", LOOPBACK, strict, (report,), 1.0)
+
+
+def test_exit_status_follows_must_failures_and_strict_adds_should_and_inconclusive() -> None:
+    assert _conformance({"RT-01": ("MUST", "pass"), "BOOT-01": ("SHOULD", "fail")}).exit_code() == 0
+    assert _conformance({"RT-02": ("MUST NOT", "fail")}).exit_code() == 1
+    assert _conformance({"RT-05": ("MUST", "inconclusive")}).exit_code() == 0
+    assert _conformance({"RT-05": ("MUST", "inconclusive")}, strict=True).exit_code() == 1
+    assert _conformance({"BOOT-01": ("SHOULD", "fail")}, strict=True).exit_code() == 1
+    line = _conformance({"RT-02": ("MUST NOT", "fail")}).summary_line()
+    assert line.startswith("conform: FAIL impl 1; 1 requirements: 0 pass, 1 fail")
+
+
+def test_reports_carry_every_result_and_each_failure_gets_an_itf_trace_and_a_diagram(
+    tmp_path: Path,
+) -> None:
+    from kadspec.conformance.reports import junit_xml, report_json, write_traces
+
+    conformance = _conformance({"RT-01": ("MUST", "pass"), "RT-02": ("MUST NOT", "fail")})
+    suite = ElementTree.fromstring(junit_xml(conformance))
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
+    failure = suite.find(".//testcase[@name='RT-02 MUST NOT']/failure")
+    assert failure is not None and failure.get("message") == "RT-02 fail"
+    body = report_json(conformance)
+    assert [r["status"] for r in body["requirements"]] == ["pass", "fail"]
+    files = write_traces(conformance, tmp_path)["listener-side-join"]
+    assert "listener-side-join--RT-02.itf.json" in files
+    itf = json.loads((tmp_path / "listener-side-join--RT-02.itf.json").read_text())
+    assert itf["#meta"]["format"] == "ITF" and itf["vars"][0] == "seq"
+    assert [s["seq"] for s in itf["states"]] == [0, 1, 2]
+    svg = (tmp_path / "listener-side-join--RT-02.svg").read_text()
+    assert svg.startswith("<svg") and "FIND_NODE request" in svg and "broken: RT-02" in svg
+
+
+def test_with_nodes_grows_a_scenario_by_joining_servers_after_its_first_node() -> None:
+    from kadspec.conformance.runner import with_nodes
+    from kadspec.conformance.scenarios import SCENARIOS
+
+    grown = with_nodes(SCENARIOS["listener-side-join"], 5)
+    assert grown.nodes() == ("boot", "x1", "x2", "x3", "joiner")
+    assert grown.steps[2].args["bootstrap"] == ["@boot", "@x1"]
+    assert with_nodes(SCENARIOS["churn"], 3) is SCENARIOS["churn"]
