@@ -367,9 +367,10 @@ def _judge_end(moment: Moment, tallies: dict[str, _Tally], run: Run) -> None:
         for e in run.entries
         if e.kind == "request" and e.payload.get("op") in ("provide", "find_providers")
     }
-    for entry in run.entries:  # a call answered (an outcome, or an error other than timeout)
+    for entry in run.entries:  # a call answered: an outcome, or "failed" (attempted, failed)
         error = (entry.payload.get("error") or {}).get("kind")
-        if entry.kind == "reply" and entry.payload.get("id") in calls and error != "timeout":
+        answered = entry.payload.get("ok") is True or error == "failed"
+        if entry.kind == "reply" and entry.payload.get("id") in calls and answered:
             tallies["BOOT-05"].premise((calls[entry.payload["id"]], entry.seq))
         elif entry.kind == "event" and entry.payload.get("event") in OUTCOME_EVENTS:
             tallies["BOOT-05"].premise((entry.seq,))
