@@ -861,6 +861,9 @@ def coordinate(
         )
 
     started_level = transport.start()
+    memory = peak_memory = memory_mb() + (
+        sum(a.memory_mb for a in started_level) if transport.remote else 0
+    )
     states = sum(a.states for a in started_level)
     widths.append(sum(a.new for a in started_level))
     stopping = record(f for a in started_level for f in a.found)
