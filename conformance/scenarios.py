@@ -434,6 +434,38 @@ def explore(
     return None
 
 
+def explore_adapter(
+    command: Sequence[str],
+    *,
+    profile: Any = None,
+    nodes: int = 3,
+    max_commands: int = 6,
+    max_examples: int = 5,
+    crash_restart: bool = False,
+) -> Scenario | None:
+    """:func:`explore` against a live adapter: each generated scenario runs in a fresh adapter
+    process through the runner and is judged; a run the adapter broke (aborted) counts as a
+    failure too. Returns the shrunk failing scenario, or None. Each example costs a live run
+    (seconds), so keep ``max_examples`` small."""
+    from kadspec.conformance.judge import judge
+    from kadspec.conformance.observe import LOOPBACK
+    from kadspec.conformance.runner import run_scenario
+
+    def run_and_judge(scenario: Scenario) -> Sequence[Result]:
+        run, _ = run_scenario(command, scenario)
+        if run.aborted:
+            return [Result("BOOT-05", "MUST", "fail", f"the run broke: {run.aborted}", ())]
+        return judge(run, profile or LOOPBACK, scenario.deadlines)
+
+    return explore(
+        run_and_judge,
+        nodes=nodes,
+        max_commands=max_commands,
+        max_examples=max_examples,
+        crash_restart=crash_restart,
+    )
+
+
 __all__ = [
     "FAST",
     "LISTEN",
@@ -447,6 +479,7 @@ __all__ = [
     "Wait",
     "command_sequences",
     "explore",
+    "explore_adapter",
     "find",
     "op",
     "provide",

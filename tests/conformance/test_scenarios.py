@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -137,3 +138,22 @@ def test_live_reference_passes_every_applicable_requirement() -> None:
     assert [r for r in results if r.status == "fail"] == []
     passed = {r.requirement for r in results if r.status == "pass"}
     assert {"ADDR-06", "RT-04", "BOOT-05", "RT-01"} <= passed
+
+
+def test_explore_adapter_runs_generated_scenarios_through_the_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runner is replaced by the simulation (same Run, no processes): the adapter passes
+    command after command, so nothing is found."""
+    from kadspec.conformance import runner
+    from kadspec.conformance.scenarios import explore_adapter
+
+    commands: list[tuple[str, ...]] = []
+
+    def fake_run_scenario(command: Any, scenario: Scenario) -> Any:
+        commands.append(tuple(command))
+        return simulate(scenario), ()
+
+    monkeypatch.setattr(runner, "run_scenario", fake_run_scenario)
+    assert explore_adapter(["adapter", "--flag"], max_examples=2, max_commands=3) is None
+    assert commands and set(commands) == {("adapter", "--flag")}
