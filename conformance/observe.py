@@ -240,6 +240,8 @@ class Observer:
         self._cache: dict[int, tuple[tuple[int, int], ObservedNode]] = {}
         self._snapped: set[int] = set()
         self.disturbed: list[tuple[int, int]] = []  # (time, seq) of disturbing requests
+        #: events of nodes whose start or restart reply has not come yet
+        self._early: dict[str, list[tuple[Entry, int]]] = {}
 
     # --- indexing ----------------------------------------------------------------------------
 
@@ -448,6 +450,8 @@ class Observer:
         view.version += 1
 
     def _on_request(self, entry: Entry, op: str, args: Mapping[str, Any], now: int) -> None:
+        if op in ("start", "restart"):  # its node's events may come before the reply
+            self._early[str(args.get("node", entry.node))] = []
         view = self._view(str(args.get("node", entry.node)))
         if view is None or not view.up:
             return
@@ -471,6 +475,7 @@ class Observer:
     ) -> Iterator[Moment]:
         args = request.payload.get("args", {}) or {}
         name = str(args.get("node", request.node))
+        early = self._early.pop(name, []) if op in ("start", "restart") else []
         if not payload.get("ok"):
             return
         result = payload.get("result", {}) or {}
@@ -497,6 +502,8 @@ class Observer:
             else:
                 view.ghost = _answer(view.ghost, FIND, key)
                 self._touch(view)
+        for event, at in early:  # what the node did while it started, in order
+            yield from self._on_event(event, event.payload, at)
 
     def _start(
         self, name: str, args: Mapping[str, Any], result: Mapping[str, Any], now: int
@@ -586,6 +593,8 @@ class Observer:
     def _on_event(self, entry: Entry, e: Mapping[str, Any], now: int) -> Iterator[Moment]:
         view = self._view(entry.node)
         if view is None or not view.up:
+            if entry.node in self._early:  # (re)starting: judged once the reply names it
+                self._early[entry.node].append((entry, now))
             return
         kind = str(e.get("event", ""))
         peer = self._peer(str(e["peer"])) if isinstance(e.get("peer"), str) else -1

@@ -307,3 +307,29 @@ def test_a_find_node_reply_becomes_a_model_message_with_real_positions() -> None
     assert message.target == position(peer(2)) == observer.positions[observer.index[peer(2)]]
     assert message.closer == {observer.index[peer(3)]}
     assert step.before[message.src].table() == (observer.index[peer(3)],)
+
+
+def test_events_before_the_start_reply_are_kept() -> None:
+    """An adapter may report what a starting node does before the start reply arrives."""
+    b = RunBuilder()
+    b.start(0, "boot", 1)
+    rid = b.request(
+        1, "start", node="a", mode="server", listen="/ip4/127.0.0.1/tcp/0", bootstrap=[], timings={}
+    )
+    b.event(2, "a", "connection_opened", peer=peer(1), direction="outbound", remote_addr=addr(1))
+    b.event(
+        3,
+        "a",
+        "identify_received",
+        peer=peer(1),
+        listen_addrs=[addr(1)],
+        observed_addr=None,
+        protocols=[KAD],
+    )
+    b.event(4, "a", "routing_table_added", peer=peer(1), addrs=[addr(1)])
+    b.reply(5, rid, "a", {"peer_id": peer(2), "listen_addrs": [addr(2)]})
+    b.snapshot(6, "a", 2, table=((1, (addr(1),)),), connections=((1, "outbound", addr(1)),))
+    observer, found = moments(b.run())
+    admission = next(m for m in found if m.kind == "step" and m.node is not None)
+    assert admission.node is not None and admission.node.table() == (observer.index[peer(1)],)
+    assert observer.index[peer(1)] in admission.node.ghost.heard
