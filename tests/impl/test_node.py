@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,38 +40,35 @@ from kadspec.impl.wire import (
 UNREACHABLE = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGxCGHiQQHGmtSpfYc8iZVRouFW6e6uTPq4zFrZkTjv6Q"
 
 
-def run_command(
-    *args: str, command: list[str] = MODULE_COMMAND
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
-
-
-def test_kadspec_node_reports_a_bad_multiaddr_in_one_line() -> None:
-    done = run_command("--listen", "/ip4/1.2.3/tcp/0", command=COMMAND)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith("error: --listen '/ip4/1.2.3/tcp/0' is not a multiaddr")
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("--listen", "/ip4/999.0.0.1/tcp/0"), "is not a multiaddr"),
-        (("--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", "/ip4/127.0.0.1/tcp/1"),
-         "has no /p2p/<peer id> part"),
-        (("--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", "nonsense"), "is not a multiaddr"),
-    ],
-)  # fmt: skip
-def test_bad_input_is_one_line_on_stderr_and_status_2(args: tuple[str, ...], message: str) -> None:
-    done = run_command(*args)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
-
-
-def test_a_data_directory_that_is_not_a_store_is_one_line(tmp_path: Any) -> None:
+def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path: Path) -> None:
     (tmp_path / "providers.sqlite3").write_bytes(b"not a database" * 100)
-    done = run_command("--listen", "/ip4/127.0.0.1/tcp/0", "--data", str(tmp_path))
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "not a usable provider store" in done.stderr
+    cases = [  # (command, arguments, what the one line says)
+        (COMMAND, ["--listen", "/ip4/1.2.3/tcp/0"],
+         "error: --listen '/ip4/1.2.3/tcp/0' is not a multiaddr"),
+        (MODULE_COMMAND, ["--listen", "/ip4/999.0.0.1/tcp/0"], "is not a multiaddr"),
+        (MODULE_COMMAND, ["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap",
+                          "/ip4/127.0.0.1/tcp/1"], "has no /p2p/<peer id> part"),
+        (MODULE_COMMAND, ["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", "nonsense"],
+         "is not a multiaddr"),
+        (MODULE_COMMAND, ["--listen", "/ip4/127.0.0.1/tcp/0", "--data", str(tmp_path)],
+         "not a usable provider store"),
+    ]  # fmt: skip
+    # all at once: each is a process start, and they are independent
+    processes = [
+        subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        for command, args, _ in cases
+    ]  # fmt: skip
+    try:
+        for process, (_, args, message) in zip(processes, cases, strict=True):
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 2, (args, err)
+            assert err.count("\n") == 1 and message in err, (args, err)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def test_an_unreachable_bootstrap_peer_is_one_line_and_ctrl_c_stops_cleanly() -> None:
