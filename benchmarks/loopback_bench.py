@@ -191,8 +191,13 @@ def bench_reference_processes(nodes: int, deadline_s: float) -> dict[str, Any]:
             running.append(node)
         stop_at = began + deadline_s
         acknowledged: dict[int, float] = {}
+        listening: dict[int, float] = {}
         while len(acknowledged) < nodes - 1 and time.monotonic() < stop_at:
             for index, node in enumerate(running[1:], start=1):
+                if index not in listening:
+                    heard = next(node.events("node.listening"), None)
+                    if heard is not None:
+                        listening[index] = heard["_received"] - node.started
                 if index in acknowledged:
                     continue
                 outcome = next(
@@ -220,6 +225,7 @@ def bench_reference_processes(nodes: int, deadline_s: float) -> dict[str, Any]:
         "joiners": nodes - 1,
         "acknowledged": len(acknowledged),
         "start_to_first_ack_s": summary(per_node),
+        "spawn_to_listening_s": summary(list(listening.values())),
         "all_acknowledged_s": (
             round(max(per_node) + (running[1].started - began), 3)
             if len(acknowledged) == nodes - 1 and nodes > 1
