@@ -96,8 +96,8 @@ UNOBSERVABLE_LIVE: dict[str, str] = {
 EVENTS_NEEDED: dict[str, tuple[str, ...]] = {
     "BOOT-01": ("connection_opened",),
     "ADDR-03": ("identify_received",),
-    "RT-02": ("identify_received",),
-    "RT-03": ("identify_received",),
+    "RT-02": ("identify_received", "kad_response_received"),
+    "RT-03": ("identify_received", "kad_response_received"),
     "PROV-02": ("kad_request_received", "provide_outcome"),
     "PROV-03": ("kad_request_received",),
     "PROV-04": ("kad_request_received", "kad_response_sent"),

@@ -51,6 +51,30 @@ def served(
     )
 
 
+def reports_receptions(b: RunBuilder, time: int, node: str, other: int) -> None:
+    """Show that the adapter reports identify and kad responses at all (``node`` hears from
+    ``other``), so their absence elsewhere in the run is evidence."""
+    b.event(
+        time,
+        node,
+        "identify_received",
+        peer=peer(other),
+        listen_addrs=[addr(other)],
+        observed_addr=None,
+        protocols=[KAD],
+    )
+    b.event(
+        time,
+        node,
+        "kad_response_received",
+        kad_type="FIND_NODE",
+        peer=peer(other),
+        key=peer(other),
+        closer_peers=[],
+        provider_peers=[],
+    )
+
+
 def three_servers() -> RunBuilder:
     """a (1) holds b (2) and c (3) in its table, all servers that identified as such."""
     b = RunBuilder()
@@ -167,15 +191,7 @@ def test_an_entry_without_evidence_fails_rt_03_at_its_admission() -> None:
     b.start(0, "b", 2)
     b.event(2, "a", "connection_opened", peer=peer(2), direction="outbound", remote_addr=addr(2))
     seq = b.event(3, "a", "routing_table_added", peer=peer(2), addrs=[addr(2)])
-    b.event(
-        4,
-        "b",
-        "identify_received",
-        peer=peer(1),
-        listen_addrs=[addr(1)],
-        observed_addr=None,
-        protocols=[KAD],
-    )  # the adapter reports identify
+    reports_receptions(b, 4, "b", 1)
     found = by_id(judge(b.run()))["RT-03"]
     assert found.status == "fail"
     assert found.entries == (seq,)
@@ -196,6 +212,7 @@ def test_a_client_entry_fails_rt_02() -> None:
         protocols=["/ipfs/id/1.0.0"],
     )
     seq = b.event(4, "a", "routing_table_added", peer=peer(2), addrs=[addr(2)])
+    reports_receptions(b, 5, "c", 1)
     found = by_id(judge(b.run()))["RT-02"]
     assert found.status == "fail" and seq in found.entries
 
