@@ -55,9 +55,7 @@ def js_adapter_command() -> list[str]:
             timeout=NPM_INSTALL_TIMEOUT_S,
             stdout=subprocess.DEVNULL,
         )
-    # Node 20 lacks Promise.withResolvers, which js-libp2p's queue calls; Node 22 has it
-    polyfill = (JS_ADAPTER_DIR / "polyfill.mjs").as_uri()
-    return [node, "--import", polyfill, str(JS_ADAPTER_DIR / "adapter.mjs")]
+    return [node, str(JS_ADAPTER_DIR / "adapter.mjs")]  # it loads its Node 20 polyfill itself
 
 
 def py_adapter_command() -> list[str]:

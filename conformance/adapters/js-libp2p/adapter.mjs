@@ -1,6 +1,6 @@
 // kadspec adapter protocol v1 over js-libp2p (libp2p 3, @libp2p/kad-dht 16).
 //
-// Run: node --import ./polyfill.mjs adapter.mjs   (the polyfill is needed on Node 20 only)
+// Run: node adapter.mjs   (on Node 20 it loads polyfill.mjs first; `--import` is not needed)
 // stdin: one JSON request per line; stdout: hello, replies and events, one JSON object per line;
 // stderr: free logs. One process runs any number of named nodes (TCP, noise, yamux, identify,
 // identify push, ping, kad-dht).
@@ -16,6 +16,8 @@
 // Keys are text on the protocol. The key rule: text -> CIDv1 raw over sha2-256 of its UTF-8 bytes
 // (the kad key is that CID's multihash); text that parses as a CID (bafk.../bafy...) is that CID.
 
+// first import, so evaluated before any js-libp2p module: Node 20 lacks Promise.withResolvers
+import './polyfill.mjs'
 import { createInterface } from 'node:readline'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
