@@ -18,8 +18,9 @@ Each :class:`Result` is tied to a requirement ID and its level (``spec/requireme
 - ``pass``: the requirement's premise arose at least once (so the check had teeth) and every
   check held;
 - ``not applicable``: the requirement is internal to the model (``checks.observability``), a
-  configuration rule, needs what protocol v1 cannot show, or needs a capability the adapter
-  lacks (then the evidence names it);
+  configuration rule, needs what protocol v1 cannot show, needs a capability the adapter lacks,
+  or is built from an event kind the adapter never reported in the run (``EVENTS_NEEDED``: an
+  absent event is no evidence of absence); the evidence says which;
 - ``inconclusive``: the premise never arose, or a bound had not passed when the run ended; never
   ``pass`` for a check that never met its premise.
 """
@@ -87,8 +88,8 @@ class Deadlines:
 
 #: requirements whose every check needs something protocol v1 cannot show
 UNOBSERVABLE_LIVE: dict[str, str] = {
-    "RT-06": "failed dials and timed-out requests are not events of protocol v1, so the "
-    "observer cannot know which peers are unresponsive",
+    "RT-06": "failed dials are not events of protocol v1, so the observer cannot know which "
+    "peers are unresponsive",
 }
 #: the event kinds a requirement's ghost or between-snapshot state is built from: an adapter that
 #: never reports one of them (events are optional one by one) cannot be judged on it, since
