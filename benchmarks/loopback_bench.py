@@ -4,8 +4,9 @@ For each size (10 and 50 nodes by default) and each implementation, in the same 
 
 - ``reference``, ``js-libp2p``, ``py-libp2p``: one adapter process per implementation
   (protocol ``kadspec-adapter/1``) runs every node. Node ``n0`` starts alone as the bootstrap;
-  then all the others are asked to start at once, bootstrapping from it, and each asks to
-  provide its own key as soon as its ``start`` is answered. A provide that ends in failure is
+  then the others are asked to start, ``--join-interval`` apart (0.1 s; 0: all at once),
+  bootstrapping from it, and each asks to provide its own key as soon as its ``start`` is
+  answered. A provide that ends in failure is
   asked again 100 ms later, and the attempts are counted. Per node the figure is the time from
   its ``start`` request (cold: a node that did not exist) to the first successful provide reply
   (an outcome with at least one store acknowledged, as that implementation counts it).
@@ -93,7 +94,7 @@ def summary(seconds: list[float]) -> dict[str, float] | None:
     }
 
 
-def bench_adapter(name: str, nodes: int, deadline_s: float) -> dict[str, Any]:
+def bench_adapter(name: str, nodes: int, deadline_s: float, interval_s: float) -> dict[str, Any]:
     """One network of ``nodes`` nodes in one adapter process; figures per joining node."""
     spawned = time.monotonic()
     with AdapterProcess(COMMANDS[name]()) as adapter:
@@ -104,21 +105,25 @@ def bench_adapter(name: str, nodes: int, deadline_s: float) -> dict[str, Any]:
         began = time.monotonic()
         start_sent: dict[str, float] = {}
         start_ids: dict[str, int] = {}
-        for index in range(1, nodes):
-            node = f"n{index}"
-            start_sent[node] = time.monotonic()
-            start_ids[node] = adapter.send(
-                "start", node=node, mode="server", listen=LOOPBACK, bootstrap=[boot_addr]
-            )
+        to_start = [f"n{index}" for index in range(1, nodes)]
         joined: dict[str, float] = {}
         provide_ids: dict[str, int] = {}
         retry_at: dict[str, float] = {}
-        attempts: dict[str, int] = dict.fromkeys(start_sent, 0)
+        attempts: dict[str, int] = {}
         acknowledged: dict[str, float] = {}
         failures: dict[str, str] = {}
         stop_at = began + deadline_s
-        while len(acknowledged) + len(failures) < len(start_sent) and time.monotonic() < stop_at:
+        while (to_start or len(acknowledged) + len(failures) < len(start_sent)) and (
+            time.monotonic() < stop_at
+        ):
             now = time.monotonic()
+            while to_start and now >= began + interval_s * len(start_sent):
+                node = to_start.pop(0)
+                start_sent[node] = now
+                attempts[node] = 0
+                start_ids[node] = adapter.send(
+                    "start", node=node, mode="server", listen=LOOPBACK, bootstrap=[boot_addr]
+                )
             for node, ident in start_ids.items():
                 if node in joined or node in failures:
                     continue
@@ -158,24 +163,23 @@ def bench_adapter(name: str, nodes: int, deadline_s: float) -> dict[str, Any]:
         "cold_start": "the node's start request (its adapter process already running)",
         "acknowledged_means": ACKNOWLEDGED[name],
         "adapter_hello_s": round(hello_s, 3),
-        "joiners": len(start_sent),
+        "joiners": nodes - 1,
+        "join_interval_s": interval_s,
         "acknowledged": len(acknowledged),
         "start_to_first_ack_s": summary(per_node),
         "start_reply_s": summary(joins),
         "all_acknowledged_s": (
-            round(max(acknowledged.values()) - began, 3)
-            if len(acknowledged) == len(start_sent)
-            else None
+            round(max(acknowledged.values()) - began, 3) if len(acknowledged) == nodes - 1 else None
         ),
         "provide_attempts": sum(attempts.values()),
-        "not_acknowledged": sorted(set(start_sent) - set(acknowledged)),
+        "not_acknowledged": [f"n{i}" for i in range(1, nodes) if f"n{i}" not in acknowledged],
         "failures": failures,
         "cpu_s": cpu,
         "schema_problems": problems[:5],
     }
 
 
-def bench_reference_processes(nodes: int, deadline_s: float) -> dict[str, Any]:
+def bench_reference_processes(nodes: int, deadline_s: float, interval_s: float) -> dict[str, Any]:
     """``nodes`` reference node processes; each provides its key from launch."""
     running: list[ReferenceNode] = []
     try:
@@ -189,6 +193,7 @@ def bench_reference_processes(nodes: int, deadline_s: float) -> dict[str, Any]:
                 bootstrap=[boot.addr], provide=[keys[index]], listen_timeout_s=None
             )
             running.append(node)
+            time.sleep(max(0.0, began + interval_s * index - time.monotonic()))
         stop_at = began + deadline_s
         acknowledged: dict[int, float] = {}
         listening: dict[int, float] = {}
@@ -223,11 +228,12 @@ def bench_reference_processes(nodes: int, deadline_s: float) -> dict[str, Any]:
         "cold_start": "the node process's spawn (interpreter and imports included)",
         "acknowledged_means": ACKNOWLEDGED["reference-processes"],
         "joiners": nodes - 1,
+        "join_interval_s": interval_s,
         "acknowledged": len(acknowledged),
         "start_to_first_ack_s": summary(per_node),
         "spawn_to_listening_s": summary(list(listening.values())),
         "all_acknowledged_s": (
-            round(max(per_node) + (running[1].started - began), 3)
+            round(max(acknowledged[i] + running[i].started for i in acknowledged) - began, 3)
             if len(acknowledged) == nodes - 1 and nodes > 1
             else None
         ),
@@ -242,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS)
     )
-    parser.add_argument("--deadline", type=float, default=120.0, help="seconds per network")
+    parser.add_argument("--deadline", type=float, default=180.0, help="seconds per network")
+    parser.add_argument(
+        "--join-interval",
+        type=float,
+        default=0.1,
+        help="seconds between two joiners' starts (0: all at once, a stampede on n0)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench-loopback.json")
     args = parser.parse_args(argv)
 
@@ -254,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}, {size} nodes ...", file=sys.stderr, flush=True)
             try:
                 if name == "reference-processes":
-                    run = bench_reference_processes(size, args.deadline)
+                    run = bench_reference_processes(size, args.deadline, args.join_interval)
                 else:
-                    run = bench_adapter(name, size, args.deadline)
+                    run = bench_adapter(name, size, args.deadline, args.join_interval)
             except Exception as error:  # one implementation's failure is a figure too
                 run = {
                     "implementation": name,
