@@ -1,18 +1,20 @@
-"""Run one reference node on a real libp2p host: ``python -m kadspec.impl.node``.
+"""Run one reference node on a real libp2p host: ``kadspec node``, ``python -m kadspec.impl.node``.
 
-The command-line options are the ones issue 8 gives ``kadspec node`` (which will delegate here):
-``--listen MULTIADDR [--bootstrap MULTIADDR ...] [--provide KEY ...] [--mode auto|server|client]
-[--data DIR] [--json-log]``. The node logs its lifecycle one readable line per event (bootstrap
-progress, table size, mode changes, each provide's outcome with its count), or one JSON object
-per line with ``--json-log``. Lines on standard input are commands: ``provide KEY``,
-``find KEY``, ``stop KEY``, ``mode auto|server|client``. Ctrl-C (or end of input with
-``--exit-on-eof``) stops it cleanly.
+Options (issue 8): ``--listen MULTIADDR [--bootstrap MULTIADDR ...] [--provide KEY ...]
+[--mode auto|server|client] [--data DIR] [--json-log] [--exit-on-eof]``. The node logs its
+lifecycle one readable line per event (bootstrap progress, table size, mode changes, each
+provide's outcome with its count), or one JSON object per line with ``--json-log``. Lines on
+standard input are commands: ``provide KEY``, ``find KEY``, ``stop KEY``,
+``mode auto|server|client``, ``stats``. Ctrl-C, SIGTERM, or the end of input with
+``--exit-on-eof`` stops it cleanly (exit status 0).
 
-A bad multiaddr is one line on standard error and exit status 2; an unreachable bootstrap peer
-is one log line, and the node keeps running (its refresh retries). Keys are UTF-8 strings.
+Bad input is one line on standard error, never a traceback: a bad multiaddr, a bootstrap address
+without its peer ID, a data folder whose store or identity is unusable exit with status 2; a
+listen address that cannot be bound exits with 1. An unreachable bootstrap peer is one log line,
+and the node keeps running (its refresh retries). Keys follow the key rule (:func:`content_key`).
 With ``--data DIR`` the node keeps its identity (``identity.key``) and its provider records
-(SQLite, ``providers.sqlite3``) there, so a restart is the same peer with the same records.
-py-libp2p is imported only when the node starts.
+(SQLite, ``providers.sqlite3``) there, so a restart is the same peer with the same records, and
+it provides its own kept keys again. py-libp2p is imported only when the node starts.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ SETTLE_TIMEOUT_S: Final = 30
 
 class NodeError(ValueError):
     """Bad input for a node: one line says what and where."""
+
+
+class ListenError(OSError):
+    """The node could not listen where it was told to (a port in use, an address not ours)."""
 
 
 # --- the key rule (CONTRACT.md): what kad key a key given as text names -------------------------
@@ -165,7 +171,10 @@ def load_identity(data: Path | None) -> Any:
     if not path.exists():
         path.write_bytes(os.urandom(32))
         path.chmod(0o600)
-    return create_new_key_pair(path.read_bytes())
+    seed = path.read_bytes()
+    if len(seed) != 32:
+        raise NodeError(f"{path} is not a node identity: {len(seed)} bytes, not a 32-byte seed")
+    return create_new_key_pair(seed)
 
 
 class KeyNames:
@@ -366,6 +375,8 @@ async def run_node(options: NodeOptions, out: TextIO) -> str:
             store = closing.enter_context(SqliteProviderStore(path_in(options.data)))
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with host.run(listen_addrs=[listen]), trio.open_nursery() as nursery:
+                if not host.get_transport_addrs():  # py-libp2p logs a failed bind and goes on
+                    raise ListenError(f"cannot listen on {options.listen} (in use, or not ours?)")
                 addrs = tuple(a.to_bytes() for a in host.get_transport_addrs())
                 config = CoreConfig(
                     peer_id=host.get_id().to_bytes(),

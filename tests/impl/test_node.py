@@ -40,31 +40,43 @@ from kadspec.impl.wire import (
 UNREACHABLE = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGxCGHiQQHGmtSpfYc8iZVRouFW6e6uTPq4zFrZkTjv6Q"
 
 
-def test_bad_input_is_one_line_on_stderr_and_status_2(tmp_path: Path) -> None:
-    (tmp_path / "providers.sqlite3").write_bytes(b"not a database" * 100)
-    cases = [  # (command, arguments, what the one line says)
-        (COMMAND, ["--listen", "/ip4/1.2.3/tcp/0"],
+def test_bad_input_is_one_line_on_stderr_and_status_2_or_1(tmp_path: Path) -> None:
+    (tmp_path / "store" / "providers.sqlite3").parent.mkdir()
+    (tmp_path / "store" / "providers.sqlite3").write_bytes(b"not a database" * 100)
+    (tmp_path / "identity" / "identity.key").parent.mkdir()
+    (tmp_path / "identity" / "identity.key").write_bytes(b"short")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    listen = ["--listen", "/ip4/127.0.0.1/tcp/0"]
+    cases = [  # (command, arguments, exit status, what the one line says)
+        (COMMAND, ["--listen", "/ip4/1.2.3/tcp/0"], 2,
          "error: --listen '/ip4/1.2.3/tcp/0' is not a multiaddr"),
-        (MODULE_COMMAND, ["--listen", "/ip4/999.0.0.1/tcp/0"], "is not a multiaddr"),
-        (MODULE_COMMAND, ["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap",
-                          "/ip4/127.0.0.1/tcp/1"], "has no /p2p/<peer id> part"),
-        (MODULE_COMMAND, ["--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", "nonsense"],
-         "is not a multiaddr"),
-        (MODULE_COMMAND, ["--listen", "/ip4/127.0.0.1/tcp/0", "--data", str(tmp_path)],
+        (MODULE_COMMAND, ["--listen", "/ip4/999.0.0.1/tcp/0"], 2, "is not a multiaddr"),
+        (MODULE_COMMAND, [*listen, "--bootstrap", "/ip4/127.0.0.1/tcp/1"], 2,
+         "has no /p2p/<peer id> part"),
+        (MODULE_COMMAND, [*listen, "--bootstrap", "nonsense"], 2, "is not a multiaddr"),
+        (MODULE_COMMAND, [*listen, "--data", str(tmp_path / "store")], 2,
          "not a usable provider store"),
+        (MODULE_COMMAND, [*listen, "--data", str(tmp_path / "identity")], 2,
+         "is not a node identity: 5 bytes"),
+        (MODULE_COMMAND, ["--listen", f"/ip4/127.0.0.1/tcp/{port}", "--exit-on-eof"], 1,
+         f"cannot listen on /ip4/127.0.0.1/tcp/{port}"),
     ]  # fmt: skip
     # all at once: each is a process start, and they are independent
     processes = [
         subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        for command, args, _ in cases
+        for command, args, _, _ in cases
     ]  # fmt: skip
     try:
-        for process, (_, args, message) in zip(processes, cases, strict=True):
+        for process, (_, args, status, message) in zip(processes, cases, strict=True):
             _, err = process.communicate(timeout=60)
-            assert process.returncode == 2, (args, err)
+            assert process.returncode == status, (args, err)
             assert err.count("\n") == 1 and message in err, (args, err)
     finally:
+        taken.close()
         for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
