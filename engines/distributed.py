@@ -16,8 +16,9 @@ Ray is an optional extra (``pip install 'kadspec[ray]'``); nothing else imports 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from kadspec.engines.explorer import Exploration, Progress, Witness
 from kadspec.engines.parallel import (
@@ -131,14 +132,15 @@ def explore_ray(
                 num_cpus=workers,
                 include_dashboard=False,
                 runtime_env=runtime_env,
-                logging_level="warning",
+                logging_level=logging.WARNING,
                 log_to_driver=False,
             )
         else:
-            ray.init(address=address, runtime_env=runtime_env, logging_level="warning")
+            ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
         started_here = True
     try:
-        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        resources = cast(Callable[[], dict[str, float]], ray.cluster_resources)()
+        count = workers or max(1, int(resources.get("CPU", 1)))
         host = ray.remote(num_cpus=1)(_Host)
         witnesses = tuple(witnesses)
         actors = [
