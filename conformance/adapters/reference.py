@@ -16,8 +16,9 @@ implementation would be.
 
 Each node keeps its identity and its SQLite provider store in ``DATA/<node>`` (a temporary
 folder unless ``--data`` is given), so ``restart`` after ``crash`` or ``stop`` is the same peer
-with the same records, on the same port. In one process a crash is an abrupt cancellation of
-the node's tasks: nothing more is sent, its sockets close.
+with the same records, on the same port. In one process ``stop`` and ``crash`` do the same: the
+core stops at once (nothing more is sent), then the host closes its listener and connections,
+so the node is unreachable, as a killed process would be.
 
 Standard output carries only protocol lines: the process moves anything else that writes to
 file descriptor 1 (a library's print) to standard error at start-up.
@@ -51,6 +52,8 @@ CAPABILITIES = p.Capabilities(auto_mode=True, timings=True, crash_restart=True, 
 
 #: how long a dial (the dial op, a dial-back) may take
 DIAL_DEADLINE_S = 10.0
+#: how long closing a node's host (listener, connections) may take before it is cancelled
+HOST_CLOSE_S = 5.0
 
 
 class RequestFailed(Exception):
@@ -280,6 +283,7 @@ class NodeRun:
     peer_id: str = ""
     driver: Any = None
     scope: Any = None
+    halt: Any = None  # trio.Event: set to stop the node
     stopped: Any = None  # trio.Event set when the node's tasks have ended
     protocols: dict[bytes, list[str]] = attrs.Factory(dict)
     record_keys: set[bytes] = attrs.Factory(set)
@@ -519,24 +523,32 @@ class ReferenceAdapter:
                 SqliteProviderStore(path_in(node.data)) as store,
             ):
                 node.scope = scope
-                async with host.run(listen_addrs=addrs), trio.open_nursery() as nursery:
-                    bound = host.get_transport_addrs()
-                    node.peer_id = str(host.get_id())
-                    node.listen = [str(a) for a in bound]
-                    announce = tuple(a.to_bytes() for a in bound)
-                    core: Any = Core(_config(node, host.get_id().to_bytes(), announce), store)
-                    if node.breakage is not None:
-                        from kadspec.conformance.breakage import (  # type: ignore[import-not-found,unused-ignore]
-                            BREAKAGES,
-                        )
+                node.halt = trio.Event()
+                async with host.run(listen_addrs=addrs):
+                    async with trio.open_nursery() as nursery:
+                        bound = host.get_transport_addrs()
+                        node.peer_id = str(host.get_id())
+                        node.listen = [str(a) for a in bound]
+                        announce = tuple(a.to_bytes() for a in bound)
+                        config = _config(node, host.get_id().to_bytes(), announce)
+                        core: Any = Core(config, store)
+                        if node.breakage is not None:
+                            from kadspec.conformance.breakage import (  # type: ignore[import-not-found,unused-ignore]
+                                BREAKAGES,
+                            )
 
-                        core = BREAKAGES[node.breakage].wrap(core)
-                    driver = self._driver_class(node, core, host, self.out)
-                    await nursery.start(driver.run)
-                    node.driver = driver
-                    started = True
-                    task_status.started()
-                    await trio.sleep_forever()
+                            core = BREAKAGES[node.breakage].wrap(core)
+                        driver = self._driver_class(node, core, host, self.out)
+                        await nursery.start(driver.run)
+                        node.driver = driver
+                        started = True
+                        task_status.started()
+                        await node.halt.wait()
+                        nursery.cancel_scope.cancel()  # the core stops: nothing more is sent
+                    # Leaving host.run does not close py-libp2p's listening socket or its
+                    # connections; closing the host does, so a stopped node is unreachable.
+                    with trio.move_on_after(HOST_CLOSE_S):
+                        await host.close()
         except Exception as error:
             if not started:
                 raise
@@ -545,12 +557,21 @@ class ReferenceAdapter:
         finally:
             node.driver = None
             node.scope = None
+            node.halt = None
             node.stopped.set()
 
     async def _halt(self, node: NodeRun) -> None:
-        if node.scope is not None:
-            node.scope.cancel()
+        """Stop a node: its core first, then its host (sockets closed); cancel it outright
+        if that takes longer than HOST_CLOSE_S."""
+        import trio
+
+        if node.halt is not None:
+            node.halt.set()
         if node.stopped is not None:
+            with trio.move_on_after(2 * HOST_CLOSE_S):
+                await node.stopped.wait()
+            if node.scope is not None:
+                node.scope.cancel()
             await node.stopped.wait()
         for answers in node.waiting_provides.values():
             for answer in answers:

@@ -4,6 +4,7 @@ node's identity, port and records, errors name the node, and --break is checked 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -48,6 +49,9 @@ def test_crash_and_restart_keep_identity_port_and_records(adapter: AdapterClient
     stored = adapter.call("snapshot", {"node": "boot"})["provider_records"]
     assert {"key": p.wire_key("kept"), "provider": a["peer_id"]}.items() <= stored[0].items()
     adapter.call("crash", {"node": "boot"})
+    port = int(str(boot["listen_addrs"][0]).rsplit("/", 1)[1])
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 5):
+        pass  # a crashed node is unreachable: its listener is closed, not just its core
     down = adapter.request("snapshot", {"node": "boot"})
     assert not down.ok and down.error is not None and down.error.kind == "failed"
     adapter.call("restart", {"node": "boot"})
