@@ -61,7 +61,7 @@ import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from docutils import nodes
@@ -597,6 +597,102 @@ class KadspecProofs(_Generated):
         return lines
 
 
+#: where the conformance table looks for live ``kadspec conform --json`` reports, relative to the
+#: repository's root (one file per implementation; none is needed for the build)
+CONFORMANCE_REPORTS = "results/conformance/*.json"
+
+
+@functools.cache
+def simulated_conformance() -> Any:
+    """Every conformance scenario run on reference cores in the simulated network, judged by
+    the model's checks and replayed by trace validation, once per process (about a second)."""
+    import time
+
+    from kadspec.conformance.observe import LOOPBACK
+    from kadspec.conformance.runner import Conformance, ScenarioReport, judge_run
+    from kadspec.conformance.scenarios import SCENARIOS as CONFORMANCE_SCENARIOS
+    from kadspec.conformance.simulate import HELLO, simulate
+
+    started = time.monotonic()
+    reports_ = []
+    for scenario in CONFORMANCE_SCENARIOS.values():
+        begun = time.monotonic()
+        run = simulate(scenario)
+        results, validation, error = judge_run(scenario, run, LOOPBACK)
+        reports_.append(
+            ScenarioReport(scenario, run, results, validation, time.monotonic() - begun,
+                           error=error)  # fmt: skip
+        )
+    return Conformance(
+        adapter="in-process simulation",
+        implementation=HELLO.implementation,
+        version=HELLO.version,
+        profile=LOOPBACK,
+        strict=False,
+        scenarios=tuple(reports_),
+        seconds=time.monotonic() - started,
+    )
+
+
+def live_conformance(root: Path) -> list[tuple[str, dict[str, str], Path]]:
+    """(implementation and version, requirement -> status, file) of every live report found."""
+    import json
+
+    found = []
+    for path in sorted(root.glob(CONFORMANCE_REPORTS)):
+        try:
+            report = json.loads(path.read_text("utf-8"))
+            name = f"{report['implementation']} {report['version']}"
+            statuses = {row["requirement"]: row["status"] for row in report["requirements"]}
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: not a kadspec conform --json report ({error})") from None
+        found.append((name, statuses, path))
+    return found
+
+
+class KadspecConformance(_Generated):
+    """``.. kadspec-conformance::``: requirement -> the conformance status per implementation:
+    the reference node on the simulated network (run while the page is built) and every live
+    report in ``results/conformance/``."""
+
+    def generate(self) -> list[str]:
+        simulated = simulated_conformance()
+        by_rid = {row.requirement: row for row in simulated.rows()}
+        root = Path(self.env.srcdir).parent
+        live = live_conformance(root)
+        for _, _, path in live:
+            self.env.note_dependency(str(path.resolve()))
+        rows = []
+        for rid, req in requirements().items():
+            row = by_rid.get(rid)
+            cells = [_req(rid), _text(req.level)]
+            cells.append(_text(row.status if row is not None else "not judged"))
+            cells += [_text(statuses.get(rid, "not judged")) for _, statuses, _ in live]
+            rows.append(cells)
+        header = ["requirement", "level", f"{simulated.implementation} (simulated network)"]
+        header += [name for name, _, _ in live]
+        lines = list_table("Conformance by implementation", header, rows)
+        validated = [s for s in simulated.scenarios if s.validation is not None]
+        accepted = sum(1 for s in validated if s.validation.accepted)
+        lines += [
+            f"While this page was built, {len(simulated.scenarios)} conformance scenarios ran on "
+            f"reference cores in the simulated network in {simulated.seconds:.1f} s "
+            f"(verdict {simulated.verdict()}; trace validation accepted {accepted} of "
+            f"{len(validated)} runs). Profile: {simulated.profile.describe()}",
+            "",
+        ]
+        if live:
+            files = ", ".join(f"``{path.relative_to(root).as_posix()}``" for _, _, path in live)
+            lines += [f"Live results read from {files}.", ""]
+        else:
+            lines += [
+                f"No live report was found in ``{CONFORMANCE_REPORTS}`` when this page was built; "
+                "see :doc:`guides/conformance` for the commands that write them.",
+                "",
+            ]
+        return lines
+
+
 class KadspecTry(_Generated):
     """``.. kadspec-try:: MUTANT``: commands that show MUTANT's bug, and what they print."""
 
@@ -866,6 +962,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("kadspec-scenarios", KadspecScenarios)
     app.add_directive("kadspec-traceability", KadspecTraceability)
     app.add_directive("kadspec-proofs", KadspecProofs)
+    app.add_directive("kadspec-conformance", KadspecConformance)
     app.add_directive("kadspec-example", KadspecExample)
     app.add_directive("kadspec-try", KadspecTry)
     app.add_directive("kadspec-diagram", KadspecDiagram)
