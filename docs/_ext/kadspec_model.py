@@ -619,10 +619,8 @@ def simulated_conformance() -> Any:
         begun = time.monotonic()
         run = simulate(scenario)
         results, validation, error = judge_run(scenario, run, LOOPBACK)
-        reports_.append(
-            ScenarioReport(scenario, run, results, validation, time.monotonic() - begun,
-                           error=error)  # fmt: skip
-        )
+        seconds = time.monotonic() - begun
+        reports_.append(ScenarioReport(scenario, run, results, validation, seconds, error=error))
     return Conformance(
         adapter="in-process simulation",
         implementation=HELLO.implementation,
