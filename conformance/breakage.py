@@ -17,7 +17,10 @@ Each breakage names the requirement it must fail and the scenario that shows it:
   reports success with no store behind it (PROV-02);
 - ``drop-provide-before-ready``: a provide issued before the node is ready is dropped, so the
   caller never gets an outcome (BOOT-05);
-- ``find-node-returns-requester``: every FIND_NODE reply also names the requester (FIND-01).
+- ``find-node-returns-requester``: every FIND_NODE reply also names the requester (FIND-01);
+- ``withhold-records``: GET_PROVIDERS replies leave out the stored records (PROV-07);
+- ``forget-listen-addrs``: identify's listen addresses are dropped, so a listener-side peer is
+  never routed to (ADDR-06, the UnroutablePeer bug).
 """
 
 from __future__ import annotations
@@ -159,6 +162,30 @@ class _FindNodeReturnsRequester(WrappedCore):
         return out
 
 
+class _WithholdRecords(WrappedCore):
+    def after(self, event: ev.Event, effects: list[fx.Effect]) -> list[fx.Effect]:
+        out: list[fx.Effect] = []
+        for effect in effects:
+            if (
+                isinstance(effect, fx.SendResponse)
+                and effect.message.type is MessageType.GET_PROVIDERS
+                and effect.message.provider_peers
+            ):
+                # the bug: records are stored but never served
+                effect = attrs.evolve(
+                    effect, message=attrs.evolve(effect.message, provider_peers=())
+                )
+            out.append(effect)
+        return out
+
+
+class _ForgetListenAddrs(WrappedCore):
+    def before(self, event: ev.Event) -> ev.Event | None:
+        if isinstance(event, ev.IdentifyReceived) and event.listen_addrs:
+            return attrs.evolve(event, listen_addrs=())  # the bug: identify's addresses dropped
+        return event
+
+
 @attrs.frozen
 class Breakage:
     """One broken behaviour: what it breaks, the requirement it must fail, the scenario that
@@ -211,6 +238,21 @@ BREAKAGES: dict[str, Breakage] = {
             "FIND-01",
             "several-keys",
             _FindNodeReturnsRequester,
+        ),
+        Breakage(
+            "withhold-records",
+            "stores provider records but answers GET_PROVIDERS without them",
+            "PROV-07",
+            "several-keys",
+            _WithholdRecords,
+        ),
+        Breakage(
+            "forget-listen-addrs",
+            "drops the listen addresses identify brings, so a node that was dialed holds only "
+            "the dialer's ephemeral address and never routes to it (UnroutablePeer)",
+            "ADDR-06",
+            "listener-side-join",
+            _ForgetListenAddrs,
         ),
     )
 }
