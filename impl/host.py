@@ -55,6 +55,9 @@ from kadspec.impl.wire import (
 
 #: how long one read on a kad or identify stream may take before the stream is reset
 READ_DEADLINE_S = 10.0
+#: how long an inbound kad stream may stay idle after a message before it is closed (go-libp2p
+#: keeps its request streams open for reuse; its own server closes them after a minute)
+STREAM_IDLE_S = 60.0
 #: pauses between tries of the driver's identify request when the peer refuses the stream
 IDENTIFY_RETRY_PAUSES_S = (0.25, 0.5, 1.0)
 
@@ -79,6 +82,35 @@ async def read_message(stream: Any, max_size: int | None = None) -> KadMessage:
                 decoder.end_of_stream()
                 raise WireError("stream closed before a message arrived")
             decoder.feed(data)
+
+
+async def next_message(stream: Any, decoder: FrameDecoder, first: bool) -> KadMessage | None:
+    """The next message on an inbound kad stream, which may carry several; None when it ended.
+
+    The first message must arrive within READ_DEADLINE_S (trio.TooSlowError otherwise), and the
+    stream must not end without one (WireError). Later ones are optional: a peer may keep the
+    stream open to reuse it (go-libp2p does), so an idle stream ends quietly after
+    STREAM_IDLE_S, unless it stopped in the middle of a message (trio.TooSlowError).
+    """
+    with trio.move_on_after(READ_DEADLINE_S if first else STREAM_IDLE_S) as waiting:
+        message = await _message_or_end(stream, decoder, first)
+    if waiting.cancelled_caught and (first or decoder.buffered):
+        raise trio.TooSlowError
+    return None if waiting.cancelled_caught else message
+
+
+async def _message_or_end(stream: Any, decoder: FrameDecoder, first: bool) -> KadMessage | None:
+    while True:
+        message = decoder.next_message()
+        if message is not None:
+            return message
+        data = await _read_some(stream)
+        if not data:
+            decoder.end_of_stream()  # TruncatedMessage when it stopped mid-message
+            if first:
+                raise WireError("stream closed before a message arrived")
+            return None
+        decoder.feed(data)
 
 
 async def _read_some(stream: Any) -> bytes:
@@ -371,33 +403,43 @@ class HostDriver:
         )
 
     async def _on_kad_stream(self, stream: Any) -> None:
-        """One inbound kad request: parse, let the core answer, write or reset.
+        """Inbound kad requests on one stream: parse, let the core answer, write or reset.
 
+        A stream may carry several requests, each answered in turn, until the peer ends it.
         Nothing a peer sends may stop the node: bad bytes, a read past the deadline, or a
         stream that breaks under us end in a reset, counted in ``rejected`` by kind and logged.
+        An ADD_PROVIDER gets no reply; the close at the end, after the store's fsynced commit,
+        is what the sender takes as the acknowledgement.
         """
         peer = stream.muxed_conn.peer_id.to_bytes()
         ident = self._connections.get(id(stream.muxed_conn), 0)
-        number = next(self._ids)
-        try:
-            message = await read_message(stream)
-        except Exception as error:
-            kind = "TooSlow" if isinstance(error, trio.TooSlowError) else type(error).__name__
-            await self._reject(stream, peer, kind, str(error) or kind)
-            return
-        effects = self.handle(ev.RequestReceived(self.now(), peer, ident, number, message))
-        try:
-            for effect in effects:
-                if isinstance(effect, fx.SendResponse) and effect.stream == number:
-                    await stream.write(frame(effect.message))
+        decoder = FrameDecoder()
+        first = True
+        while True:
+            try:
+                message = await next_message(stream, decoder, first)
+            except Exception as error:
+                kind = "TooSlow" if isinstance(error, trio.TooSlowError) else type(error).__name__
+                await self._reject(stream, peer, kind, str(error) or kind)
+                return
+            if message is None:
+                with contextlib.suppress(Exception):
                     await stream.close()
-                    return
-                if isinstance(effect, fx.ResetStream) and effect.stream == number:
-                    await stream.reset()
-                    return
-            await stream.close()  # ADD_PROVIDER: stored (durably), and this close says so
-        except Exception as error:  # the peer went away mid-answer
-            await self._reject(stream, peer, "stream-broken", f"{type(error).__name__}: {error}")
+                return
+            first = False
+            number = next(self._ids)
+            effects = self.handle(ev.RequestReceived(self.now(), peer, ident, number, message))
+            try:
+                for effect in effects:
+                    if isinstance(effect, fx.SendResponse) and effect.stream == number:
+                        await stream.write(frame(effect.message))
+                    elif isinstance(effect, fx.ResetStream) and effect.stream == number:
+                        await stream.reset()
+                        return
+            except Exception as error:  # the peer went away mid-answer
+                kind, reason = "stream-broken", f"{type(error).__name__}: {error}"
+                await self._reject(stream, peer, kind, reason)
+                return
 
     async def _reject(self, stream: Any, peer: bytes, kind: str, reason: str) -> None:
         self.rejected[kind] += 1

@@ -372,6 +372,11 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         self._buffer += data
 
+    @property
+    def buffered(self) -> int:
+        """How many bytes of an unfinished message are waiting for the rest."""
+        return len(self._buffer)
+
     def next_message(self) -> KadMessage | None:
         prefix = _read_uvarint(bytes(self._buffer[:_MAX_VARINT_BYTES]), 0)
         if prefix is None:

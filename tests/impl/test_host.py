@@ -1,5 +1,6 @@
 """The reference node on real py-libp2p hosts over loopback TCP: with itself, with py-libp2p's
-KadDHT, and against garbage on the wire. Skipped without py-libp2p, except under CI, where its absence fails."""
+KadDHT, and against garbage on the wire. Skipped without py-libp2p, except under CI, where its
+absence fails."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ from kadspec.impl.host import READ_DEADLINE_S, HostDriver
 from kadspec.impl.node import content_key, key_cid
 from kadspec.impl.wire import (
     PROTOCOL_ID,
+    FrameDecoder,
     KadMessage,
     MessageType,
     PeerInfo,
+    WireError,
     decode_frames,
     frame,
 )
@@ -213,6 +216,16 @@ class FakeStream:
         self.ended = "reset"
 
 
+def decode_frames_until_error(data: bytes) -> list[KadMessage]:
+    """The whole messages at the start of ``data``, up to the first bad or unfinished one."""
+    decoder, messages = FrameDecoder(), []
+    decoder.feed(data)
+    with contextlib.suppress(WireError):
+        while (message := decoder.next_message()) is not None:
+            messages.append(message)
+    return messages
+
+
 SENDER = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + bytes(range(32))
 
 
@@ -233,11 +246,10 @@ def test_any_bytes_on_an_inbound_kad_stream_end_in_a_reply_or_a_counted_reset(
     stream = FakeStream(SENDER, [data[i : i + chunk] for i in range(0, len(data), chunk)])
     trio.run(driver._on_kad_stream, stream)  # never raises
     refused = sum(driver.rejected.values()) + sum(driver.core.rejected.values())
-    if stream.ended == "reset":
-        assert refused == 1 and stream.written == b""
-    else:
-        assert stream.ended == "closed" and refused == 0
-        assert len(decode_frames(stream.written)) <= 1  # one valid reply, or none (ADD_PROVIDER)
+    assert refused == (1 if stream.ended == "reset" else 0), (stream.ended, refused)
+    assert stream.ended in ("reset", "closed")
+    replies = decode_frames(stream.written)  # whole, valid messages: one per answered request
+    assert len(replies) <= len(decode_frames_until_error(data))
 
 
 class SilentStream(FakeStream):
@@ -269,3 +281,16 @@ def test_a_silent_stream_is_reset_at_the_read_deadline_while_others_are_served()
     trio.run(both, clock=trio.testing.MockClock(autojump_threshold=0))
     assert silent.ended == "reset" and driver.rejected == {"TooSlow": 1}
     assert decode_frames(ping.written) == [KadMessage(MessageType.PING)]
+
+
+def test_a_stream_may_carry_several_requests_each_answered_in_turn() -> None:
+    # go-libp2p keeps a kad stream open and sends its next request on it
+    config = CoreConfig(peer_id=SHA256_ID, announce_addrs=(), mode=ModeSetting.SERVER)
+    driver = HostDriver(Core(config, MemoryStore()), host=None)
+    ping = frame(KadMessage(MessageType.PING))
+    find = frame(KadMessage(MessageType.FIND_NODE, key=SENDER))
+    stream = FakeStream(SENDER, [ping + find[:3], find[3:], ping])
+    trio.run(driver._on_kad_stream, stream)
+    replies = decode_frames(stream.written)
+    assert [r.type for r in replies] == [MessageType.PING, MessageType.FIND_NODE, MessageType.PING]
+    assert stream.ended == "closed" and not driver.rejected
