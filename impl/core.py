@@ -104,11 +104,13 @@ class Core:
         self._jobs: dict[bytes, ProvideJob] = {}
         self._finds: dict[int, tuple[list[int], bytes]] = {}
         self._probing: set[bytes] = set()
+        self._self_lookup_due = False  # a refresh's self-lookup waits for admission probes
         self._next_id = 0
         self._bootstrap: dict[bytes, BootstrapPeer] = {b.peer: b for b in config.bootstrap}
         #: bootstrap peers dialled (or found connected) since the start or the last empty refresh
         self.boot_tried: set[bytes] = set()
         self._boot_dialing: bytes | None = None
+        self._boot_overtaken = False
 
     # --- inspection --------------------------------------------------------------------------
 
@@ -211,8 +213,19 @@ class Core:
     def _dial_bootstrap(self) -> None:
         """Dial bootstrap peers one after another, in their configured order, until two are
         connected or every one was tried; one already connected counts as tried at once."""
-        if self._boot_dialing is not None:
-            return
+        dialing = self._boot_dialing
+        if dialing is not None:
+            if not self._boot_overtaken:
+                return  # the dial is on its way: its connection or its failure comes back
+            # The peer connected to us meanwhile, so the dial ends without news of its own.
+            connected = sum(1 for p in self._bootstrap if self._connected(p))
+            if connected >= self.config.bootstrap_connections:
+                return  # nothing more to dial; the peer counts as tried once dialled again
+            self._boot_overtaken = False
+            if not self._connected(dialing):
+                self._emit(fx.Dial(dialing, self._bootstrap[dialing].addrs))  # it left: again
+                return
+            self._boot_dialing = None  # connected already: tried, on to the next one
         for boot in self.config.bootstrap:
             connected = sum(1 for p in self._bootstrap if self._connected(p))
             if connected >= self.config.bootstrap_connections:
@@ -232,8 +245,14 @@ class Core:
         """Consequences of the state itself: bootstrap dials; the first peer starts the
         self-lookup; Ready starts queued provides (or, with no address to announce, says so)."""
         self._dial_bootstrap()
+        if self._probing:
+            # An admission probe is out: lookups wait for its answer, so that they start from
+            # the table the probe decides (the model admits within the same step).
+            return
         running_self = any(lk.purpose is Purpose.SELF for lk in self._lookups.values())
-        if self.table and not self.self_lookup_done and not running_self:
+        due = self._self_lookup_due or (bool(self.table) and not self.self_lookup_done)
+        if due and not running_self:
+            self._self_lookup_due = False
             self._start_lookup(Purpose.SELF, self.peer_id, now)
         if self.is_ready and not self._was_ready:
             self._was_ready = True
@@ -280,7 +299,10 @@ class Core:
         elif event.remote_addr not in state.remote:
             state.remote.append(event.remote_addr)
         if self._boot_dialing == event.peer:
-            self._boot_dialing = None  # connected, whoever dialed: the next one may go
+            if event.direction is Direction.OUTBOUND:
+                self._boot_dialing = None  # our dial (or a request's) reached it
+            else:
+                self._boot_overtaken = True  # it dialed us first: see _dial_bootstrap
         self._log(
             "connection.open", peer=event.peer.hex(), direction=event.direction.value,
             connection=event.connection,
@@ -297,6 +319,7 @@ class Core:
         self._mark_failed(event.peer, f"dial failed: {event.reason}")
         if self._boot_dialing == event.peer:
             self._boot_dialing = None
+            self._boot_overtaken = False
 
     @implements("RT-03", "RT-07", "ADDR-02", "ADDR-03", "ADDR-06")
     def _on_identify(self, event: ev.IdentifyReceived) -> None:
@@ -611,8 +634,12 @@ class Core:
         if not self.table:
             self.boot_tried = set()
             self._boot_dialing = None
+            self._boot_overtaken = False
         if not any(lk.purpose is Purpose.SELF for lk in self._lookups.values()):
-            self._start_lookup(Purpose.SELF, self.peer_id, now)
+            if self._probing:
+                self._self_lookup_due = True  # started by _react once the probes are answered
+            else:
+                self._start_lookup(Purpose.SELF, self.peer_id, now)
 
     # --- lookups -----------------------------------------------------------------------------
 

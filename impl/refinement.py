@@ -189,7 +189,6 @@ class Lockstep:
         self.protocols: list[frozenset[str]] = [frozenset()] * count
         self.channels: dict[tuple[int, int], list[Packet]] = {}
         self.links: dict[frozenset[int], int] = {}  # pair -> connection ID
-        self.dials: list[list[bytes]] = [[] for _ in range(count)]  # asked for, not completed
         self.dial_backs: list[list[bytes]] = [[] for _ in range(count)]
         self.finds: list[dict[int, FindReport]] = [{} for _ in range(count)]
         self.steps: list[str] = []
@@ -197,6 +196,7 @@ class Lockstep:
         self._streams: dict[int, tuple[int, int, bool]] = {}  # stream -> (requester, rid, reply)
         self._answers: dict[int, fx.SendResponse | fx.ResetStream] = {}
         self._queue: list[tuple[int, ev.Event]] = []
+        self._deferred: list[tuple[int, Core, fx.SendRequest]] = []
         self._draining = False
         for node in scenario.running:
             self.step(Action("start", node=node))
@@ -247,15 +247,18 @@ class Lockstep:
         for action in enabled(self.world, self.policy):
             if action.kind == "query":
                 continue
-            if (
-                action.kind == "dial_bootstrap"
-                and peer_id(action.peer) not in self.dials[action.node]
-            ):
+            if action.kind == "dial_bootstrap" and not self._dialing(action.node, action.peer):
                 continue
             if action.kind == "dial_back" and not self.dial_backs[action.node]:
                 continue
             out.append(action)
         return out
+
+    def _dialing(self, node: int, peer: int) -> bool:
+        """``node``'s core has a bootstrap dial to ``peer`` out (a ``Dial`` effect carried;
+        one superseded by a later one, after a refresh started over, is dropped)."""
+        core = self.cores[node]
+        return core is not None and core.boot_dialing == peer_id(peer)
 
     def describe(self, action: Action) -> str:
         return action.describe(self.world)
@@ -269,8 +272,18 @@ class Lockstep:
         self.world = apply(self.world, self.policy, action)
         handler = getattr(self, f"_do_{action.kind}")
         handler(action, before)
+        self._send_lookup_requests()
         self._catch_up()
         self.check()
+
+    def _send_lookup_requests(self) -> None:
+        """Carry the lookup requests the cores sent during the step, in the order they sent
+        them, each as the model's ``query``; one whose lookup has ended meanwhile (its request
+        was settled) never left, as in the model, where the ended lookup asks no one."""
+        while self._deferred:
+            node, core, effect = self._deferred.pop(0)
+            if self.cores[node] is core and effect.request in core.requests():
+                self._request(node, effect)
 
     def _model_step(self, action: Action, note: str) -> None:
         """A model step the cores took inside the current one (a lookup request, a bootstrap
@@ -303,6 +316,9 @@ class Lockstep:
         batch before the next event comes in, as the model finishes one action first.
         """
         self._queue.append((node, event))
+        self._drain()
+
+    def _drain(self) -> None:
         if self._draining:
             return
         self._draining = True
@@ -330,12 +346,17 @@ class Lockstep:
                 if frozenset({node, peer}) in self.links:
                     self._send_identify(node, peer, push=True)
         elif isinstance(effect, fx.Dial):
-            if effect.peer not in self.dials[node]:
-                self.dials[node].append(effect.peer)
+            pass  # the core's own ``boot_dialing`` says which dial is out (see ``_dialing``)
         elif isinstance(effect, fx.RequestDialBack):
             self.dial_backs[node].append(effect.addr)
         elif isinstance(effect, fx.SendRequest):
-            self._request(node, effect)
+            core = self.cores[node]
+            assert core is not None
+            if core.requests()[effect.request].lookup is not None:
+                # a lookup's next request is a model step of its own, after this one
+                self._deferred.append((node, core, effect))
+            else:
+                self._request(node, effect)
         elif isinstance(effect, fx.SendResponse | fx.ResetStream):
             self._answers[effect.stream] = effect
         elif isinstance(effect, fx.CloseConnection):
@@ -419,12 +440,11 @@ class Lockstep:
                 f"{'none' if expected is None else f'n{expected}'}"
             )
         connected = frozenset({node, peer}) in self.links
-        if not connected and effect.peer in self.dials[node]:
+        if not connected and self._dialing(node, peer):
             # the pending bootstrap dial to this peer completes first
             self._model_step(
                 Action("dial_bootstrap", node=node, peer=peer), f"dials bootstrap peer n{peer}"
             )
-            self.dials[node].remove(effect.peer)
             if self._dialable(node, peer, (listen_addr(peer),)):
                 self._connect(node, peer)
             else:
@@ -488,7 +508,6 @@ class Lockstep:
             key for key, job in core.jobs().items() if job.phase is not CorePhase.STOPPED
         )
         self.cores[node] = None
-        self.dials[node] = []
         self.dial_backs[node] = []
         self.finds[node] = {}
         for pair in [p for p in self.channels if node in p]:
@@ -518,17 +537,22 @@ class Lockstep:
         self._feed(action.node, ev.SetMode(self.now, _SETTINGS[action.setting]))
 
     def _do_tick(self, action: Action, before: World) -> None:
+        """Every due timer of every core fires, node by node in the model's order, before
+        anything they cause (a lookup's next request failing to dial, say) is handed back:
+        the model fires all timers in one step and takes the lookups' next steps after."""
         self.now = self.world.clock
+        due = []
         for node, core in enumerate(self.cores):
-            while core is not None and self.cores[node] is core:
-                due = [
-                    (self._timer_order(core, timer), timer)
-                    for timer, at in core.timers().items()
-                    if at <= self.now and timer.kind is not TimerKind.RECORD_GC
-                ]
-                if not due:
-                    break
-                self._feed(node, ev.TimerFired(self.now, min(due)[1]))
+            if core is None:
+                continue
+            timers = [
+                (self._timer_order(core, timer), timer)
+                for timer, at in core.timers().items()
+                if at <= self.now and timer.kind is not TimerKind.RECORD_GC
+            ]
+            due += [(node, ev.TimerFired(self.now, timer)) for _, timer in sorted(timers)]
+        self._queue.extend(due)
+        self._drain()
 
     def _timer_order(self, core: Core, timer: Timer) -> tuple[int, ...]:
         """The model's firing order within one node (``lifecycle.fire_timers``)."""
@@ -646,7 +670,6 @@ class Lockstep:
 
     def _do_dial_bootstrap(self, action: Action, before: World) -> None:
         node, peer = action.node, action.peer
-        self.dials[node].remove(peer_id(peer))
         if before.connected(node, peer):
             return
         if self._dialable(node, peer, (listen_addr(peer),)):

@@ -16,12 +16,48 @@ from hypothesis import strategies as st
 
 from kadspec.impl.refinement import Divergence, Lockstep, replay
 from kadspec.models.actions import Action
-from kadspec.models.scenarios import SCENARIOS, Scenario
+from kadspec.models.scenarios import CROWD, FIVE, SCENARIOS, TWO_BOOTSTRAPS, Scenario
 
 #: examples per scenario: 20 scenarios x 80 walks (each ends with its scenario's budget and
 #: horizon, under 100 steps): 14 s of CPU for the whole file, 56 s wall measured at load 13
 EXAMPLES = 80
 STEPS = 150
+
+#: Lockstep-only starting points beyond ``kadspec check``'s (too large to explore, cheap to
+#: walk): a joiner meets full tables, so admission probes fail and succeed (BOOT-06); a crowd
+#: forms from nothing with a loss or a disconnect; crashes and restarts of bootstrap peers
+#: and providers in formed networks.
+WALKS = {
+    s.name: s
+    for s in (
+        Scenario("five-join", "n4 joins a formed crowd through n0 and n1", FIVE, horizon=3,
+                 provides=((4, 1),), finds=((2, 1),), running=(0, 1, 2, 3), formed=True),
+        Scenario("crowd-forms", "four servers form a network from nothing", CROWD, horizon=3,
+                 faults=1, fault_kinds=frozenset({"lose", "disconnect"}), provides=((1, 0),),
+                 finds=((0, 0),)),
+        Scenario("two-bootstraps-crash", "a joiner, two bootstrap peers, crashes and restarts",
+                 TWO_BOOTSTRAPS, horizon=4, faults=2,
+                 fault_kinds=frozenset({"crash", "restart", "disconnect"}), provides=((2, 0),)),
+        Scenario("five-crash", "five formed nodes provide and find while two faults strike",
+                 FIVE, horizon=4, faults=2, fault_kinds=frozenset({"crash", "restart"}),
+                 provides=((4, 1), (1, 0)), finds=((2, 1),), running=(0, 1, 2, 3, 4),
+                 formed=True),
+    )
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(WALKS))
+@settings(
+    max_examples=EXAMPLES // 2,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+@given(picks=st.lists(st.integers(min_value=0, max_value=2**16), max_size=2 * STEPS))
+def test_cores_and_model_agree_beyond_the_check_scenarios(name: str, picks: list[int]) -> None:
+    replay(WALKS[name], picks)
+
 
 #: what each choice kind weighs in the fixed schedules (lower goes first)
 _PREFERENCE = {
