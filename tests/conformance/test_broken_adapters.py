@@ -72,15 +72,15 @@ def test_a_broken_adapter_ends_the_run_with_one_clear_message(
     fault: str, problem: str, arrived: str, no_leftovers: None
 ) -> None:
     started = time.monotonic()
-    with client(fault) as adapter:
-        adapter.call("start", START, timeout=5)
-        with pytest.raises(AdapterError) as raised:
-            adapter.call("snapshot", {"node": "a"}, timeout=1)
-            adapter.call("snapshot", {"node": "a"}, timeout=1)  # "twice" breaks after one reply
+    with client(fault) as adapter, pytest.raises(AdapterError) as raised:
+        adapter.call("start", START, timeout=5)  # "twice" may break here already
+        adapter.call("snapshot", {"node": "a"}, timeout=1)
+        adapter.call("snapshot", {"node": "a"}, timeout=1)
     message = str(raised.value)
     assert message.startswith(f"adapter 'fake {fault}' "), message
     assert problem in message
-    assert "last request: #" in message and "snapshot" in message
+    assert "last request: #" in message
+    assert fault == "twice" or "snapshot" in message
     assert arrived in message
     assert time.monotonic() - started < 10
     # what arrived before the break is kept for the report
