@@ -143,3 +143,22 @@ def test_live_reference_passes_every_applicable_requirement() -> None:
         if wanted <= passed:
             break
     assert wanted <= passed, [(r.requirement, r.status, r.evidence, notes) for r in results]
+
+
+def test_explore_adapter_runs_generated_scenarios_through_the_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runner is replaced by the simulation (same Run, no processes): the adapter passes
+    command after command, so nothing is found."""
+    from kadspec.conformance import runner
+    from kadspec.conformance.scenarios import explore_adapter
+
+    commands: list[tuple[str, ...]] = []
+
+    def fake_run_scenario(command: Any, scenario: Scenario) -> Any:
+        commands.append(tuple(command))
+        return simulate(scenario), ()
+
+    monkeypatch.setattr(runner, "run_scenario", fake_run_scenario)
+    assert explore_adapter(["adapter", "--flag"], max_examples=2, max_commands=3) is None
+    assert commands and set(commands) == {("adapter", "--flag")}
