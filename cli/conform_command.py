@@ -203,7 +203,7 @@ def conform(
     print_report(out, result)
     generated = None
     if explore_examples is not None and not result.interrupted:
-        generated = _explore(out, command, name, PROFILES[profile], explore_examples, result)
+        generated = _explore(out, command, PROFILES[profile], explore_examples, result)
     traces: dict[str, list[str]] = {}
     if traces_dir is not None:
         traces = write_trace_files(result, traces_dir)
@@ -229,23 +229,20 @@ def conform(
 def _explore(
     out: Console,
     command: list[str],
-    name: str,
     profile: Any,
     examples: int,
     result: Any,
 ) -> dict[str, Any]:
     """Generated command sequences against the adapter; the shrunk failing one, if any."""
-    from kadspec.conformance.runner import describe_steps, run_and_judge
-    from kadspec.conformance.scenarios import explore
+    from kadspec.conformance.runner import describe_steps
+    from kadspec.conformance.scenarios import explore_adapter
 
     crash_restart = any(
         s.run.hello.capabilities.crash_restart for s in result.scenarios if s.run.hello
     )
     out.print(f"exploring {examples} generated command sequences ...", highlight=False)
-    found = explore(
-        run_and_judge(command, name=name, profile=profile),
-        max_examples=examples,
-        crash_restart=crash_restart,
+    found = explore_adapter(
+        command, profile=profile, max_examples=examples, crash_restart=crash_restart
     )
     if found is None:
         out.print(f"generated: {examples} command sequences, none broke a MUST requirement")

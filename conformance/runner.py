@@ -415,20 +415,6 @@ def conform(
     )
 
 
-def run_and_judge(
-    command: Sequence[str], *, name: str | None = None, profile: Profile = LOOPBACK
-) -> Callable[[Scenario], Sequence[Result]]:
-    """A callable that runs one scenario through a fresh adapter and judges it (no replay):
-    what :func:`kadspec.conformance.scenarios.explore` needs for generated command sequences."""
-
-    def run(scenario: Scenario) -> Sequence[Result]:
-        recorded, _ = run_scenario(command, scenario, name=name)
-        results, _, _ = judge_run(scenario, recorded, profile, validate=False)
-        return results
-
-    return run
-
-
 def describe_steps(scenario: Scenario) -> list[str]:
     """A scenario's steps, one readable line each (for a shrunk generated scenario)."""
     lines = []
@@ -454,7 +440,6 @@ __all__ = [
     "describe_steps",
     "judge_run",
     "reference_command",
-    "run_and_judge",
     "run_scenario",
     "with_nodes",
 ]
