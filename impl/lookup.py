@@ -50,8 +50,14 @@ class Lookup:
         #: are learned: the questions below walk it from the front instead of sorting every
         #: candidate again on every reply (ties break on the peer ID bytes, as in ``nearest``)
         self._order: list[tuple[int, bytes]] = []
-        for peer, peer_key, addrs in seeds:
-            self.learn(peer, peer_key, addrs, hop=0)
+        for peer, peer_key, addrs in seeds:  # the whole table, often: sorted once below
+            if peer not in self.keys:
+                self.keys[peer] = peer_key
+                self.addrs[peer] = addrs
+                self.hops[peer] = 0
+            elif addrs and not self.addrs[peer]:
+                self.addrs[peer] = addrs
+        self._order = sorted([(peer_key ^ target, peer) for peer, peer_key in self.keys.items()])
 
     def learn(self, peer: bytes, key: int, addrs: tuple[bytes, ...], hop: int) -> None:
         """A candidate from the table or from a reply's closerPeers (FIND-05)."""

@@ -15,6 +15,7 @@ import attrs
 
 from kadspec.impl.keyspace import common_prefix_length
 from kadspec.impl.requirements import implements
+from kadspec.impl.wire import PeerInfo
 
 
 class Evidence(enum.Enum):
@@ -33,6 +34,13 @@ class Entry:
     key: int
     addrs: tuple[bytes, ...]
     evidence: Evidence
+    #: the entry as a reply's closerPeers carry it, built once: a server hands its entries out
+    #: in every FIND_NODE and GET_PROVIDERS reply (not part of equality or repr)
+    info: PeerInfo = attrs.field(init=False, eq=False, repr=False)
+
+    @info.default
+    def _info(self) -> PeerInfo:
+        return PeerInfo(id=self.peer, addrs=self.addrs)
 
 
 class Added(enum.Enum):
