@@ -38,7 +38,11 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 BROWSER = next((path for name in BROWSERS if (path := shutil.which(name))), None)
 SITE: Path = docs_source() / "_build" / "html"
 SCREENSHOTS = SITE / "_screenshots"
-TRACEABILITY_CAPTIONS = ("Requirements, checks and mutants", "Requirements, proofs and tests")
+TRACEABILITY_CAPTIONS = (
+    "Requirements, checks and mutants",
+    "Requirements, proofs and tests",
+    "Conformance by implementation",
+)
 LOAD_SECONDS = 60
 
 pytestmark = [

@@ -7,14 +7,17 @@ read back cell by cell, so a test also sees where a name landed, not only that i
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import attrs
 import pytest
 from test_docs_build import DOCS, build_html
 
+import kadspec.engines
 import kadspec.models
 from kadspec.main import main
 from kadspec.models.actions import ACTIONS
@@ -208,11 +211,47 @@ def test_traceability_names_the_requirements_no_mutant_shows_necessary(
     assert sentence.endswith(f"necessary yet: {', '.join(untested)}.")
 
 
-def test_architecture_lists_every_model_module(pages: dict[str, _Tables]) -> None:
-    modules = table(pages["architecture"], "module", "what it holds")
+def test_architecture_lists_every_model_and_engine_module(pages: dict[str, _Tables]) -> None:
+    header = ["module", "what it holds"]
+    tables = [rows for rows in pages["architecture"].tables if texts(rows[0]) == header]
+    listed = [[row[0].text for row in rows[1:]] for rows in tables]
 
-    expected = sorted(kadspec_model.module_summaries(kadspec.models))
-    assert texts(modules["module"]) == expected
+    assert listed == [
+        sorted(kadspec_model.module_summaries(kadspec.models)),
+        sorted(kadspec_model.module_summaries(kadspec.engines)),
+    ]
+    assert all(name.startswith("kadspec.engines.") for name in listed[1])
+
+
+def test_traceability_shows_each_requirements_conformance(pages: dict[str, _Tables]) -> None:
+    simulated = kadspec_model.simulated_conformance()
+    column = f"{simulated.implementation} (simulated network)"
+    matrix = table(pages["traceability"], "requirement", "level", column)
+    judged = {row.requirement: row.status for row in simulated.rows()}
+
+    assert texts(matrix["requirement"]) == list(requirements())
+    assert texts(matrix[column]) == [judged.get(rid, "not judged") for rid in requirements()]
+    # the reference node conforms: no requirement fails on it
+    assert "fail" not in texts(matrix[column])
+    assert judged, "the simulated runs judged no requirement at all"
+
+
+def test_live_conformance_reports_are_read_and_bad_ones_named(tmp_path: Path) -> None:
+    folder = tmp_path / "results" / "conformance"
+    folder.mkdir(parents=True)
+    report = {
+        "implementation": "js-libp2p",
+        "version": "3.3.11",
+        "requirements": [{"requirement": "RT-02", "status": "fail"}],
+    }
+    (folder / "js.json").write_text(json.dumps(report), "utf-8")
+
+    [(name, statuses, path)] = kadspec_model.live_conformance(tmp_path)
+    assert (name, statuses, path.name) == ("js-libp2p 3.3.11", {"RT-02": "fail"}, "js.json")
+
+    (folder / "py.json").write_text('{"implementation": "py-libp2p"}', "utf-8")
+    with pytest.raises(ValueError, match=r"py\.json: not a kadspec conform --json report"):
+        kadspec_model.live_conformance(tmp_path)
 
 
 # -- the generator's helpers, without a build -------------------------------------------------
