@@ -85,7 +85,7 @@ class LiveProgress:
             self._steps = max(1, len(scenario.steps))
             self._task = self.progress.add_task(
                 f"[{self.done + 1}/{self.total}] {scenario.name}",
-                total=self._steps,
+                total=self._steps + 1,  # the last unit is judging, so the clock runs on
                 status="starting the adapter",
             )
         elif self._task is None:
@@ -94,13 +94,11 @@ class LiveProgress:
             entry: p.Entry = payload
             self._entries += 1
             self._events += entry.kind == "event"
-            if entry.kind == "request":
-                self.progress.advance(self._task, 0)
             self.progress.update(
-                self._task,
-                completed=min(self._steps, self._requests_seen(entry)),
-                status=f"{self._entries} entries, {self._events} events",
+                self._task, status=f"{self._entries} entries, {self._events} events"
             )
+        elif what == "step":
+            self.progress.update(self._task, completed=int(payload))
         elif what == "judging":
             self.progress.update(
                 self._task, completed=self._steps, status=f"{self._entries} entries; judging"
@@ -112,13 +110,9 @@ class LiveProgress:
             ended = " ENDED EARLY" if report.run.aborted or report.error else ""
             self.progress.update(
                 self._task,
-                completed=self._steps,
+                completed=self._steps + 1,
                 status=f"{counts['pass']} pass, {counts['fail']} fail{ended}",
             )
-
-    def _requests_seen(self, entry: p.Entry) -> int:
-        # the request ids grow with the steps; a coarse but honest measure of progress
-        return entry.request or int(entry.payload.get("id", 0) or 0)
 
 
 def _counts(results: Iterable[Any]) -> dict[str, int]:

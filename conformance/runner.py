@@ -76,6 +76,7 @@ def run_scenario(
     on_entry: Callable[[p.Entry], None] | None = None,
     stderr_log: IO[str] | None = None,
     hello_timeout: float | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[p.Run, tuple[str, ...]]:
     """Run ``scenario`` through a fresh adapter; the Run and the runner's notes (steps it
     skipped and why). Never raises for what the adapter does; Ctrl-C ends the run early too."""
@@ -91,8 +92,10 @@ def run_scenario(
     started = time.monotonic()
     try:
         client.start()
-        for step in scenario.steps:
+        for number, step in enumerate(scenario.steps, 1):
             _step(client, step, state)
+            if on_step is not None:
+                on_step(number)
         _collect_open_calls(client, state)
     except AdapterError as error:
         aborted = str(error)
@@ -365,7 +368,8 @@ def conform(
     """Run, judge and validate each scenario against the adapter ``command``.
 
     ``progress`` hears ``("scenario", s, None)`` when a scenario starts, ``("entry", s, entry)``
-    for every entry recorded, ``("judging", s, run)`` and ``("done", s, ScenarioReport)``.
+    for every entry recorded, ``("step", s, number)`` after each step, ``("judging", s, run)``
+    and ``("done", s, ScenarioReport)``.
     Ctrl-C stops after the scenario in progress (which is kept, marked as interrupted).
     """
     started = time.monotonic()
@@ -386,6 +390,7 @@ def conform(
             name=name,
             on_entry=lambda entry, s=scenario: tell("entry", s, entry),  # type: ignore[misc]
             stderr_log=stderr_log,
+            on_step=lambda number, s=scenario: tell("step", s, number),  # type: ignore[misc]
         )
         if run.hello.version != "?":
             implementation, version = run.hello.implementation, run.hello.version
