@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -240,6 +241,9 @@ class Observer:
         self._cache: dict[int, tuple[tuple[int, int], ObservedNode]] = {}
         self._snapped: set[int] = set()
         self.disturbed: list[tuple[int, int]] = []  # (time, seq) of disturbing requests
+        #: (node, peer, topic) -> requests that passed their deadline unanswered: the next
+        #: reply on that topic is theirs (replies answer the oldest request first), too late
+        self._late: Counter[tuple[int, int, int]] = Counter()
         #: events of nodes whose start or restart reply has not come yet
         self._early: dict[str, list[tuple[Entry, int]]] = {}
 
@@ -400,6 +404,8 @@ class Observer:
         for view in self.views.values():
             g = view.ghost
             late = [w for w in g.waiting if w[1] <= now]
+            for peer, _, topic in late:
+                self._late[(view.index, peer, topic)] += 1
             if late:
                 view.ghost = attrs.evolve(
                     g,
@@ -660,7 +666,9 @@ class Observer:
             own = self.names and key is not None and self.index.get(str(key)) == view.index
             topic = position(str(key)) if key is not None else 0
             waiting, unanswered = g.waiting, g.unanswered
-            if any(w[0] == peer and w[2] == topic for w in waiting):
+            if self._late[(view.index, peer, topic)]:  # the reply to an expired request
+                self._late[(view.index, peer, topic)] -= 1
+            elif any(w[0] == peer and w[2] == topic for w in waiting):
                 waiting = _answered(waiting, peer, topic)  # in time (late ones expired)
                 unanswered = unanswered - {peer}
             view.ghost = attrs.evolve(
@@ -774,7 +782,9 @@ class Observer:
         accepted = bool(own) and view.mode is Mode.SERVER and any(i.get("addrs") for i in own)
         if provider is not None and own:
             pg = provider.ghost
-            if any(w[0] == view.index and w[2] == -1 - k for w in pg.waiting):
+            if self._late[(provider.index, view.index, -1 - k)]:  # delivered after its deadline
+                self._late[(provider.index, view.index, -1 - k)] -= 1
+            elif any(w[0] == view.index and w[2] == -1 - k for w in pg.waiting):
                 pg = attrs.evolve(pg, waiting=_answered(pg.waiting, view.index, -1 - k))
             if not accepted:  # refused: the provider MAY leave the holder out
                 pg = attrs.evolve(pg, unanswered=pg.unanswered | {view.index})

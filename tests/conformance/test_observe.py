@@ -333,3 +333,24 @@ def test_events_before_the_start_reply_are_kept() -> None:
     admission = next(m for m in found if m.kind == "step" and m.node is not None)
     assert admission.node is not None and admission.node.table() == (observer.index[peer(1)],)
     assert observer.index[peer(1)] in admission.node.ghost.heard
+
+
+def test_a_late_reply_answers_the_expired_request_not_a_newer_one() -> None:
+    """Replies answer the oldest request on their topic: a reply that arrives after the first
+    request's deadline is that request's (too late), so a second request on the same key that
+    then times out leaves its peer unanswered (a node MAY drop it)."""
+    b = RunBuilder()
+    b.start(0, "a", 1, timings={"request_deadline": 100})
+    b.start(0, "b", 2)
+    find = {"kad_type": "FIND_NODE", "peer": peer(2), "key": peer(1)}
+    b.event(10, "a", "kad_request_sent", providers=[], **find)  # deadline 110: expires
+    b.event(150, "a", "kad_request_sent", providers=[], **find)  # deadline 250
+    b.event(160, "a", "kad_response_received", closer_peers=[], provider_peers=[], **find)
+    b.snapshot(200, "a", 1)
+    b.snapshot(300, "a", 1)
+    observer, found = moments(b.run())
+    during, after = [m.node for m in found if m.kind == "snapshot" and m.node is not None]
+    b_index = observer.index[peer(2)]
+    assert b_index in during.ghost.unanswered  # the first request's deadline passed
+    assert len(during.ghost.waiting) == 1  # the 160 reply was the first one's, too late
+    assert b_index in after.ghost.unanswered and not after.ghost.waiting
