@@ -202,6 +202,19 @@ class View:
         return found or {self.mode}
 
 
+@attrs.define
+class _Deferred:
+    """A success report waiting for its grace window (PROV-02's stores may be logged later)."""
+
+    due: int
+    seqs: tuple[int, ...]
+    at: int
+    before: tuple[ObservedNode, ...]
+    event: Event
+    view: View
+    stored: set[tuple[int, int]]
+
+
 @attrs.frozen
 class Moment:
     """Something the judge checks, with the entries that show it.
@@ -244,6 +257,8 @@ class Observer:
         #: (node, peer, topic) -> requests that passed their deadline unanswered: the next
         #: reply on that topic is theirs (replies answer the oldest request first), too late
         self._late: Counter[tuple[int, int, int]] = Counter()
+        #: success reports judged once the grace window passed
+        self._deferred: list[_Deferred] = []
         #: events of nodes whose start or restart reply has not come yet
         self._early: dict[str, list[tuple[Entry, int]]] = {}
 
@@ -392,8 +407,27 @@ class Observer:
         for entry in self.run.entries:
             now = self.clock(entry)
             last = max(last, now)
+            yield from self._due(now)
             yield from self._entry(entry, now)
+        yield from self._due(1 << 62)
         yield Moment("end", (), last, nodes=self.all_observed())
+
+    def _due(self, now: int) -> Iterator[Moment]:
+        """Deferred success reports whose grace window ended: judged with the stores seen by
+        then (a holder's report of the ADD_PROVIDER may be logged after the sender's
+        outcome, as both come from different nodes)."""
+        while self._deferred and self._deferred[0].due <= now:
+            d = self._deferred.pop(0)
+            after = list(self.all_observed())
+            # the stores seen at the report and within the window (the node may have been
+            # stopped or started a new round since, which resets its ghost)
+            node = after[d.view.index]
+            after[d.view.index] = attrs.evolve(
+                node, ghost=attrs.evolve(node.ghost, stored=frozenset(d.stored))
+            )
+            step = ObservedStep(d.before, tuple(after), d.at, None, (), (d.event,))
+            view = d.view
+            yield Moment("step", d.seqs, d.at, step=step, what=f"{view.name} reports its provide")
 
     def _expire(self, now: int) -> None:
         """Requests whose deadline passed unanswered: their peers go ``unanswered`` (the
@@ -807,6 +841,9 @@ class Observer:
             provider.ghost = attrs.evolve(
                 pg, stored=pg.stored | {(k, view.index)}, kept=kept, retried=retried
             )
+            for d in self._deferred:  # a store logged after the provider's success report
+                if d.view is provider and d.event.key == k:
+                    d.stored.add((k, view.index))
         yield from ()
 
     def names_id(self, index: int) -> str | None:
@@ -848,6 +885,12 @@ class Observer:
             event = Event(view.index, "provide-failed", key, reason=1 if e.get("reason") else 0)
         before = self.all_observed()
         view.ghost = g
+        if ok:
+            stored = {s for s in g.stored if s[0] == key}
+            self._deferred.append(
+                _Deferred(now + self.grace_ms, seqs, now, before, event, view, stored)
+            )
+            return
         yield self._step(
             seqs, now, before, events=(event,), what=f"{view.name} reports its provide"
         )

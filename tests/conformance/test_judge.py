@@ -427,3 +427,33 @@ def test_a_requirement_built_from_an_event_kind_the_adapter_never_reports_is_not
         12, "a", 1, table=((2, (addr(2),)), (3, (addr(3),))), records=((wire_key("k"), 2, 99_999),)
     )
     assert by_id(judge(b.run()))["PROV-03"].status == "fail"  # now the silence is evidence
+
+
+def test_a_store_logged_just_after_the_success_report_still_counts_for_prov_02() -> None:
+    """The holder's report of the ADD_PROVIDER may come after the sender's outcome (different
+    nodes): the success is judged once the grace window passed."""
+    b = three_servers()
+    key = wire_key("k")
+    b.request(100, "provide", node="a", key="k")
+    b.event(
+        110,
+        "a",
+        "kad_request_sent",
+        kad_type="ADD_PROVIDER",
+        peer=peer(2),
+        key=key,
+        providers=[{"peer_id": peer(1), "addrs": [addr(1)]}],
+    )
+    seq = b.event(120, "a", "provide_outcome", key="k", outcome="success", count=1, reason=None)
+    b.event(
+        125,
+        "b",
+        "kad_request_received",
+        kad_type="ADD_PROVIDER",
+        peer=peer(1),
+        key=key,
+        providers=[{"peer_id": peer(1), "addrs": [addr(1)]}],
+    )
+    found = by_id(judge(b.run(), deadlines=Deadlines(grace_ms=100)))["PROV-02"]
+    assert found.status == "pass", found
+    assert found.entries == (seq,)
