@@ -349,7 +349,11 @@ class Successors:
         node states when every world invariant reads the nodes only (a decoded world is needed
         otherwise, or on a miss)."""
         nodes_part = self._by_nodes.get(key & self._nodes_mask)
-        if nodes_part is not None and nodes_part.state_violations is not None and not self.verify:
+        if nodes_part is not None and nodes_part.state_violations is not None:
+            if self.verify:
+                world = world or self.world(key)
+                assert list(nodes_part.state_violations) == check_state(world, self.policy)
+                assert nodes_part.premises == exercised_in_state(world, self.policy)
             return nodes_part.state_violations, nodes_part.premises
         return self.invariants_and_premises(world or self.world(key), key)
 

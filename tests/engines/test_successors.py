@@ -12,22 +12,28 @@ from kadspec.models.scenarios import SCENARIOS
 from kadspec.models.state import World
 
 
-def _explore_verified(initial: World, policy: Policy) -> tuple[int, Successors]:
-    """Breadth-first search with ``verify=True``: every memoized guard, step and check is
-    recomputed by the public functions and compared (the engine asserts on a difference)."""
+def _explore_verified(
+    initial: World, policy: Policy, limit: int | None = None
+) -> tuple[int, Successors]:
+    """Breadth-first search with ``verify=True``, through the same calls the explorer makes
+    (keys in, keys out; worlds decoded only on a miss): every memoized guard, step and check
+    is recomputed by the public functions and compared (the engine asserts on a difference).
+    ``limit`` stops after that many states."""
     engine = Successors(initial, policy, verify=True)
     root = engine.key(initial)
     order = [root]
     seen = {root}
+    engine.state_checks(root)
     for key in order:
-        world = engine.world(key)
-        moves, _ = engine.enabled(world)
+        moves, _ = engine.expand(key)
         for move in moves:
-            after, _ = engine.step(world, key, move)
+            after, _, _ = engine.successor(key, move)
             if after not in seen:
                 seen.add(after)
                 order.append(after)
-                engine.invariants(engine.world(after), after)
+                engine.state_checks(after)
+        if limit is not None and len(seen) >= limit:
+            break
     return len(seen), engine
 
 
@@ -70,6 +76,13 @@ def test_memoized_search_equals_the_public_functions(name: str) -> None:
 def test_memoized_search_equals_the_public_functions_for_mutants(name: str) -> None:
     mutant = MUTANTS[name]
     _explore_verified(mutant.scenario_spec.initial(), mutant.policy)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_fast_path_equals_the_public_functions_on_every_scenario(name: str) -> None:
+    """Every scenario's first states, each memoized answer recomputed and compared."""
+    count, engine = _explore_verified(SCENARIOS[name].initial(), SPEC, limit=400)
+    assert engine.replayed > 0 and count >= min(400, 100)
 
 
 def test_keys_identify_worlds() -> None:
