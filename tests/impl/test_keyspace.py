@@ -37,3 +37,18 @@ def test_prefix_length_and_nearest_follow_xor() -> None:
     assert common_prefix_length(5, 5, 4) == 4
     keyed = [(0b0001, b"a"), (0b0110, b"b"), (0b0111, b"c"), (0b0001, b"d")]
     assert nearest(0b0111, keyed, 3) == [b"c", b"b", b"a"]  # ties break on the ID bytes
+
+
+@given(
+    st.integers(0, 15),
+    st.lists(
+        st.tuples(st.integers(0, 15), st.binary(min_size=1, max_size=2)), unique_by=lambda kp: kp[1]
+    ),
+    st.integers(0, 10),
+)
+def test_nearest_orders_by_distance_then_peer_bytes(
+    target: int, keyed: list[tuple[int, bytes]], count: int
+) -> None:
+    ranked = sorted(keyed, key=lambda kp: (kp[0] ^ target, kp[1]))
+    assert nearest(target, keyed, count) == [peer for _, peer in ranked[:count]]
+    assert nearest(target, iter(keyed), count) == nearest(target, list(reversed(keyed)), count)

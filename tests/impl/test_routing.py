@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kadspec.impl.routing import Added, Entry, Evidence, RoutingTable, admission
+from kadspec.impl.wire import PeerInfo
 
 
 def entry(key: int) -> Entry:
@@ -46,3 +49,29 @@ def test_closest_excludes_and_orders_by_distance() -> None:
         table.add(entry(key))
     assert [e.key for e in table.closest(3, 3)] == [3, 2, 1]
     assert [e.key for e in table.closest(3, 3, frozenset({bytes([3])}))] == [2, 1, 12]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bits=st.integers(2, 10),
+    data=st.data(),
+    k=st.integers(1, 6),
+)
+def test_closest_is_the_plain_xor_sort_of_the_table(bits: int, data: st.DataObject, k: int) -> None:
+    """The bucket walk gives exactly the sorted (distance, peer ID) order of every entry, with
+    exclusions and equal keys (a narrow space makes both common)."""
+    top = 2**bits - 1
+    own = data.draw(st.integers(0, top), label="own")
+    table = RoutingTable(own_key=own, bits=bits, k=k)
+    keys = data.draw(st.lists(st.integers(0, top).filter(lambda x: x != own), max_size=40))
+    for number, key in enumerate(keys):
+        table.add(Entry(number.to_bytes(2, "big"), key, (b"/a",), Evidence.IDENTIFY))
+    target = data.draw(st.integers(0, top), label="target")
+    count = data.draw(st.integers(0, 30), label="count")
+    entries = list(table)
+    exclude = frozenset(data.draw(st.sets(st.sampled_from([e.peer for e in entries] or [b""]))))
+    expected = sorted(
+        (e for e in entries if e.peer not in exclude), key=lambda e: (e.key ^ target, e.peer)
+    )[:count]
+    assert table.closest(target, count, exclude) == expected
+    assert all(e.info == PeerInfo(id=e.peer, addrs=e.addrs) for e in expected)
