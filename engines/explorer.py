@@ -34,6 +34,7 @@ SHOULD-level violation can be recorded while the MUST-level ones are still searc
 from __future__ import annotations
 
 import gc
+import os
 import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping
@@ -105,6 +106,18 @@ class Exploration:
     witnesses_reached: frozenset[str] = frozenset()
     #: states discovered at each depth (the breadth-first levels' widths), for size estimates
     levels: tuple[int, ...] = ()
+    #: how it ran: worker processes (1: in this process), fingerprints instead of states
+    workers: int = 1
+    fingerprints: bool = False
+    #: with fingerprints: the probability that a hash collision made the search skip a state
+    omission_probability: float | None = None
+    #: the largest resident memory seen (MB; the workers' together in a partitioned run)
+    peak_memory_mb: float = 0.0
+    #: CPU seconds spent (this process's, plus every worker's in a partitioned run)
+    cpu_seconds: float = 0.0
+    #: in a run partitioned over processes: each worker's CPU seconds (the busiest one bounds
+    #: the wall time the run could take with a core per worker)
+    worker_cpu_seconds: tuple[float, ...] = ()
 
     @property
     def states_per_second(self) -> float:
@@ -116,7 +129,36 @@ class Exploration:
         return frozenset(self.counterexamples)
 
 
-Progress = Callable[[int, int, int], None]  # states, transitions, depth
+@attrs.frozen
+class Snapshot:
+    """How far a run has got: reported about every thousand states (every level in a
+    partitioned run) to ``explore``'s ``progress``."""
+
+    states: int
+    transitions: int
+    depth: int
+    frontier: int  # states found and not yet expanded
+    seconds: float
+    memory_mb: float  # resident memory (the workers' together in a partitioned run)
+
+    @property
+    def states_per_second(self) -> float:
+        return self.states / self.seconds if self.seconds > 0 else 0.0
+
+
+Progress = Callable[[Snapshot], None]
+
+
+def memory_mb() -> float:
+    """This process's resident memory in MB (its peak where the current one is unknown)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def explore(
@@ -147,7 +189,7 @@ def explore(
 
     ``symmetry`` and ``partial_order`` switch the reductions of ``reductions.py`` on; each
     does nothing where its conditions do not hold. ``progress`` is called with (states,
-    transitions, depth) about every thousand states.
+    transitions, depth, frontier, memory) as a :class:`Snapshot` about every thousand states.
     """
     # The search allocates millions of small objects that are never garbage (the model makes
     # no reference cycles); the cyclic collector would rescan all of them again and again.
@@ -222,6 +264,9 @@ def _explore(
     depth = 0
     also: set[str] = set()
 
+    cpu_started = time.process_time()
+    peak_memory = memory_mb()
+
     def done(found: Counterexample | None, reason: StopReason) -> Exploration:
         exercised: dict[str, int] = {}
         for sets in (state_sets, step_sets):
@@ -242,6 +287,8 @@ def _explore(
             dict(counterexamples),
             frozenset(reached),
             tuple(widths),
+            peak_memory_mb=max(peak_memory, memory_mb()),
+            cpu_seconds=time.process_time() - cpu_started,
         )
 
     def stops(
@@ -374,7 +421,18 @@ def _explore(
                         return done(stop, "violation")
             if progress is not None and len(seen) >= next_report:
                 next_report = len(seen) + _REPORT_EVERY
-                progress(len(seen), transitions, depth)
+                memory = memory_mb()
+                peak_memory = max(peak_memory, memory)
+                progress(
+                    Snapshot(
+                        len(seen),
+                        transitions,
+                        depth,
+                        len(level) - position - 1 + len(following),
+                        time.perf_counter() - started,
+                        memory,
+                    )
+                )
             if max_states is not None and len(seen) >= max_states:
                 return done(None, "state-cap")
             if deadline is not None and not expanded & 255 and time.perf_counter() > deadline:

@@ -858,6 +858,7 @@ def coordinate(
             omission_probability=omission_probability(states) if fingerprints else None,
             peak_memory_mb=peak_memory,
             cpu_seconds=cpu,
+            worker_cpu_seconds=tuple(t.cpu_seconds for t in totals) if transport.remote else (),
         )
 
     started_level = transport.start()
