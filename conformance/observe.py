@@ -282,6 +282,7 @@ class Observer:
 
     def _collect(self) -> None:
         """Index every peer ID and key of the run (run nodes first, in start order)."""
+        self.identify_events = any(True for _ in self.run.events("identify_received"))
         taken: dict[str, int] = {}
         for entry in self.run.entries:
             payload = entry.payload
@@ -613,9 +614,14 @@ class Observer:
             self._peer(str(e["peer_id"])): tuple(e.get("addrs", []) or [])
             for e in snapshot.get("routing_table", []) or []
         }
-        view.protocols = {
-            self._peer(str(p)): tuple(ps) for p, ps in (snapshot.get("protocols", {}) or {}).items()
-        }
+        if not self.identify_events:
+            # what identify said, as the node reports it; with identify events the observer's
+            # own record is used instead (an implementation's peer store may mix in protocols
+            # a peer merely used, e.g. js-libp2p's for an inbound stream)
+            view.protocols = {
+                self._peer(str(p)): tuple(ps)
+                for p, ps in (snapshot.get("protocols", {}) or {}).items()
+            }
         records: dict[tuple[int, int], Record] = {}
         for r in snapshot.get("provider_records", []) or []:
             key = self._key(str(r["key"]))

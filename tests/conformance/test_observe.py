@@ -354,3 +354,25 @@ def test_a_late_reply_answers_the_expired_request_not_a_newer_one() -> None:
     assert b_index in during.ghost.unanswered  # the first request's deadline passed
     assert len(during.ghost.waiting) == 1  # the 160 reply was the first one's, too late
     assert b_index in after.ghost.unanswered and not after.ghost.waiting
+
+
+def test_with_identify_events_the_observer_trusts_them_over_the_snapshot_protocols() -> None:
+    """js-libp2p's peer store adds a protocol a peer merely opened a stream for: a client that
+    sent kad requests shows kad there, though its identify never advertised it."""
+    b = RunBuilder()
+    b.start(0, "boot", 1)
+    b.start(0, "c", 2, mode="client")
+    b.event(2, "boot", "connection_opened", peer=peer(2), direction="inbound", remote_addr=addr(50))
+    b.event(
+        3,
+        "boot",
+        "identify_received",
+        peer=peer(2),
+        listen_addrs=[addr(2)],
+        observed_addr=None,
+        protocols=["/ipfs/id/1.0.0"],
+    )
+    b.snapshot(10, "boot", 1, connections=((2, "inbound", addr(50)),), protocols={peer(2): [KAD]})
+    observer, found = moments(b.run())
+    node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
+    assert node.peers[observer.index[peer(2)]].protocols is Proto.CLIENT
