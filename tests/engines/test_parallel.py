@@ -9,9 +9,12 @@ Numbers are never pinned: the two engines must agree, whatever the model says to
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from kadspec.engines.explorer import Exploration, Snapshot, explore
 from kadspec.engines.parallel import (
@@ -22,6 +25,7 @@ from kadspec.engines.parallel import (
     stable_hash,
     usable_cores,
 )
+from kadspec.main import cli
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS
@@ -167,3 +171,25 @@ def test_the_default_is_every_usable_core() -> None:
     assert usable_cores() >= 1
     result = explore_parallel(SCENARIOS["client-joins"].initial(), SPEC)
     assert result.workers == usable_cores() and result.complete
+
+
+def test_check_takes_workers_and_fingerprints(tmp_path: Path) -> None:
+    """``kadspec check --workers 2`` and ``--fingerprints``: the serial run's counts, and the
+    engine that ran named in the JSON report."""
+    runs = {}
+    for label, options in {
+        "serial": ["--workers", "1"],
+        "workers": ["--workers", "2"],
+        "fingerprints": ["--workers", "1", "--fingerprints"],
+    }.items():
+        out = tmp_path / f"{label}.json"
+        result = CliRunner().invoke(
+            cli, ["check", "--scenario", "client-joins", *options, "--json", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        runs[label] = json.loads(out.read_text())["scenarios"][0]
+    assert runs["serial"]["states"] == runs["workers"]["states"] == runs["fingerprints"]["states"]
+    assert runs["workers"]["engine"]["workers"] == 2
+    assert runs["serial"]["engine"]["workers"] == 1
+    assert runs["fingerprints"]["engine"]["fingerprints"] is True
+    assert 0 < runs["fingerprints"]["engine"]["omission_probability"] < 1e-9
