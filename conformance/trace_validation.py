@@ -4,42 +4,58 @@ The model is instantiated with the run's own nodes: each node's model ID is the 
 its real peer ID (sha256 of the peer ID bytes, 256 bits) and each key the runner used is the
 sha256 of its key bytes (the key rule), so closest-peer sets, buckets and replies are the real
 ones. Nothing is explored; the run is *replayed*, so wide IDs cost nothing.
-:class:`ReplayConfig` lifts the explorer's bounds (8 nodes, 8-bit IDs) for replay only.
+:class:`ReplayConfig` lifts the explorer's bounds (8 nodes, 8-bit IDs) for replay only. The
+policy is the specification's (``policy.SPEC``); the timings are the ones the run started its
+nodes with.
 
 How an entry of the run is replayed:
 
 - requests the runner sent (start, restart, provide, find providers, set mode, dial) and the
   replies that confirm a crash or a stop are *environment steps*: the model applies the matching
-  action (``start``, ``provide``, ``crash`` ...) when it appears in the log;
+  action (``start``, ``provide``, ``crash`` ...) where it appears in the log (a request the
+  adapter refused changes nothing);
 - every event is an *observation*. A model step yields the observations a node would report for
-  it (connections opened and closed, identify received, table entries added and removed, mode
-  changes, kad requests and responses sent and received with their peers and keys, provide and
-  find outcomes). An event is explained when some model behaviour from a state that explains
-  the events so far yields it. Steps the adapter cannot show (message deliveries nobody
-  reported yet, lookup requests, AutoNAT dial-backs, timers) are filled in by a breadth-first
-  search of at most :data:`DEPTH_BOUND` hidden steps and :data:`STATE_BOUND` states per event.
-  A step's other observations stay *pending* until their events arrive (a node reports them in
-  its own order, not the model's); a few events are checks of the current state instead (a
-  table entry that is already there, a mode the node is already in);
+  it (:func:`observations`: connections opened and closed, identify received, table entries
+  added and removed, mode changes, kad requests and responses sent and received with their
+  peers and keys, provide and find outcomes). An event is explained when some model behaviour
+  from a state that explains the events so far yields it. A step's other observations stay
+  *pending* until their events arrive (a node reports them in its own order, not the model's);
+  a few events restate the current state instead (a table entry that is already there, a mode
+  the node is already in, a second connection between two connected nodes);
+- steps the adapter cannot show (deliveries nobody reported yet, lookup requests, AutoNAT
+  dial-backs, timers) are filled in by a breadth-first search of at most :data:`DEPTH_BOUND`
+  hidden steps per event: first only steps the event's node or peer take part in (at most
+  :data:`FOCUS_STATE_BOUND` states; every observation of a node comes from a step it takes part
+  in, so this search decides), then any node's (at most :data:`STATE_BOUND` states). The states
+  explaining the run so far are all kept, up to :data:`FRONTIER_BOUND`;
+- where libp2p is finer than the model, the search follows libp2p, with the model's own
+  functions: streams of one connection may overtake each other (the model's channel is FIFO);
+  a lookup's alpha requests are one step (a node sends them at once, in any order); a request
+  to a peer that is down or whose connection closed fails when its stream resets, not only at
+  its deadline, and a dial to an unreachable peer fails when its answer comes back, not at once;
 - causality is kept: a message is delivered in the model only after its sender reported
   sending it (when the adapter reports sends at all), so a "success" that needs a store the
   provider never sent is not explained;
 - at the end of the run, a receipt the model needed (a kad request or response delivered to a
-  node that kept running) that the receiver never reported is unexplained too, and blamed on the
+  node that kept running) that the receiver never reported, or a request for a user's key the
+  model had to send that the node never reported sending, is unexplained too, and blamed on the
   event that needed it;
 - a provide or find whose reply timed out after longer than the model's outcome bound
   (``Timing.outcome_bound``, BOOT-05) is unexplained: every model behaviour answers by then.
 
-Time: the model's clock is the adapter's clock (``time_ms`` of the events, in ms). Before an
-event is explained the clock moves to the event's time; requests take the time of the last
-event before them. A timer whose deadline has passed fires when the search chooses (a real
-timer fires late, never early), all due timers of the network together, at the current clock.
+Time: the model's clock is the adapter's clock (``time_ms`` of the events, in ms; requests take
+the time of the last event before them). Before an event is explained the clock moves to the
+event's time. A node's timer whose deadline has passed fires when the search chooses (a real
+timer fires late, never early), at its own deadline and one node at a time, and only once the
+node has taken the steps of its own it has pending (bootstrap dials, lookup requests, dial-
+backs), as the model's tick demands.
 
 The first entry no model behaviour explains is reported (:class:`Unexplained`) with the model
-state of the nodes involved and the requirement it would break: the observed step is applied
-to the states the search reached and the model's own invariant and step checks are run on it.
-Events the model has no counterpart for (PING, peers outside the run, unknown kinds) are
-counted apart, by kind, as not modelled.
+state of the nodes involved and the requirement it would break: the observed step is forced onto
+the states the search reached and the model's own invariant and step checks run on it
+(``checks.check_state``, ``checks.check_step``). Events the model has no counterpart for (PING,
+peers outside the run, unknown kinds) are counted apart, by kind, as not modelled; snapshots are
+the judge's and are not replayed.
 """
 
 from __future__ import annotations
@@ -97,7 +113,10 @@ STATE_BOUND: Final = 4000
 #: the most states of the first, focused search (steps involving the event's node and peer)
 FOCUS_STATE_BOUND: Final = 3000
 #: the most states kept that explain the events so far (the rest are dropped, oldest last)
-FRONTIER_BOUND: Final = 24
+FRONTIER_BOUND: Final = 8
+#: a due timer is fired before the next event once it is this late (ms): real timers fire
+#: late, but not by seconds
+TIMER_LATENESS: Final = 10**9
 #: replay-only bounds: every real node of a run, with 256-bit IDs
 REPLAY_MAX_NODES: Final = 512
 REPLAY_ID_BITS: Final = 256
@@ -328,6 +347,14 @@ def _reset(world: World, policy: Policy, m: Message) -> World:
     return ghost.observe(world, Action("deliver", message=m), after)
 
 
+def _broken_stream(world: World, policy: Policy, node: int, index: int, peer: int) -> World:
+    """A lookup request's stream breaks before its reply (a reset, a transport error): the
+    request fails now rather than at its deadline, the model's one way of failing it."""
+    failed, finished = lookups.on_failure(world, policy, node, index, peer)
+    after = lifecycle.react(lifecycle.finish(failed, policy, node, finished), policy)
+    return ghost.observe(world, Action("broken", node=node, peer=peer), after)
+
+
 def _dialed(world: World, policy: Policy, node: int, peer: int) -> World:
     """``node`` dials ``peer`` and the connection opens (the user's dial, or the late dial of
     a deferred request); as the model's bootstrap dial does."""
@@ -405,6 +432,9 @@ class _Replayer:
             e.payload.get("event") in ("kad_request_sent", "kad_response_sent")
             for e in run.events()
         )
+        self.reports_table = any(
+            e.payload.get("event") == "routing_table_added" for e in run.events()
+        )
         self.reports_receipts = {
             str(e.payload.get("event")) for e in run.events() if e.payload.get("event") in _RECEIPTS
         }
@@ -469,8 +499,9 @@ class _Replayer:
                 elif peer != i:
                     bootstrap.append(peer)
             ident = _kad_key(unbase58(self._peer_id_of(i)))
-            # loopback and LAN addresses count as dialable (the loopback profile)
-            nodes.append(NodeConfig(ident, Reach.PUBLIC, setting, tuple(bootstrap)))
+            nodes.append(
+                NodeConfig(ident, self._reach(record.name, setting), setting, tuple(bootstrap))
+            )
             for name, value in dict(start.get("timings") or {}).items():
                 if timings.setdefault(name, value) != value:
                     self.notes.append(f"timing {name} differs between nodes; the first is used")
@@ -493,6 +524,27 @@ class _Replayer:
             return config.validate()
         except ConfigError as error:
             raise ReplayError(str(error)) from error
+
+    def _reach(self, name: str, setting: ModeSetting) -> Reach:
+        """Loopback and LAN addresses are dialable (the loopback profile), so every node is
+        public, except a client throughout the run: a node that never serves announces no
+        address (its provides fail for want of one, ADDR-07), which the model expresses as a
+        node behind a NAT. A node that shows a confirmed external address, turns server or is
+        set to another mode is public."""
+        if setting is not ModeSetting.CLIENT:
+            return Reach.PUBLIC
+        for entry in self.run.entries:
+            if entry.node != name:
+                continue
+            p = entry.payload
+            if (
+                (entry.kind == "snapshot" and p.get("external_addrs"))
+                or (entry.kind == "event" and p.get("event") == "mode_changed"
+                    and p.get("mode") == "server")
+                or (entry.kind == "request" and p.get("op") == "set_mode")
+            ):  # fmt: skip
+                return Reach.PUBLIC
+        return Reach.NAT
 
     def _peer_id_of(self, node: int) -> str:
         for peer_id, i in self.peer_index.items():
@@ -595,17 +647,32 @@ class _Replayer:
 
         count = len(world.nodes)
         nodes = range(count) if focus is None else sorted(focus)
+        for node in nodes:
+            deadline = lifecycle.node_deadline(world.nodes[node])
+            if deadline is not None and deadline <= world.clock and not self._busy(world, node):
+                after = _fire_node_timers(world, self.policy, node, deadline)
+                yield _with(state, after, observations(world, Action("tick"), after, origin))
         for node in range(count):
             for action in bootstrap_of(world, self.policy, node):
-                if near(node, action.peer):
+                # (a dial of a bootstrap peer it is connected to already changes nothing seen)
+                if near(node, action.peer) and not world.connected(node, action.peer):
                     after = apply(world, self.policy, action)
                     yield _with(state, after, observations(world, action, after, origin))
         for node in nodes:
             for action in dial_back_of(world, self.policy, node):
+                if world.nodes[node].setting is not ModeSetting.AUTO:
+                    continue  # a pinned mode: confirming an address changes nothing seen
                 after = apply(world, self.policy, action)
                 yield _with(state, after, observations(world, action, after, origin))
             for action in query_of(world, self.policy, node):
                 yield from self._queries(state, action, origin)
+            if focus is not None:
+                continue  # broken streams only in the wide search: they multiply the states
+            for index, lookup in enumerate(world.nodes[node].lookups):
+                for peer, _ in lookup.inflight:
+                    after = _broken_stream(world, self.policy, node, index, peer)
+                    step = Action("broken", node=node, peer=peer)
+                    yield _with(state, after, observations(world, step, after, origin))
         if focus is None:
             slots: Iterable[int] = range(count * count)
         else:
@@ -642,11 +709,6 @@ class _Replayer:
                     dial = Action("dial", node=m.src, peer=m.dst)
                     after = _dialed(world, self.policy, m.src, m.dst)
                     yield _with(state, after, observations(world, dial, after, origin))
-        for node in nodes:
-            deadline = lifecycle.node_deadline(world.nodes[node])
-            if deadline is not None and deadline <= world.clock and not self._busy(world, node):
-                after = _fire_node_timers(world, self.policy, node, deadline)
-                yield _with(state, after, observations(world, Action("tick"), after, origin))
 
     def _queries(self, state: ReplayState, first: Action, origin: int) -> Iterator[ReplayState]:
         """One lookup's next requests, one to alpha of them as one step each: a real node
@@ -675,15 +737,36 @@ class _Replayer:
             ):
                 break
 
+    def _overdue(self, state: ReplayState) -> ReplayState:
+        """Fire the timers overdue by more than :data:`TIMER_LATENESS` ms, earliest first (a
+        node that is not busy does not sit on a due timer for long), so that the search does
+        not have to rediscover them for every later event."""
+        world = state.world
+        for _ in range(4 * len(world.nodes)):
+            due = [
+                (deadline, node)
+                for node, node_state in enumerate(world.nodes)
+                if (deadline := lifecycle.node_deadline(node_state)) is not None
+                and deadline <= world.clock - TIMER_LATENESS
+                and not self._busy(world, node)
+            ]
+            if not due:
+                break
+            deadline, node = min(due)
+            after = _fire_node_timers(world, self.policy, node, deadline)
+            state = _with(state, after, observations(world, Action("tick"), after, -1))
+            world = after
+        return state
+
     def _busy(self, world: World, node: int) -> bool:
-        """The node still has a step of its own to take (a bootstrap dial, a lookup request,
-        a dial-back): the model takes those before any of its timers fires (a node's own
-        steps take no time next to the protocol's timers, see the model's tick)."""
+        """The node still has a step of its own to take (a bootstrap dial, a lookup
+        request): the model takes those before any of its timers fires (a node's own steps
+        take no time next to the protocol's timers, see the model's tick). A bootstrap peer it
+        is connected to already (through another dial) does not count, nor does an AutoNAT
+        dial-back: another peer carries that one out, over the network."""
         return any(
-            True
-            for local in (bootstrap_of, query_of, dial_back_of)
-            for _ in local(world, self.policy, node)
-        )
+            not world.connected(node, a.peer) for a in bootstrap_of(world, self.policy, node)
+        ) or any(True for _ in query_of(world, self.policy, node))
 
     def _unsent(self, state: ReplayState, m: Message) -> bool:
         return (
@@ -712,6 +795,11 @@ class _Replayer:
         if seen.kind == "mode_changed":
             return s.up and s.mode.name.lower() == seen.detail[0]
         view = s.peers[seen.peer]
+        if seen.kind.startswith("connection_") and not world.nodes[seen.peer].up:
+            # A connection to a node that is down opens at the transport and dies (an adapter
+            # whose "crash" leaves the listening socket open a moment): the model has no
+            # process there to connect to, and nothing changes.
+            return True
         if seen.kind == "connection_opened":
             # The model keeps one connection per pair; a second one (both dialed at once), or
             # the one the model opened from the other side, restates that they are connected.
@@ -735,7 +823,7 @@ class _Replayer:
         over every node's steps follows, as a second chance ("capped" when that one stopped
         at its bound too and the first did as well: inconclusive).
         """
-        start = [replace(s, world=_advance(s.world, now)) for s in self.frontier]
+        start = [self._overdue(replace(s, world=_advance(s.world, now))) for s in self.frontier]
         focus = frozenset({seen.node, seen.peer} - {-1})
         found, order, focus_capped = self._search(start, seen, focus, FOCUS_STATE_BOUND)
         if found:
@@ -753,30 +841,41 @@ class _Replayer:
         layer = start
         visited: dict[Any, ReplayState] = {s.key(): s for s in layer}
         order = list(layer)
-        for depth in range(DEPTH_BOUND + 1):
-            found: dict[Any, ReplayState] = {}
-            for state in layer:
-                for after in self.consume(state, seen):
-                    found.setdefault(after.key(), after)
+        found: dict[Any, ReplayState] = {}
+        for state in layer:
+            for after in self.consume(state, seen):
+                found.setdefault(after.key(), after)
+        for depth in range(1, DEPTH_BOUND + 1):
             if found:
-                self.deepest = max(self.deepest, depth)
-                return list(found.values())[:FRONTIER_BOUND], order, False
-            if depth == DEPTH_BOUND:
                 break
             following: list[ReplayState] = []
+            capped = False
             for state in layer:
                 for after in self.hidden_steps(state, seen.origin, focus):
                     self.states_tried += 1
+                    if after.key() in visited:
+                        continue
                     if len(visited) >= bound:
-                        return [], order, True
-                    if after.key() not in visited:
-                        visited[after.key()] = after
-                        following.append(after)
-                        order.append(after)
+                        capped = True
+                        break
+                    visited[after.key()] = after
+                    following.append(after)
+                    order.append(after)
+                    # the goal is tested as states are made, so a bound that cuts a level
+                    # short keeps the explanations found in it
+                    for explained in self.consume(after, seen):
+                        found.setdefault(explained.key(), explained)
+                if capped:
+                    break
+            if found:
+                self.deepest = max(self.deepest, depth)
+                break
+            if capped:
+                return [], order, True
             layer = following
             if not layer:
                 break
-        return [], order, False
+        return list(found.values())[:FRONTIER_BOUND], order, False
 
     def environment(self, step: str, node: int, **fields: Any) -> None:
         """Apply an environment step the run shows (a request, a confirmed crash) to every
@@ -1203,8 +1302,9 @@ def _timed_out(r: _Replayer, entry: Entry, asked: Entry, node: int, op: str) -> 
 
 def _owed_events(r: _Replayer) -> Unexplained | None:
     """At the end: receipts the explanation needed and a running receiver never reported,
-    and requests for a user's key (a provide's or a find's lookup, ADD_PROVIDER) the model
-    sent and a running node never reported sending."""
+    requests for a user's key (a provide's or a find's lookup, ADD_PROVIDER) the model sent
+    and a running node never reported sending, and table entries the model made (and still
+    holds) that the node never reported adding."""
     best: tuple[int, Obs] | None = None
     keys = frozenset(r.config.keys)
     for state in r.frontier:
@@ -1215,6 +1315,11 @@ def _owed_events(r: _Replayer) -> Unexplained | None:
             and (
                 o.kind in r.reports_receipts
                 or (o.kind == "kad_request_sent" and r.reports_sends and o.detail[1] in keys)
+                or (
+                    o.kind == "routing_table_added"
+                    and r.reports_table
+                    and state.world.nodes[o.node].peers[o.peer].in_table
+                )
             )
         ]
         if not owed:
@@ -1248,6 +1353,8 @@ def _owed_requirements(owed: Obs) -> tuple[str, ...]:
         return ("PROV-02",)  # a success counted a store nobody received
     if owed.kind == "kad_request_sent":
         return ("BOOT-05",)  # a call the node should have been working on went silent
+    if owed.kind == "routing_table_added":
+        return ("ADDR-06",)  # a peer identify vouched for never entered the table
     return ()
 
 
