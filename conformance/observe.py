@@ -551,7 +551,8 @@ class Observer:
     ) -> None:
         peer = str(result.get("peer_id", ""))
         index = self._peer(peer, name)
-        timings = args.get("timings", {}) or {}
+        # an adapter without the "timings" capability ignores the overrides: its defaults hold
+        timings = (args.get("timings", {}) or {}) if self.run.hello.capabilities.timings else {}
         bootstrap = frozenset(
             self.index[a.rsplit("/p2p/", 1)[1]]
             for a in args.get("bootstrap", []) or []

@@ -49,11 +49,12 @@ def addr(n: int) -> str:
 class RunBuilder:
     """A run written by hand: requests, replies, events and snapshots with seq and time."""
 
-    def __init__(self, events: bool = True) -> None:
+    def __init__(self, events: bool = True, timings: bool = True) -> None:
         self.entries: list[Entry] = []
         self.nodes: list[NodeRecord] = []
         self.rid = 0
         self.events = events
+        self.timings = timings
 
     def _add(
         self, kind: Any, node: str, time: int, payload: dict[str, Any], rid: int | None
@@ -138,7 +139,8 @@ class RunBuilder:
         return self._add("snapshot", node, time, snapshot, rid)
 
     def run(self) -> Run:
-        hello = Hello(PROTOCOL, "hand-written", "0", Capabilities(events=self.events, timings=True))
+        capabilities = Capabilities(events=self.events, timings=self.timings)
+        hello = Hello(PROTOCOL, "hand-written", "0", capabilities)
         return Run(hello, "hand", tuple(self.nodes), tuple(self.entries))
 
 
@@ -376,3 +378,14 @@ def test_with_identify_events_the_observer_trusts_them_over_the_snapshot_protoco
     observer, found = moments(b.run())
     node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
     assert node.peers[observer.index[peer(2)]].protocols is Proto.CLIENT
+
+
+@pytest.mark.parametrize("capable", [True, False])
+def test_timing_overrides_count_only_when_the_adapter_takes_them(capable: bool) -> None:
+    """An adapter without the 'timings' capability ignores them: its records live 48 h."""
+    b = RunBuilder(timings=capable)
+    b.start(0, "a", 1, timings={"record_ttl": 1000})
+    b.snapshot(1, "a", 1)
+    _, found = moments(b.run())
+    node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
+    assert node.record_ttl == (1000 if capable else 48 * 3600 * 1000)
