@@ -60,8 +60,8 @@ class RayTransport(Transport):
     def start(self) -> list[Absorbed]:
         return self._all("start")
 
-    def expand(self, deadline: float | None) -> list[Expanded]:
-        return self._all("expand", [(deadline,)] * self.count)
+    def expand(self, seconds: float | None) -> list[Expanded]:
+        return self._all("expand", [(seconds,)] * self.count)
 
     def absorb(
         self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]

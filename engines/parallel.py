@@ -345,8 +345,10 @@ class Worker:
         found = self._keep([key], [-1], [-1], [-1], depth=0)
         return Absorbed(1, found, self._owned, memory_mb())
 
-    def expand(self, deadline: float | None = None) -> Expanded:
-        """Expand the current level's owned states; the successors go to their owners."""
+    def expand(self, seconds: float | None = None) -> Expanded:
+        """Expand the current level's owned states; the successors go to their owners.
+        ``seconds`` is the time left (a duration: the workers' clocks may not agree)."""
+        deadline = None if seconds is None else time.perf_counter() + seconds
         engine = self.engine
         policy = self.policy
         count = self.count
@@ -552,7 +554,8 @@ class Transport:
     def start(self) -> list[Absorbed]:
         raise NotImplementedError
 
-    def expand(self, deadline: float | None) -> list[Expanded]:
+    def expand(self, seconds: float | None) -> list[Expanded]:
+        """Each worker expands its part of the level, for at most ``seconds``."""
         raise NotImplementedError
 
     def absorb(
@@ -586,8 +589,8 @@ class LocalTransport(Transport):
     def start(self) -> list[Absorbed]:
         return [w.start() for w in self.workers]
 
-    def expand(self, deadline: float | None) -> list[Expanded]:
-        return [w.expand(deadline) for w in self.workers]
+    def expand(self, seconds: float | None) -> list[Expanded]:
+        return [w.expand(seconds) for w in self.workers]
 
     def absorb(
         self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
@@ -663,8 +666,8 @@ class ProcessTransport(Transport):
     def start(self) -> list[Absorbed]:
         return self._all("start")
 
-    def expand(self, deadline: float | None) -> list[Expanded]:
-        return self._all("expand", [(deadline,)] * self.count)
+    def expand(self, seconds: float | None) -> list[Expanded]:
+        return self._all("expand", [(seconds,)] * self.count)
 
     def absorb(
         self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
@@ -873,7 +876,9 @@ def coordinate(
     frontier = widths[-1]
     while frontier:
         report(frontier)
-        expanded = transport.expand(deadline)
+        expanded = transport.expand(
+            None if deadline is None else max(0.0, deadline - time.perf_counter())
+        )
         transitions += sum(e.transitions for e in expanded)
         stopping = record(f for e in expanded for f in e.found)
         inboxes = [[e.batches[w] for e in expanded] for w in range(count)]
