@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from kadspec.impl.refinement import Divergence, Lockstep, replay
 from kadspec.models.actions import Action
 from kadspec.models.scenarios import CROWD, FIVE, SCENARIOS, TWO_BOOTSTRAPS, Scenario
+from kadspec.models.state import Outcome, World
 
 #: examples per scenario: 20 scenarios x 80 walks (each ends with its scenario's budget and
 #: horizon, under 100 steps): 14 s of CPU for the whole file, 56 s wall measured at load 13
@@ -85,19 +86,27 @@ def test_cores_and_model_agree_on_every_field_after_every_step(name: str, picks:
     replay(SCENARIOS[name], picks)  # raises Divergence with the numbered trace
 
 
-def scheduled(scenario: Scenario, *, find_late: bool, limit: int = 400) -> set[str]:
-    """Run a fixed schedule without faults in lockstep: the network's own steps first, then
-    the user's, and time only when nothing else is left (with ``find_late``, finds wait for
-    every tick). Return the witnesses some state along the way satisfied."""
+def scheduled(scenario: Scenario, schedule: str, limit: int = 400) -> set[str]:
+    """Run a fixed schedule without faults in lockstep and return the witnesses some state
+    along the way satisfied. ``network-first``: the network's own steps, then the user's,
+    time only when nothing else is left; ``find-late``: the same, but finds wait for every
+    tick; ``time-first``: like ``network-first`` until every provide succeeded, then time
+    passes whenever the model lets it (messages lag behind the clock) and a find goes out
+    before the network catches up: it asks for a record whose renewal is still on its way."""
     run = Lockstep(scenario)
     reached = {w.name for w in scenario.witnesses if w.holds(run.world)}
     for _ in range(limit):
         options = [a for a in run.choices() if a.kind in _PREFERENCE]
-        if find_late and any(a.kind == "tick" for a in options):
+        ticking = any(a.kind == "tick" for a in options)
+        if schedule == "find-late" and ticking:
             options = [a for a in options if a.kind != "find_providers"] or options
+        rank = _rank
+        if schedule == "time-first" and _provided(run.world, scenario):
+            options = [a for a in options if a.kind == "tick"] or options
+            rank = _find_first
         if not options:
             break
-        run.step(min(options, key=_rank))
+        run.step(min(options, key=rank))
         reached |= {w.name for w in scenario.witnesses if w.holds(run.world)}
     return reached
 
@@ -106,12 +115,22 @@ def _rank(action: Action) -> int:
     return _PREFERENCE[action.kind]
 
 
+def _provided(world: World, scenario: Scenario) -> bool:
+    return all(
+        world.nodes[n].provides[k].outcome is Outcome.SUCCEEDED for n, k in scenario.provides
+    )
+
+
+def _find_first(action: Action) -> int:
+    return -1 if action.kind == "find_providers" else _PREFERENCE[action.kind]
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_fixed_schedules_reach_every_witness_in_lockstep(name: str) -> None:
     scenario = SCENARIOS[name]
     reached: set[str] = set()
-    for find_late in (False, True):
-        reached |= scheduled(scenario, find_late=find_late)
+    for schedule in ("network-first", "find-late", "time-first"):
+        reached |= scheduled(scenario, schedule)
     missing = {w.name for w in scenario.witnesses} - reached
     assert not missing, f"{name}: no fixed schedule reached {sorted(missing)}"
 
