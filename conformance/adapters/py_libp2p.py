@@ -10,7 +10,8 @@ What py-libp2p 0.8.1 needs (../shared/research/real-implementations.md):
 - ``KadDHT(host, DHTMode.SERVER | DHTMode.CLIENT)`` takes the enum, and has no automatic mode:
   ``mode: auto`` is ``unsupported`` (capability ``auto_mode`` false);
 - its routing table fills only from DHT traffic, never on connect. So the adapter's bootstrap is
-  the usual libp2p one: dial each bootstrap peer, add it to the table, then look up our own ID;
+  the usual libp2p one: dial each bootstrap peer, add it to the table once identify has shown
+  its protocols (py-libp2p's ``add_peer`` then checks it serves kad), then look up our own ID;
 - ``provide`` returns a bool, not how many peers took the record: the adapter counts the
   ADD_PROVIDER messages py-libp2p reports written (``ProviderStore._send_add_provider``);
   py-libp2p, like Kubo, sends ADD_PROVIDER without waiting for a reply.
@@ -115,6 +116,90 @@ def connection_fields(conn: Any) -> JSON:
         "direction": "outbound" if "outbound" in direction else "inbound",
         "remote_addr": strip_peer(addrs[0]) if addrs else "/",
     }
+
+
+#: kad message types the protocol's events name (py-libp2p's enum numbers them like the spec)
+KAD_TYPES: Final = {2: "ADD_PROVIDER", 3: "GET_PROVIDERS", 4: "FIND_NODE", 5: "PING"}
+
+
+class FrameReader:
+    """Splits the bytes of one direction of a kad stream into its varint-prefixed messages."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[Any]:
+        from libp2p.kad_dht.pb.kademlia_pb2 import Message
+
+        self.buffer += data
+        messages: list[Any] = []
+        while True:
+            length, at, shift = 0, 0, 0
+            while at < len(self.buffer):
+                byte = self.buffer[at]
+                length |= (byte & 0x7F) << shift
+                at += 1
+                shift += 7
+                if not byte & 0x80:
+                    break
+            else:
+                return messages  # the length prefix is not complete yet
+            if len(self.buffer) < at + length:
+                return messages
+            body, self.buffer = self.buffer[at : at + length], self.buffer[at + length :]
+            message = Message()
+            try:
+                message.ParseFromString(body)
+            except Exception:
+                continue  # not a kad message: py-libp2p rejects it, nothing to report
+            messages.append(message)
+
+
+def peer_infos(peers: Any) -> list[JSON]:
+    """A kad message's closer or provider peers as the protocol writes them."""
+    from multiaddr import Multiaddr
+
+    infos = []
+    for peer in peers:
+        addrs = []
+        for raw in peer.addrs:
+            try:
+                addrs.append(strip_peer(Multiaddr(bytes(raw))))
+            except Exception:
+                continue  # an address we cannot read is left out of the event
+        infos.append({"peer_id": base58(bytes(peer.id)), "addrs": unique(addrs)})
+    return infos
+
+
+class ObservedStream:
+    """A kad stream that reports the messages crossing it, and otherwise is the stream.
+
+    Inbound streams (served by py-libp2p's handler): what is read is a request received, what
+    is written a response sent. Outbound streams (opened by py-libp2p's queries): what is
+    written is a request sent, what is read a response received.
+    """
+
+    def __init__(self, stream: Any, report: Callable[[str, Any], None], inbound: bool) -> None:
+        self._stream = stream
+        self._report = report
+        self._read_kind = "kad_request_received" if inbound else "kad_response_received"
+        self._write_kind = "kad_response_sent" if inbound else "kad_request_sent"
+        self._reads = FrameReader()
+        self._writes = FrameReader()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def read(self, n: int | None = None) -> bytes:
+        data = bytes(await self._stream.read(n))
+        for message in self._reads.feed(data):
+            self._report(self._read_kind, message)
+        return data
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write(data)
+        for message in self._writes.feed(bytes(data)):
+            self._report(self._write_kind, message)
 
 
 class PyNode:
@@ -314,6 +399,11 @@ class Adapter:
         except Exception as error:
             print(f"{node.name}: bootstrap dial {addr} failed: {error}", file=sys.stderr)
             return False
+        # Add the bootstrap peer only once identify has told its protocols, so py-libp2p's own
+        # server-mode check (kad in identify) decides; before identify it would admit anyone.
+        with trio.move_on_after(BOOTSTRAP_TIMEOUT_S):
+            while not self._protocols(node, info.peer_id):
+                await trio.sleep(0.05)
         await node.dht.add_peer(info.peer_id)
         return True
 
@@ -365,17 +455,10 @@ class Adapter:
             sent = bool(await send_add_provider(peer, key))
             if sent:
                 node.acknowledged.setdefault(key, set()).add(str(peer.to_base58()))
-                adapter.emit(
-                    node,
-                    "kad_request_sent",
-                    kad_type="ADD_PROVIDER",
-                    peer=str(peer.to_base58()),
-                    key=wire_key(key),
-                    providers=[{"peer_id": node.peer_id, "addrs": adapter._own_addrs(node)}],
-                )
             return sent
 
         store._send_add_provider = count_add_provider
+        self._observe_kad_streams(node)
 
         host = node.host
         identify_peer = getattr(host, "_identify_peer", None)
@@ -396,6 +479,50 @@ class Adapter:
                     await adapter._table_changed(node)
 
             host._identify_peer = identify_and_report
+
+    def _observe_kad_streams(self, node: PyNode) -> None:
+        """Every kad stream, served or opened, reports its messages as protocol events."""
+        from libp2p.kad_dht.common import PROTOCOL_ID
+        from libp2p.kad_dht.kad_dht import DHTMode
+
+        adapter, dht, host = self, node.dht, node.host
+
+        def reporter(stream: Any) -> Callable[[str, Any], None]:
+            peer = str(stream.muxed_conn.peer_id.to_base58())
+
+            def report(kind: str, message: Any) -> None:
+                kad_type = KAD_TYPES.get(int(message.type))
+                if kad_type is None:
+                    return  # PUT_VALUE/GET_VALUE: outside the protocol's events
+                fields: JSON = {"kad_type": kad_type, "peer": peer, "key": wire_key(message.key)}
+                if kind.startswith("kad_request"):
+                    fields["providers"] = peer_infos(message.providerPeers)
+                else:
+                    fields["closer_peers"] = peer_infos(message.closerPeers)
+                    fields["provider_peers"] = peer_infos(message.providerPeers)
+                adapter.emit(node, kind, **fields)
+
+            return report
+
+        handle_stream = dht.handle_stream
+
+        async def handle_observed(stream: Any) -> None:
+            await handle_stream(ObservedStream(stream, reporter(stream), inbound=True))
+
+        # switch_mode registers dht.handle_stream again: the instance attribute keeps it ours
+        dht.handle_stream = handle_observed
+        if dht.mode == DHTMode.SERVER:
+            host.set_stream_handler(PROTOCOL_ID, handle_observed)
+
+        new_stream = host.new_stream
+
+        async def new_observed_stream(peer: Any, protocols: Any, *args: Any, **kwargs: Any) -> Any:
+            stream = await new_stream(peer, protocols, *args, **kwargs)
+            if str(PROTOCOL_ID) in [str(p) for p in protocols]:
+                return ObservedStream(stream, reporter(stream), inbound=False)
+            return stream
+
+        host.new_stream = new_observed_stream
 
     async def _table_changed(self, node: PyNode) -> None:
         self._report_table(node)
