@@ -111,12 +111,9 @@ DEPTH_BOUND: Final = 5
 #: the most model states visited while explaining one event (the wide search: every node)
 STATE_BOUND: Final = 4000
 #: the most states of the first, focused search (steps involving the event's node and peer)
-FOCUS_STATE_BOUND: Final = 3000
+FOCUS_STATE_BOUND: Final = 10_000
 #: the most states kept that explain the events so far (the rest are dropped, oldest last)
 FRONTIER_BOUND: Final = 8
-#: a due timer is fired before the next event once it is this late (ms): real timers fire
-#: late, but not by seconds
-TIMER_LATENESS: Final = 10**9
 #: replay-only bounds: every real node of a run, with 256-bit IDs
 REPLAY_MAX_NODES: Final = 512
 REPLAY_ID_BITS: Final = 256
@@ -737,27 +734,6 @@ class _Replayer:
             ):
                 break
 
-    def _overdue(self, state: ReplayState) -> ReplayState:
-        """Fire the timers overdue by more than :data:`TIMER_LATENESS` ms, earliest first (a
-        node that is not busy does not sit on a due timer for long), so that the search does
-        not have to rediscover them for every later event."""
-        world = state.world
-        for _ in range(4 * len(world.nodes)):
-            due = [
-                (deadline, node)
-                for node, node_state in enumerate(world.nodes)
-                if (deadline := lifecycle.node_deadline(node_state)) is not None
-                and deadline <= world.clock - TIMER_LATENESS
-                and not self._busy(world, node)
-            ]
-            if not due:
-                break
-            deadline, node = min(due)
-            after = _fire_node_timers(world, self.policy, node, deadline)
-            state = _with(state, after, observations(world, Action("tick"), after, -1))
-            world = after
-        return state
-
     def _busy(self, world: World, node: int) -> bool:
         """The node still has a step of its own to take (a bootstrap dial, a lookup
         request): the model takes those before any of its timers fires (a node's own steps
@@ -823,7 +799,7 @@ class _Replayer:
         over every node's steps follows, as a second chance ("capped" when that one stopped
         at its bound too and the first did as well: inconclusive).
         """
-        start = [self._overdue(replace(s, world=_advance(s.world, now))) for s in self.frontier]
+        start = [replace(s, world=_advance(s.world, now)) for s in self.frontier]
         focus = frozenset({seen.node, seen.peer} - {-1})
         found, order, focus_capped = self._search(start, seen, focus, FOCUS_STATE_BOUND)
         if found:

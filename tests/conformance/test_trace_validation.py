@@ -414,3 +414,43 @@ def test_a_churn_run_is_accepted_within_the_search_bounds() -> None:
     v = validate(simulate(SCENARIOS["churn"], seed=0))
     assert v.accepted, (v.summary(), v.first_unexplained)
     assert v.deepest <= DEPTH_BOUND and v.widest >= 1
+
+
+# --- live: the reference adapter (py-libp2p hosts on 127.0.0.1) through the runner --------------
+
+
+def _live_run(scenario: str, breakage: str | None = None) -> Run:
+    import importlib.util
+    import os
+
+    import psutil
+
+    from kadspec.conformance.runner import reference_command, run_scenario
+    from kadspec.conformance.scenarios import SCENARIOS
+
+    if importlib.util.find_spec("libp2p") is None and os.environ.get("CI") != "true":
+        pytest.skip("py-libp2p is not installed (outside CI)")
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    run, _ = run_scenario(reference_command(breakage), SCENARIOS[scenario])
+    left = {c.pid for c in psutil.Process().children(recursive=True)} - before
+    assert not left, f"processes left behind: {left}"
+    assert run.aborted is None, run.aborted
+    return run
+
+
+def test_live_reference_node_run_is_accepted() -> None:
+    run = _live_run("listener-side-join")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled > 20
+
+
+def test_live_admit_client_run_is_rejected_at_the_admission() -> None:
+    run = _live_run("client-requests", breakage="admit-client")
+    v = validate(run)
+    u = v.first_unexplained
+    assert v.verdict == "rejected" and u is not None, v.summary()
+    assert "RT-02" in u.requirements, u
+    entry = run.entries[u.seq]
+    assert entry.payload.get("event") == "routing_table_added"
+    assert run.peer_names().get(entry.payload.get("peer")) == "client"
