@@ -72,6 +72,19 @@ ADAPTERS: dict[str, Callable[[], list[str]]] = {
 }
 
 
+def adapter_command_for_test(name: str) -> list[str]:
+    """The adapter's command for a test: a missing dependency skips it on a developer's
+    machine and fails it under ``CI=true`` (CI must run interop, never skip it)."""
+    import pytest
+
+    try:
+        return ADAPTERS[name]()
+    except Missing as missing:
+        if in_ci():
+            pytest.fail(f"{missing} (CI=true: interop must run, not skip)")
+        pytest.skip(str(missing))
+
+
 def base58_peer(hex_id: str) -> str:
     """A peer ID as the reference node logs it (hex of its bytes) in libp2p's text form."""
     from kadspec.conformance.protocol import base58

@@ -10,19 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from interop_harness import ADAPTERS, LOOPBACK, AdapterProcess, Missing, in_ci
+from interop_harness import ADAPTERS, LOOPBACK, AdapterProcess, adapter_command_for_test
 
 pytestmark = pytest.mark.xdist_group("interop")  # one worker: npm ci must not run twice at once
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
 def adapter(request: pytest.FixtureRequest) -> Iterator[AdapterProcess]:
-    try:
-        command = ADAPTERS[request.param]()
-    except Missing as missing:
-        if in_ci():
-            pytest.fail(f"{missing} (CI=true: interop must run, not skip)")
-        pytest.skip(str(missing))
+    command = adapter_command_for_test(request.param)
     with AdapterProcess(command) as process:
         yield process
 

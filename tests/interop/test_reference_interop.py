@@ -25,10 +25,9 @@ from interop_harness import (
     ADAPTERS,
     LOOPBACK,
     AdapterProcess,
-    Missing,
     ReferenceNode,
+    adapter_command_for_test,
     base58_peer,
-    in_ci,
 )
 
 pytestmark = pytest.mark.xdist_group("interop")  # one worker: npm ci must not run twice at once
@@ -39,13 +38,7 @@ STEP_S = 20.0
 
 @pytest.fixture(params=sorted(ADAPTERS))
 def adapter(request: pytest.FixtureRequest) -> Iterator[AdapterProcess]:
-    name: str = request.param
-    try:
-        command = ADAPTERS[name]()
-    except Missing as missing:
-        if in_ci():
-            pytest.fail(f"{missing} (CI=true: interop must run, not skip)")
-        pytest.skip(str(missing))
+    command = adapter_command_for_test(request.param)
     with AdapterProcess(command) as process:
         yield process
 
