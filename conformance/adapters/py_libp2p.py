@@ -37,6 +37,8 @@ PROTOCOL: Final = "kadspec-adapter/1"
 ADAPTER_VERSION: Final = "0.1.0"
 #: how long one bootstrap dial, or the self-lookup after the dials, may take
 BOOTSTRAP_TIMEOUT_S: Final = 10.0
+#: how long closing a node's host (listener, connections) may take before it is cancelled
+HOST_CLOSE_S: Final = 5.0
 #: how long a provide may take when the request gives no ``timeout_ms``
 PROVIDE_TIMEOUT_S: Final = 30.0
 _B58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -213,7 +215,8 @@ class PyNode:
         self.table: set[str] = set()
         self.acknowledged: dict[bytes, set[str]] = {}
         self.scope: Any = None
-        self.done: Any = None
+        self.halt: Any = None  # trio.Event: set to stop the node
+        self.done: Any = None  # trio.Event: set when the node's tasks have ended
 
     @property
     def peer_id(self) -> str:
@@ -412,6 +415,7 @@ class Adapter:
         from libp2p.tools.anyio_service.context import background_trio_service
 
         node.done = trio.Event()
+        node.halt = trio.Event()
         try:
             with trio.CancelScope() as scope:
                 node.scope = scope
@@ -419,7 +423,11 @@ class Adapter:
                     self._observe(node)
                     async with background_trio_service(node.dht):
                         task_status.started()
-                        await trio.sleep_forever()
+                        await node.halt.wait()
+                    # Leaving host.run leaves py-libp2p's listener and connections open (a
+                    # stopped node would still be reachable); closing the host closes them.
+                    with trio.move_on_after(HOST_CLOSE_S):
+                        await node.host.close()
         except Exception as error:
             print(f"{node.name}: stopped on {type(error).__name__}: {error}", file=sys.stderr)
         finally:
@@ -670,10 +678,18 @@ class Adapter:
         return {}
 
     async def _stop(self, node: PyNode) -> None:
+        """Stop the DHT, close the host (listener and connections), and if that takes longer
+        than it should, cancel the node outright."""
+        import trio
+
         self.nodes.pop(node.name, None)
-        if node.scope is not None:
-            node.scope.cancel()
+        if node.halt is not None:
+            node.halt.set()
         if node.done is not None:
+            with trio.move_on_after(2 * HOST_CLOSE_S):
+                await node.done.wait()
+            if node.scope is not None:
+                node.scope.cancel()
             await node.done.wait()
 
     async def shutdown(self, args: JSON) -> JSON:

@@ -1,12 +1,14 @@
 """The js-libp2p and py-libp2p adapters keep protocol ``kadspec-adapter/1`` on its edges.
 
 Besides the happy path the interop test walks, an adapter must answer a request it cannot do
-with the right error kind, keep stopped nodes stopped, and exit on shutdown; every line it
-writes must satisfy the protocol's JSON Schemas. One adapter process per implementation.
+with the right error kind, keep stopped nodes stopped (their port closed), and exit on
+shutdown; every line it writes must satisfy the protocol's JSON Schemas. One adapter process
+per implementation.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -56,6 +58,9 @@ def test_adapter_answers_each_request_with_the_right_outcome(adapter: AdapterPro
 
     adapter.request("stop", node="a")
     assert error_kind(adapter, "snapshot", node="a") == "unknown-node"
+    port = int(started["listen_addrs"][0].rsplit("/tcp/", 1)[1])
+    with pytest.raises(ConnectionRefusedError):  # a stopped node is unreachable
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
     adapter.request("shutdown")
     assert adapter.process.wait(timeout=15) == 0
