@@ -173,6 +173,8 @@ class SimNetwork:
         self._streams: dict[int, _Stream] = {}
         self._next_id = 0
         self._decoded: dict[bytes, KadMessage] = {}
+        # node index -> its armed timers -> the sequence number of the wake-up that counts
+        self._armed: dict[int, dict[ev.Timer, int]] = {}
         self._handlers: dict[type, Callable[[SimNode, Any], None]] = {
             fx.LogEvent: self._on_log,
             fx.SetTimer: self._on_set_timer,
@@ -217,6 +219,7 @@ class SimNetwork:
         self.nodes.append(node)
         self._by_peer[node.peer_id] = index
         self._node_connections[index] = {}
+        self._armed[index] = {}
         return node
 
     def _id(self) -> int:
@@ -374,6 +377,7 @@ class SimNetwork:
         for conn in list(self._node_connections[node.index]):
             self._close(conn)
         self.pending = [t for t in self.pending if not t.void]
+        self._armed[node.index] = {}
         if not node.durable:
             node.store = MemoryStore()
         node.core = Core(node.config, node.store)
@@ -423,10 +427,15 @@ class SimNetwork:
         node.outcomes.append(effect.outcome)
 
     def _on_set_timer(self, node: SimNode, effect: fx.SetTimer) -> None:
-        self._timer(node, effect.at - self.now, self._fire, node, effect.timer)
+        # Like a host's timer handles: arming again replaces, cancelling removes. Every request
+        # arms a deadline that is almost always cancelled; its wake-up is not fed to the core
+        # (as on the real host), which also saves an event per request.
+        token = self._seq + 1  # the sequence number _timer gives the wake-up
+        self._armed[node.index][effect.timer] = token
+        self._timer(node, effect.at - self.now, self._fire, node, effect.timer, token)
 
     def _on_cancel_timer(self, node: SimNode, effect: fx.CancelTimer) -> None:
-        pass  # the core ignores a cancelled timer's wake-up
+        self._armed[node.index].pop(effect.timer, None)
 
     def _on_dial(self, node: SimNode, effect: fx.Dial) -> None:
         failed = ev.DialFailed, effect.peer, "dropped"
@@ -465,7 +474,11 @@ class SimNetwork:
     def _on_close(self, node: SimNode, effect: fx.CloseConnection) -> None:
         self._close(effect.connection)
 
-    def _fire(self, node: SimNode, timer: ev.Timer) -> None:
+    def _fire(self, node: SimNode, timer: ev.Timer, token: int) -> None:
+        armed = self._armed[node.index]
+        if armed.get(timer) != token:
+            return  # cancelled or armed again since
+        del armed[timer]
         self._feed(node, ev.TimerFired(self.now, timer))
 
     def _reachable(self, a: SimNode, b: SimNode) -> bool:
