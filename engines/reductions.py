@@ -41,40 +41,94 @@ nothing. ``configurations.islands`` and ``configurations.mesh`` are built with s
 
 Partial order
 -------------
-An action reads and writes only its parties (see ``successors``): a delivery from ``a`` to
-``b`` touches ``a`` and ``b``, a query the querying node and the peer it asks, and so on. Two
-nodes can ever interact only if one of them knows the other: it is in its bootstrap list, its
-peer view is not the default one, it appears in one of its lookups, provides, records or
-results, or a message between them or naming one to the other is in flight. Knowledge spreads
-only along such links (a reply names only peers its sender knows; a node is dialed only by
-nodes that know it), so the connected components of the "knows" graph never merge:
-transitions of different components are independent forever.
+:class:`PartialOrder` expands, at some worlds, only an *ample set* ``A`` of the enabled moves.
+It tries two kinds of ample set, in this order, and expands everything when neither applies.
 
-:class:`PartialOrder` expands, at a world where at least two components have enabled actions,
-only those of the first component that has an enabled *protocol* action (an ample set), when:
+Footprints. Every move reads and writes the states of its parties only (``successors``: the
+memo keys each effect by them and ``verify=True`` tests check it), plus channel heads it pops
+and channel tails it appends to (no effect reads a channel beyond its head). Refined per world:
+a delivery of identify, a reply or a FIND_NODE/GET_PROVIDERS request that
+``actions.deliver_reads_sender`` says ignores its sender touches only its receiver (the
+observer's ghost changes a sender only for ADD_PROVIDER and an unanswered request, both decided
+by the receiver); a query or bootstrap dial on a live connection only sends, so it touches only
+the dialer; user calls and ``dial_back`` touch their node (and the budget). Two moves with
+disjoint footprints commute: FIFO channels make "pop the head" and "append at the tail" commute
+on a non-empty channel, and budget edits of different user calls compose either way.
 
-* no fault can be injected and no timer can fire (the fault budget and the clock are shared by
-  all nodes: a crash or a tick touches every component);
-* every successor by the ample set is a state not seen before (else the world is expanded
-  fully: this is the cycle proviso, which makes every cycle of the reduced graph contain a
-  fully expanded world).
+Global condition (both kinds): no fault can be injected and no timer can fire
+(``clock >= horizon``), since ``tick`` and faults touch every node.
 
-Why nothing is lost: take a path from an expanded world ``s`` to a violating world ``t``. If
-it contains an action of the chosen component ``C``, the first one commutes to the front (the
-actions before it touch other components), and the rest of the path is one step shorter. If
-it contains none, the violation's witness (a node, a pair of nodes that know each other, a
-channel) lies either in ``C``, whose part of ``t`` is then ``s``'s own, so ``s`` is violating
-already; or outside ``C``, and then any ample action taken first leaves it in place. Step
-checks read only the parties of their step, so they too survive the reordering. A quiescent
-world (no protocol action enabled) cannot lie on a path avoiding ``C`` entirely, because
-``C``'s protocol action stays enabled along it; so every quiescent world of the full graph
-is in the reduced one, and the progress checks see the same worlds. The cycle proviso turns
-the remaining case (an endless detour through ample steps) into a fully expanded world.
+1. *A component* (as before): knowledge spreads only along "knows" links (a reply names only
+   peers its sender knows; a node is dialed only by nodes that know it), so the connected
+   components of that graph never merge. ``A`` = the moves of the first component that has a
+   protocol move, when at least two components have moves.
 
-What it does not keep: the set of states (that is the point), shortest counterexamples, and
-the number of transitions. Like symmetry, it only helps where components exist: in a network
-that shares one bootstrap server every node soon knows every other, and the reduction finds no
-ample set (the benchmark reports the factor).
+2. *One node* ``m``: ``A`` = every enabled move whose footprint contains ``m``, when
+
+   * A1: each of them touches ``m`` alone, checked by taking it here (only ``m``'s state,
+     channels, and for a user call the budget, change) and by the footprint rules above;
+   * A2: ``m`` is up and ``A`` holds a protocol move (a delivery, query, dial or dial-back:
+     it stays enabled until a move of ``A`` is taken, so no quiescent world lies beyond ``A``;
+     a user call alone may be put off forever);
+   * A3: no move outside ``A`` touches ``m`` now (``A`` holds them all by construction);
+   * A4: no other node can send into a channel towards ``m`` before a move of ``A`` is taken,
+     except on a channel whose head ``A`` delivers (FIFO: what comes later stays behind). A
+     node ``y`` is harmless when it is in another component, or *quiet* (not to be started, no
+     user call due, up with its self-lookup done, no lookup, every provide idle, no bootstrap
+     dial left, a mode that cannot change, and no request from ``m`` waiting for its answer),
+     or it does not know ``m``, no message in flight to it names ``m``, and ``m`` is *secret*
+     (no table or record holds ``m``, no message in flight names it, and nothing ``m`` sent
+     can get it admitted): then ``y`` cannot learn of ``m`` before ``m`` moves;
+   * A5: a node whose channel head towards ``m`` is in ``A`` is connected to ``m`` (it will
+     not dial ``m``, which would write ``m``'s side of the connection);
+   * A6: no message ``m`` already sent can, when delivered, write ``m`` or read what ``A``
+     changes: no ADD_PROVIDER; a request only to a server whose mode cannot change (and not
+     under ``admit_on_inbound_request``); identify from a server and replies only if the
+     admission probe (``routing._probe_answers``: is ``m`` up, does its table hold another
+     peer) reads the same before and after each move of ``A``, or no table can reach k.
+
+These are the ample-set conditions of Clarke, Grumberg and Peled: C0 (``A`` is non-empty and a
+proper subset), C1 (on every path from the world, no move dependent on ``A`` is taken before a
+move of ``A``: A3-A6 for kind 2; separate components for kind 1), C3 (the cycle proviso: if a
+move of ``A`` leads to a state seen before the current breadth-first level began, the world
+is expanded fully, so every cycle of the reduced graph has a fully expanded world). C2
+(invisibility) is replaced by an argument per kind of check, because every check here is a
+disjunction of per-node or per-step predicates:
+
+* invariants: ``checks.NODE_INVARIANTS`` read one node; the one world invariant reads each
+  node's projection (``observe.project_node``) and the clock. Take a path from an expanded
+  world ``s`` to a violating world ``t``. If it contains a move of ``A``, the first one
+  commutes to the front and the rest is one step shorter (induction). If it contains none, no
+  move on it touched ``m`` (C1), so ``m``'s state in ``t`` is its state in ``s``: a violation
+  at ``m`` is already one at ``s``; a violation at another node ``n`` survives taking any
+  ``a`` of ``A`` first (``a`` touches only ``m``, and every move of the path stays enabled);
+* step checks (``checks.STEP_CHECKS``) and step premises read the projections of the nodes the
+  step changes or sends from, the delivered and sent messages and the clock: the step's own
+  footprint, which the commutation leaves as it was;
+* progress checks and quiescence: a quiescent world has no message in flight and no protocol
+  move enabled, so every path from ``s`` to one takes a move of ``A`` (a move of ``A`` stays
+  enabled until taken); by induction every quiescent world of the full graph is in the reduced
+  one, and the progress checks see exactly the same quiescent worlds;
+* premises counted for the vacuity report: a requirement's premise is live somewhere in the
+  reduced graph exactly when it is in the full one (same arguments; the counts differ);
+* witnesses: a witness predicate over several nodes could hold only in a world the reduction
+  skips, so that case has no proof here; the tests check on the scenarios that the same
+  witnesses are reached with and without the reduction.
+
+What it does not keep: the number of states (that is the point) and transitions, and the
+length of counterexamples: a trace is a real run, but may be longer than a shortest one.
+:func:`shortest_counterexample` rebuilds a shortest one by exploring again without the
+reduction, for the requirement found violated. The tests check, on every mutant, that the
+reduced search reports the same violated requirements as the plain one, and, on the check
+scenarios, the same verdicts, witnesses and live premises.
+
+Measured (``benchmarks/reduction_bench.py``, ``results/bench-reductions.json``): star-3 35,522
+-> 32,977 states (complete, the same depth 39); star-4 capped at 200,001 states: the reduced
+search's levels are about a quarter narrower by depth 20. The savings are modest in a star:
+once the hub has admitted every joiner, any node with a lookup under way can learn of any
+other, and A4 fails. They are large where nodes work apart (``two-bootstraps`` 437 -> 175).
+Each reduced expansion takes the candidate moves once more, so the reduced search is slower
+per state (about 2x on trio).
 """
 
 from __future__ import annotations
@@ -84,16 +138,19 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from kadspec.models.actions import ACTIONS, Family
-from kadspec.models.config import Config
+from kadspec.models import lifecycle
+from kadspec.models.actions import ACTIONS, Family, deliver_reads_sender
+from kadspec.models.config import Config, ModeSetting
 from kadspec.models.policy import Policy
 from kadspec.models.state import (
     Budget,
     Kind,
     Lookup,
     Message,
+    Mode,
     NodeState,
     PeerView,
+    Phase,
     ProvideState,
     Purpose,
     Record,
@@ -101,6 +158,7 @@ from kadspec.models.state import (
 )
 
 if TYPE_CHECKING:
+    from kadspec.engines.explorer import Counterexample
     from kadspec.engines.successors import Move, Successors
 
 # --- symmetry -----------------------------------------------------------------------------------
@@ -366,13 +424,38 @@ def _message_links(
     return frozenset(links)
 
 
+#: deliveries whose effect on their *sender* is decided by the receiver alone (see
+#: ``ghost.observe``: only ADD_PROVIDER and an unanswered request change the sender's ghost)
+_SENDER_SAFE_KINDS = frozenset(
+    {
+        Kind.IDENTIFY,
+        Kind.IDENTIFY_PUSH,
+        Kind.FIND_NODE,
+        Kind.FIND_NODE_REPLY,
+        Kind.GET_PROVIDERS,
+        Kind.GET_PROVIDERS_REPLY,
+    }
+)
+_REQUEST_KINDS = frozenset({Kind.FIND_NODE, Kind.GET_PROVIDERS, Kind.ADD_PROVIDER})
+_USER_KINDS = frozenset({"provide", "find_providers", "set_mode"})
+
+
 class PartialOrder:
-    """Ample sets of independent components (see the module docstring for the argument)."""
+    """Ample sets: of an independent component, else of one node's own moves (see the module
+    docstring, "Partial order", for the conditions and the argument)."""
 
     def __init__(self, initial: World, policy: Policy) -> None:
         self.policy = policy
         self.reduced = 0  # worlds expanded with an ample set
         self.full = 0  # worlds expanded fully
+        self.by_component = 0  # of the reduced: by a component's moves
+        self.by_node = 0  # of the reduced: by one node's moves
+        self.proviso = 0  # candidates dropped by the cycle proviso
+        count = len(initial.nodes)
+        #: a routing table can reach k entries (then admission probes the candidate's table)
+        self._probes_possible = (
+            not policy.probe_only_when_table_full or initial.config.timing.k <= count - 1
+        )
         # Knowledge is read from node states and networks, which recur: memoize both.
         self._known: dict[tuple[int, NodeState], frozenset[int]] = {}
         self._links: dict[int, frozenset[tuple[int, int]]] = {}  # per network id
@@ -387,24 +470,30 @@ class PartialOrder:
     ) -> list[Move]:
         """``moves`` or an ample subset of them. ``old(key)`` says whether a state was seen
         before the current breadth-first level began (the cycle proviso's test)."""
-        chosen = self._candidate(world, key, moves, engine)
+        chosen = None
+        by_component = False
+        if len(moves) >= 2 and _no_global_moves(world):
+            owner = self._components(world, key, engine)
+            chosen = self._candidate(moves, owner)
+            by_component = chosen is not None
+            if chosen is None:
+                chosen = self._node_local(world, key, moves, engine, owner)
         if chosen is not None and any(old(engine.step(world, key, m)[0]) for m in chosen):
-            chosen = None  # cycle proviso: an ample step goes back; expand fully
+            self.proviso += 1
+            chosen = None  # cycle proviso (C3): an ample step goes back; expand fully
         if chosen is None:
             self.full += 1
             return moves
         self.reduced += 1
+        if by_component:
+            self.by_component += 1
+        else:
+            self.by_node += 1
         return chosen
 
-    def _candidate(
-        self, world: World, key: int, moves: list[Move], engine: Successors
-    ) -> list[Move] | None:
-        if len(moves) < 2:
-            return None
-        budget = world.budget
-        if (budget.faults > 0 and budget.fault_kinds) or world.clock < world.horizon:
-            return None
-        owner = self._components(world, key, engine)
+    # --- ample sets of a component ----------------------------------------------------------
+
+    def _candidate(self, moves: list[Move], owner: list[int]) -> list[Move] | None:
         by_component: dict[int, list[Move]] = {}
         for move in moves:
             if move.parties is None:
@@ -436,6 +525,272 @@ class PartialOrder:
             links = self._links[network] = _message_links(world.network, count)
         return _union(count, node_links, links)
 
+    # --- ample sets of one node --------------------------------------------------------------
+
+    def _node_local(
+        self,
+        world: World,
+        key: int,
+        moves: list[Move],
+        engine: Successors,
+        owner: list[int],
+    ) -> list[Move] | None:
+        """The enabled moves touching one node ``m``, when each touches nothing but ``m`` and
+        no other move can touch ``m`` before one of them is taken (conditions A1-A6)."""
+        count = len(world.nodes)
+        touching: list[list[Move]] = [[] for _ in range(count)]
+        local_only = [True] * count
+        for move in moves:
+            touched = self._touches(world, move)
+            if touched is None:
+                return None
+            for n in touched:
+                touching[n].append(move)
+                if len(touched) > 1:
+                    local_only[n] = False
+        best: list[Move] | None = None
+        for m in range(count):
+            group = touching[m]
+            if not group or not local_only[m] or len(group) == len(moves):
+                continue
+            if not any(ACTIONS[move.action.kind].family is Family.PROTOCOL for move in group):
+                continue  # quiescent worlds must not be skipped by putting off a user call
+            if best is not None and len(group) >= len(best):
+                continue
+            if not self._shielded(world, m, group, owner, None):
+                continue
+            afters = self._only_m_changes(world, key, m, group, engine)
+            if afters is not None and self._shielded(world, m, group, owner, afters):
+                best = group
+                if len(best) == 1:
+                    break
+        return best
+
+    def _touches(self, world: World, move: Move) -> tuple[int, ...] | None:
+        """The nodes whose state ``move`` may read or write in ``world`` (A1); None: every
+        node or the budget's faults."""
+        action = move.action
+        kind = action.kind
+        message = action.message
+        if kind == "deliver":
+            assert message is not None
+            if message.kind in _SENDER_SAFE_KINDS and not deliver_reads_sender(
+                world, self.policy, message
+            ):
+                return (message.dst,)
+            return (message.src, message.dst)
+        if kind == "query":
+            assert move.parties is not None
+            node, peer = move.parties
+            # A query on a live connection only sends; a dial opens the peer's side too.
+            return (node,) if world.connected(node, peer) else (node, peer)
+        if kind == "dial_bootstrap":
+            return (
+                (action.node,)
+                if world.connected(action.node, action.peer)
+                else (
+                    action.node,
+                    action.peer,
+                )
+            )
+        if kind in ("dial_back", "start") or kind in _USER_KINDS:
+            return (action.node,)
+        return None  # tick, faults
+
+    def _shielded(
+        self,
+        world: World,
+        m: int,
+        group: list[Move],
+        owner: list[int],
+        afters: list[NodeState] | None,
+    ) -> bool:
+        """No move outside ``group`` can touch ``m`` before one of ``group`` is taken (C1).
+
+        ``afters`` are ``m``'s states after each move of ``group``; without them (a first,
+        cheap pass, before the moves are taken) a delivery that may probe ``m`` is let pass,
+        and the second pass decides it."""
+        state = world.nodes[m]
+        if not state.up:
+            return False
+        senders = {
+            move.action.message.src
+            for move in group
+            if move.action.kind == "deliver" and move.action.message is not None
+        }
+        count = len(world.nodes)
+        # A6: what m already sent never reaches back into m when delivered.
+        for y in range(count):
+            if y != m and not all(
+                self._harmless_to_sender(
+                    world, msg, afters is None or _probe_kept(state, afters, y)
+                )
+                for msg in world.channel(m, y)
+            ):
+                return False
+        secret: bool | None = None  # computed when first needed
+        for y in range(count):
+            if y == m or owner[y] != owner[m]:
+                continue  # another component never reaches m (see components)
+            if y in senders:
+                # A5: the channel y -> m is FIFO behind the ample delivery; y must not dial m.
+                if not world.connected(y, m):
+                    return False
+                continue
+            if world.channel(y, m):
+                return False  # a delivery into m outside the group (cannot happen: A3)
+            if self._quiet(world, y, m):
+                continue
+            if secret is None:
+                secret = self._secret(world, m)
+            if not secret or m in _knows(world.config, y, world.nodes[y]) or _names(world, y, m):
+                return False
+        return True
+
+    def _quiet(self, world: World, y: int, m: int) -> bool:
+        """A4: ``y`` will send nothing to ``m`` and dial nobody until ``m`` acts: it has no
+        work of its own left (no start or user call due, no lookup, no provide under way, no
+        bootstrap dial, a mode that cannot change) and m asked it nothing."""
+        budget = world.budget
+        if y in budget.starts or any(
+            n == y for n, _ in (*budget.provides, *budget.finds, *budget.mode_changes)
+        ):
+            return False
+        state = world.nodes[y]
+        if not state.up:
+            return True  # no fault can restart it
+        if (
+            not state.self_lookup_done
+            or state.lookups
+            or any(p.phase is not Phase.IDLE for p in state.provides)
+            or lifecycle.bootstrap_candidates(world, y)
+            or not self._mode_fixed(state)
+        ):
+            return False
+        return not any(msg.kind in _REQUEST_KINDS for msg in world.channel(m, y))
+
+    def _mode_fixed(self, state: NodeState) -> bool:
+        """The node's mode cannot change without an operator call (none is due): pinned, or
+        automatic and already confirmed, or automatic under a policy that never follows."""
+        return (
+            state.setting is not ModeSetting.AUTO
+            or state.confirmed
+            or not self.policy.auto_mode_follows_confirmation
+        )
+
+    def _secret(self, world: World, m: int) -> bool:
+        """Nobody can tell anybody of ``m`` until ``m`` acts: no table or record names it, no
+        message in flight names it, and nothing ``m`` sent can get it admitted."""
+        for z, state in enumerate(world.nodes):
+            if z != m and (state.peers[m].in_table or any(r.provider == m for r in state.records)):
+                return False
+        for channel in world.network:
+            for msg in channel:
+                if m in msg.closer or m in msg.providers:
+                    return False
+                if msg.kind is Kind.ADD_PROVIDER and msg.provider == m:
+                    return False
+                if msg.src == m and _may_admit_sender(self.policy, msg):
+                    return False
+        return True
+
+    def _harmless_to_sender(self, world: World, msg: Message, probe_kept: bool) -> bool:
+        """Delivering ``msg``, whenever it happens, neither writes its sender nor reads
+        anything of it the ample moves change (``probe_kept``: they leave what an admission
+        probe reads of the sender as it was)."""
+        policy = self.policy
+        if msg.kind is Kind.ADD_PROVIDER:
+            return False
+        if msg.kind in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
+            return not msg.server or not self._probes_possible or probe_kept
+        if msg.kind in (Kind.FIND_NODE_REPLY, Kind.GET_PROVIDERS_REPLY):
+            return not self._probes_possible or probe_kept
+        # a request: the receiver admits its sender, or may refuse it as a client
+        if policy.admit_on_inbound_request:
+            return False
+        receiver = world.nodes[msg.dst]
+        answers = receiver.mode is Mode.SERVER and self._mode_fixed(receiver)
+        return answers or not policy.client_refuses_requests
+
+    def _only_m_changes(
+        self, world: World, key: int, m: int, group: list[Move], engine: Successors
+    ) -> list[NodeState] | None:
+        """``m``'s state after each ample move, if each changes only ``m``'s state here (and
+        the budget, for a user call); None otherwise."""
+        clock, budget, _, nodes = engine.fields(key)
+        afters = []
+        for move in group:
+            after = engine.step(world, key, move)[0]
+            clock_after, budget_after, _, nodes_after = engine.fields(after)
+            if clock_after != clock:
+                return None
+            if budget_after != budget and move.action.kind not in (*_USER_KINDS, "start"):
+                return None
+            pairs = enumerate(zip(nodes, nodes_after, strict=True))
+            if any(a != b for n, (a, b) in pairs if n != m):
+                return None
+            afters.append(engine.node_state(nodes_after[m]))
+        return afters
+
+
+def shortest_counterexample(
+    initial: World,
+    policy: Policy,
+    requirement: str,
+    *,
+    max_states: int | None = None,
+    max_seconds: float | None = None,
+) -> Counterexample | None:
+    """A shortest counterexample for ``requirement``, by breadth-first search without any
+    reduction (a reduced search's trace is real but may be longer). None when the capped
+    search does not reach one."""
+    from kadspec.engines.explorer import explore  # the explorer imports this module
+
+    found = explore(
+        initial, policy, target=requirement, max_states=max_states, max_seconds=max_seconds
+    )
+    return found.counterexample
+
+
+def _probe_kept(before: NodeState, afters: list[NodeState], asker: int) -> bool:
+    """What ``routing._probe_answers`` reads of a candidate asked by ``asker`` (is it up, does
+    its table hold another peer) is the same in ``before`` and each of ``afters``."""
+    seen = _probe_view(before, asker)
+    return all(_probe_view(after, asker) == seen for after in afters)
+
+
+def _probe_view(state: NodeState, asker: int) -> bool:
+    return state.up and any(p != asker for p in state.table())
+
+
+def _no_global_moves(world: World) -> bool:
+    """No fault can be injected and no timer can ever fire: both touch every node."""
+    budget = world.budget
+    return not (budget.faults > 0 and budget.fault_kinds) and world.clock >= world.horizon
+
+
+def _names(world: World, y: int, m: int) -> bool:
+    """A message in flight to ``y`` names ``m``."""
+    count = len(world.nodes)
+    for src in range(count):
+        for msg in world.network[src * count + y]:
+            if (
+                m in msg.closer
+                or m in msg.providers
+                or (msg.kind is Kind.ADD_PROVIDER and msg.provider == m)
+            ):
+                return True
+    return False
+
+
+def _may_admit_sender(policy: Policy, msg: Message) -> bool:
+    """Delivering ``msg`` may put its sender in the receiver's table."""
+    if msg.kind in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
+        return msg.server
+    if msg.kind in (Kind.FIND_NODE_REPLY, Kind.GET_PROVIDERS_REPLY):
+        return True
+    return policy.admit_on_inbound_request
+
 
 __all__ = [
     "Automorphism",
@@ -443,5 +798,6 @@ __all__ = [
     "Symmetry",
     "automorphisms",
     "components",
+    "shortest_counterexample",
     "symmetry_conditions",
 ]
