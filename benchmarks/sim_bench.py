@@ -155,10 +155,13 @@ def run(nodes: int, seed: int, variant: str, wire: bool) -> dict[str, Any]:
     wall, cpu = clock.totals()
 
     found = 0
+    missed = []
     for index, asker in enumerate(askers):
         outcomes = [o for o in asker.outcomes if isinstance(o, fx.FindOutcome) and o.op == index]
         if any(net.nodes[index].peer_id in {p.id for p in o.providers} for o in outcomes):
             found += 1
+        else:
+            missed.append({"provider": index, "asker": asker.index, "outcomes": len(outcomes)})
     attempts = [
         max((o.attempt for o in n.outcomes if isinstance(o, fx.ProvideOutcome)), default=0)
         for n in net.nodes
@@ -174,6 +177,7 @@ def run(nodes: int, seed: int, variant: str, wire: bool) -> dict[str, Any]:
         "all_ready_before_providing": all_ready,
         "all_provided": all_provided,
         "keys_found": found,
+        "keys_missed": missed[:10],
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "phases": clock.phases,
