@@ -226,8 +226,9 @@ class Core:
                 self._emit(fx.Dial(dialing, self._bootstrap[dialing].addrs))  # it left: again
                 return
             self._boot_dialing = None  # connected already: tried, on to the next one
+        # This runs after every event: count once (nothing in the loop connects anyone).
+        connected = sum(1 for p in self._bootstrap if self._connected(p))
         for boot in self.config.bootstrap:
-            connected = sum(1 for p in self._bootstrap if self._connected(p))
             if connected >= self.config.bootstrap_connections:
                 return
             if boot.peer in self.boot_tried:
@@ -452,8 +453,7 @@ class Core:
             self._accept_provider(event)
             return
         closer = tuple(
-            PeerInfo(id=e.peer, addrs=e.addrs)
-            for e in self.table.closest(target, self.config.k, frozenset({event.peer}))
+            e.info for e in self.table.closest(target, self.config.k, frozenset({event.peer}))
         )
         if message.type is MessageType.FIND_NODE:
             reply = KadMessage(MessageType.FIND_NODE, key=message.key, closer_peers=closer)
@@ -555,8 +555,10 @@ class Core:
                 self.rejected["bad-peer-key"] += 1
                 continue
             # closerPeers carry addresses: a peer store entry, never a table entry (FIND-05)
-            known = self._peer(info.id)
-            known.learned.extend(a for a in info.addrs[:MAX_ADDRS] if a not in known.learned)
+            learned = self._peer(info.id).learned
+            for addr in info.addrs[:MAX_ADDRS]:
+                if addr not in learned:
+                    learned.append(addr)
         # the responder has just shown it serves kad: readmitted if identify vouched for it
         self._peer(request.peer).failed = False
         self._consider(request.peer, event.now)

@@ -664,7 +664,11 @@ class Lockstep:
             if request.provide_key is not None and request.provide_key == packet.message.key:
                 return rid  # the model settles ADD_PROVIDER by key and holder (settle_pending)
             lookup = next((lk for lk in core.lookups() if lk.ident == request.lookup), None)
-            if lookup is not None and lookup.key == packet.message.key:
+            if lookup is None or lookup.key != packet.message.key:
+                continue
+            # a GET_PROVIDERS reply answers a find, a FIND_NODE reply the other lookups
+            finds = lookup.purpose is CorePurpose.FIND_PROVIDERS
+            if finds == (packet.message.type is MessageType.GET_PROVIDERS):
                 return rid
         return packet.request
 
