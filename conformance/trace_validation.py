@@ -93,7 +93,7 @@ from kadspec.models.config import (
 from kadspec.models.network import can_dial, connect, pop, send, set_view
 from kadspec.models.observe import node_events
 from kadspec.models.policy import SPEC, Policy
-from kadspec.models.routing import routable
+from kadspec.models.routing import routable, try_admit
 from kadspec.models.state import (
     Conn,
     Kind,
@@ -350,6 +350,40 @@ def _broken_stream(world: World, policy: Policy, node: int, index: int, peer: in
     failed, finished = lookups.on_failure(world, policy, node, index, peer)
     after = lifecycle.react(lifecycle.finish(failed, policy, node, finished), policy)
     return ghost.observe(world, Action("broken", node=node, peer=peer), after)
+
+
+def _probe_pending(pre: World, post: World, m: Message) -> World | None:
+    """The identify delivery ``pre -> post`` admitted its sender into a full table: a node
+    first probes the newcomer and admits it when the answer comes (a later step), the model
+    at once. The state with the admission still waiting, or None."""
+    if m.kind not in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
+        return None
+    node, peer = m.dst, m.src
+    before, after = pre.nodes[node], post.nodes[node]
+    if len(before.table()) < pre.config.timing.k:
+        return None
+    if before.peers[peer].in_table or not after.peers[peer].in_table:
+        return None
+    return set_view(post, node, peer, in_table=False)
+
+
+def _admission_probe(world: World, seen: Obs) -> World | None:
+    """A FIND_NODE for the sender's own ID to a connected kad server while the sender's table
+    holds k peers: the admission probe (BOOT-06, go's lookupCheck). The model decides that
+    admission in one step by looking at the candidate's table; a node asks the candidate,
+    so the request is put on the wire here, and its answer goes through the model's own
+    delivery (a reply no lookup waits for changes nothing at the asker)."""
+    if seen.kind != "kad_request_sent" or seen.detail[0] != "FIND_NODE":
+        return None
+    node, peer = seen.node, seen.peer
+    config = world.config
+    state = world.nodes[node]
+    if seen.detail[1] != config.ids[node] or len(state.table()) < config.timing.k:
+        return None
+    view = state.peers[peer]
+    if view.conn is Conn.NONE or int(view.proto) != 1:  # Proto.SERVER
+        return None
+    return send(world, Message(Kind.FIND_NODE, node, peer, target=config.ids[node]))
 
 
 def _dialed(world: World, policy: Policy, node: int, peer: int) -> World:
@@ -663,6 +697,7 @@ class _Replayer:
                 yield _with(state, after, observations(world, action, after, origin))
             for action in query_of(world, self.policy, node):
                 yield from self._queries(state, action, origin)
+            yield from self._probes_answered(state, node, origin)
             if focus is not None:
                 continue  # broken streams only in the wide search: they multiply the states
             for index, lookup in enumerate(world.nodes[node].lookups):
@@ -684,6 +719,9 @@ class _Replayer:
                 action = Action("deliver", message=head)
                 after = apply(world, self.policy, action)
                 yield _with(state, after, observations(world, action, after, origin))
+                waiting = _probe_pending(world, after, head)
+                if waiting is not None:
+                    yield _with(state, waiting, observations(world, action, waiting, origin))
             for index in range(1, len(channel)):
                 m = channel[index]
                 if m in channel[:index] or self._unsent(state, m):
@@ -744,6 +782,21 @@ class _Replayer:
             not world.connected(node, a.peer) for a in bootstrap_of(world, self.policy, node)
         ) or any(True for _ in query_of(world, self.policy, node))
 
+    def _probes_answered(self, state: ReplayState, node: int, origin: int) -> Iterator[ReplayState]:
+        """A full table's admission probe was answered: the model's admission, with its own
+        look at the candidate's table, runs now (see :func:`_probe_pending`)."""
+        world = state.world
+        if len(world.nodes[node].table()) < world.config.timing.k:
+            return
+        for peer, view in enumerate(world.nodes[node].peers):
+            if view.in_table or view.conn is Conn.NONE or int(view.proto) != 1:
+                continue
+            admitted = try_admit(world, self.policy, node, peer)
+            if admitted is not world:
+                after = ghost.observe(world, Action("probed", node=node, peer=peer), admitted)
+                step = Action("probed", node=node, peer=peer)
+                yield _with(state, after, observations(world, step, after, origin))
+
     def _unsent(self, state: ReplayState, m: Message) -> bool:
         return (
             self.reports_sends
@@ -761,6 +814,11 @@ class _Replayer:
                 found.setdefault(after.key(), after)
         if not found and self._holds(state.world, seen):
             found[state.key()] = state
+        if not found:
+            probe = _admission_probe(state.world, seen)
+            if probe is not None:
+                after = ReplayState(probe, state.pending)
+                found[after.key()] = after
         return list(found.values())
 
     def _holds(self, world: World, seen: Obs) -> bool:
