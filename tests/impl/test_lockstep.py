@@ -3,9 +3,11 @@ every field after each one, over every scenario of ``kadspec check`` (issue 8, i
 
 Hypothesis draws a list of choice indices; each picks one of the actions the model enables
 and the cores can take (``Lockstep.choices``), so a shrunk failure is a short list of numbered
-steps, printed with the fields that differ. A second test replays fixed schedules that reach
-each scenario's witnesses, so the check is known to cover the interesting states (a network
-formed, a provide delivered, a record found after expiry) and not only early ones.
+steps, printed with the fields that differ. The same walks run from four lockstep-only
+starting points (``WALKS``: full tables meeting a joiner, a crowd forming from nothing, crashes
+in formed networks). A last test replays fixed schedules that reach each scenario's witnesses,
+so the check is known to cover the interesting states (a network formed, a provide delivered,
+a record found after expiry) and not only early ones.
 """
 
 from __future__ import annotations
