@@ -121,7 +121,7 @@ def main() -> int:
     sizes = tuple(args.nodes or DEFAULT_SIZES)
     scenarios = [SCENARIOS[n] for n in (args.scenario or list(SCENARIOS))]
     load = os.getloadavg()
-    runs = [measure(size, scenarios, not args.no_trace_validation) for size in sizes]
+    runs: list[dict[str, Any]] = []
     report = {
         "benchmark": "conform",
         "provenance": provenance(sys.argv[1:]),
@@ -136,7 +136,9 @@ def main() -> int:
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    for size in sizes:  # written after each size, so a capped run keeps what it measured
+        runs.append(measure(size, scenarios, not args.no_trace_validation))
+        args.out.write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     for run in runs:
         print(
             f"{run['nodes']} nodes: {run['wall_seconds']:.1f} s wall, runner CPU "
