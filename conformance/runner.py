@@ -44,6 +44,9 @@ REFERENCE: Final = (sys.executable, "-m", "kadspec.conformance.adapters.referenc
 #: for the judge, not a broken adapter
 OUTCOME_OPS: Final = frozenset({"provide", "find_providers"})
 
+#: how long trace validation may replay one run before it is stopped (inconclusive)
+REPLAY_BUDGET_S: Final = 300.0
+
 Status = Literal["pass", "fail", "not applicable", "inconclusive"]
 #: how per-scenario statuses combine into one per requirement: the first that occurs wins
 STATUS_ORDER: Final[tuple[Status, ...]] = ("fail", "pass", "inconclusive", "not applicable")
@@ -325,10 +328,17 @@ class Conformance:
 
 
 def judge_run(
-    scenario: Scenario, run: p.Run, profile: Profile, validate: bool = True
+    scenario: Scenario,
+    run: p.Run,
+    profile: Profile,
+    validate: bool = True,
+    *,
+    replay_budget_s: float | None = None,
 ) -> tuple[tuple[Result, ...], Any, str | None]:
     """The oracle's results and trace validation for one run; a crash in either is returned
-    as text (and the other still runs)."""
+    as text (and the other still runs). With ``replay_budget_s`` the replay runs in a child
+    process stopped after that many seconds: the validation is then "inconclusive", saying so,
+    and a run can never hang in it."""
     from kadspec.conformance.judge import judge
 
     error = None
@@ -341,13 +351,32 @@ def judge_run(
         error = "judge failed: " + traceback.format_exc(limit=4).strip().splitlines()[-1]
     if validate:
         try:
-            from kadspec.conformance.trace_validation import validate as replay
-
-            validation = replay(run)
+            validation = _replay(run, replay_budget_s)
         except Exception:
             tail = traceback.format_exc(limit=4).strip().splitlines()[-1]
             error = (error + "; " if error else "") + "trace validation failed: " + tail
     return results, validation, error
+
+
+def _replay(run: p.Run, budget_s: float | None) -> Any:
+    from kadspec.conformance.trace_validation import Validation, validate
+
+    if budget_s is None:
+        return validate(run)
+    import multiprocessing
+
+    # fork: the child has every module loaded already and needs nothing pickled but the result
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:  # leaving the block terminates the worker, finished or not
+        pending = pool.apply_async(validate, (run,))
+        try:
+            return pending.get(timeout=budget_s)
+        except multiprocessing.TimeoutError:
+            events = sum(1 for _ in run.events())
+            return Validation(
+                run.scenario, run.hello.implementation, "inconclusive", 0, 0, events, 0, {},
+                None, notes=(f"the replay was stopped after its budget of {budget_s:g} s",),
+            )  # fmt: skip
 
 
 #: callbacks for live progress: (what, scenario, payload)
@@ -364,6 +393,7 @@ def conform(
     validate: bool = True,
     progress: Progress | None = None,
     stderr_log: IO[str] | None = None,
+    replay_budget_s: float | None = REPLAY_BUDGET_S,
 ) -> Conformance:
     """Run, judge and validate each scenario against the adapter ``command``.
 
@@ -396,7 +426,9 @@ def conform(
             implementation, version = run.hello.implementation, run.hello.version
         try:
             tell("judging", scenario, run)
-            results, validation, error = judge_run(scenario, run, profile, validate)
+            results, validation, error = judge_run(
+                scenario, run, profile, validate, replay_budget_s=replay_budget_s
+            )
         except KeyboardInterrupt:
             results, validation, error = (), None, "interrupted while judging"
             interrupted = True

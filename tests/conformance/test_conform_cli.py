@@ -221,3 +221,28 @@ def test_with_nodes_grows_a_scenario_by_joining_servers_after_its_first_node() -
     assert grown.nodes() == ("boot", "x1", "x2", "x3", "joiner")
     assert grown.steps[2].args["bootstrap"] == ["@boot", "@x1"]
     assert with_nodes(SCENARIOS["churn"], 3) is SCENARIOS["churn"]
+
+
+def _endless_replay(run: Any) -> Any:
+    time.sleep(60)  # stands for a replay whose search never ends
+
+
+def test_a_replay_over_its_budget_is_stopped_and_inconclusive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kadspec.conformance import trace_validation
+    from kadspec.conformance.observe import LOOPBACK
+    from kadspec.conformance.runner import judge_run
+
+    report = _conformance({"RT-01": ("MUST", "pass")}).scenarios[0]
+    before = descendants()
+    monkeypatch.setattr(trace_validation, "validate", _endless_replay)
+    started = time.monotonic()
+    _, validation, error = judge_run(report.scenario, report.run, LOOPBACK, replay_budget_s=1)
+    assert time.monotonic() - started < 20
+    assert error is None and validation.verdict == "inconclusive"
+    assert validation.notes == ("the replay was stopped after its budget of 1 s",)
+    deadline = time.monotonic() + 5
+    while descendants() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not descendants() - before
