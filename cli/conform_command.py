@@ -149,6 +149,14 @@ class TracesFolder(click.ParamType[Path]):
     help="Skip replaying the runs through the model (faster; the judge still runs).",
 )
 @click.option(
+    "--replay-budget",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop one run's trace validation after this long (it is then inconclusive).",
+)
+@click.option(
     "--explore",
     "explore_examples",
     type=click.IntRange(min=1, max=1000),
@@ -169,6 +177,7 @@ def conform(
     traces_dir: Path | None,
     strict: bool,
     no_replay: bool,
+    replay_budget: float,
     explore_examples: int | None,
     list_scenarios: bool,
     breakage: str | None,
@@ -199,6 +208,7 @@ def conform(
             strict=strict,
             validate=not no_replay,
             progress=live,
+            replay_budget_s=replay_budget,
         )
     print_report(out, result)
     generated = None
