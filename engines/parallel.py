@@ -220,6 +220,7 @@ class Worker:
         self._owners: dict[int, int] = {}  # by the node states' ids (see owner)
         self._owner_mask = (1 << (engine.NODE_BITS * self._nodes)) - 1
         self._sent_states: set[int] = set()  # keys sent to other workers (a bounded cache)
+        self._own_batch: Batch | None = None  # this round's successors owned here
         self._shift, self._network_mask = engine.network_field
         # per other worker: the parts of keys (all but the network) sent to it, and its parts
         # mapped to ours
@@ -402,20 +403,22 @@ class Worker:
                 timed_out = True
                 break
         batches: list[Batch | None] = []
+        self._own_batch = None
         for target in range(count):
             if not out_keys[target]:
                 batches.append(None)
-            elif target == me:  # kept in our own ids: no objects to send
-                batches.append(
-                    Batch(
-                        (),
-                        (),
-                        (),
-                        tuple(out_keys[me]),
-                        tuple(out_parents[me]),
-                        tuple(out_positions[me]),
-                    )
+            elif target == me:
+                # kept here, in our own ids, for absorb: it need not travel to the
+                # coordinator and back
+                self._own_batch = Batch(
+                    (),
+                    (),
+                    (),
+                    tuple(out_keys[me]),
+                    tuple(out_parents[me]),
+                    tuple(out_positions[me]),
                 )
+                batches.append(None)
             else:
                 batches.append(
                     self._batch(
@@ -440,6 +443,8 @@ class Worker:
         parents: list[int] = []
         positions: list[int] = []
         for source, batch in enumerate(batches):
+            if source == self.index:
+                batch, self._own_batch = self._own_batch, None
             if batch is None:
                 continue
             keys.extend(batch.keys if source == self.index else self._translate(source, batch))
