@@ -114,6 +114,9 @@ STATE_BOUND: Final = 4000
 FOCUS_STATE_BOUND: Final = 10_000
 #: the most states kept that explain the events so far (the rest are dropped, oldest last)
 FRONTIER_BOUND: Final = 8
+#: the CPU seconds one run's replay may take (a run of tens of nodes holds tens of thousands of
+#: events); past it the verdict is inconclusive
+TIME_BUDGET_S: Final = 120.0
 #: replay-only bounds: every real node of a run, with 256-bit IDs
 REPLAY_MAX_NODES: Final = 512
 REPLAY_ID_BITS: Final = 256
@@ -1127,6 +1130,8 @@ class Validation:
         if u is not None:
             rids = ", ".join(u.requirements) or "no single requirement"
             head += f"; first unexplained #{u.seq} [{u.node}] {u.event} (breaks {rids})"
+        elif self.verdict == "inconclusive" and self.notes:
+            head += f"; {self.notes[-1]}"
         return head
 
     def to_json(self) -> dict[str, Any]:
@@ -1136,8 +1141,13 @@ class Validation:
         return data
 
 
-def validate(run: Run, policy: Policy = SPEC) -> Validation:
-    """Replay ``run`` through the model (``policy``, the specification by default)."""
+def validate(
+    run: Run, policy: Policy = SPEC, *, budget_s: float | None = TIME_BUDGET_S
+) -> Validation:
+    """Replay ``run`` through the model (``policy``, the specification by default).
+
+    ``budget_s`` bounds the CPU time: past it the replay stops and the verdict is
+    "inconclusive", with the events explained so far (None: no bound)."""
     started = time.perf_counter()
     total = sum(1 for _ in run.events())
     try:
@@ -1147,10 +1157,12 @@ def validate(run: Run, policy: Policy = SPEC) -> Validation:
             run.scenario, run.hello.implementation, "not validated", 0, 0, total, 0, {}, None,
             notes=(f"the run cannot be put into the model: {error}",),
         )  # fmt: skip
-    return _replay(replayer, run, total, started)
+    return _replay(replayer, run, total, started, budget_s)
 
 
-def _replay(r: _Replayer, run: Run, total: int, started: float) -> Validation:
+def _replay(
+    r: _Replayer, run: Run, total: int, started: float, budget_s: float | None = None
+) -> Validation:
     unmodelled: Counter[str] = Counter()
     for e in run.entries:
         seen = r.observation(e) if e.kind == "event" else None
@@ -1162,7 +1174,15 @@ def _replay(r: _Replayer, run: Run, total: int, started: float) -> Validation:
     modelled = total - sum(v for k, v in unmodelled.items() if not k.startswith("snapshot"))
     first: Unexplained | None = None
     verdict = "accepted"
+    cpu_start = time.process_time()
     for entry in run.entries:
+        if budget_s is not None and time.process_time() - cpu_start > budget_s:
+            verdict = "inconclusive"
+            r.notes.append(
+                f"time budget of {budget_s:g} s CPU reached at entry #{entry.seq}: the events "
+                "after it were not replayed"
+            )
+            break
         if entry.kind == "event":
             seen = r.observation(entry)
             r.now = max(r.now, int(entry.payload.get("time_ms", r.now)))
@@ -1187,7 +1207,7 @@ def _replay(r: _Replayer, run: Run, total: int, started: float) -> Validation:
                 verdict = "rejected"
                 first = problem
                 break
-    if first is None:
+    if first is None and verdict == "accepted":
         first = _owed_events(r)
         if first is not None:
             verdict = "rejected"
@@ -1396,6 +1416,7 @@ __all__ = [
     "DEPTH_BOUND",
     "FRONTIER_BOUND",
     "STATE_BOUND",
+    "TIME_BUDGET_S",
     "Obs",
     "ReplayConfig",
     "ReplayError",

@@ -317,6 +317,14 @@ def test_unmodelled_events_are_counted_apart() -> None:
     assert any("PING" in why for why in v.unmodelled)
 
 
+def test_a_spent_time_budget_makes_the_verdict_inconclusive() -> None:
+    b = joined_pair()
+    provide_hello(b)
+    v = validate(b.run(), budget_s=0.0)
+    assert v.verdict == "inconclusive" and not v.accepted
+    assert v.explained < v.modelled and "time budget" in v.summary()
+
+
 def test_run_without_peer_ids_is_not_validated() -> None:
     b = joined_pair()
     run = b.run()
