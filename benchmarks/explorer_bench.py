@@ -212,9 +212,15 @@ def growth(four_node_cap: int, reductions: tuple[str, ...]) -> Json:
 
 # --- profile and scale (issue 11) ---------------------------------------------------------------
 
-#: the explorer's rate on trio before issue 11's work (commit 576fb57, one core, CPU time,
-#: measured at the start of the session that did it), for the before/after comparison
-BEFORE_ISSUE_11 = {"commit": "576fb57", "states_per_second_cpu": 31_012}
+#: the explorer before issue 11's work (commit 576fb57's engines) against after (the engines
+#: of the commit that added these figures): one core, CPU time, best of runs alternating old
+#: and new in one process at load 4-13 on 2 cores (CPU time rises under load too: compare
+#: within a row, not across runs)
+BEFORE_ISSUE_11 = {
+    "commit": "576fb57",
+    "trio": {"before_states_per_second_cpu": 28_735, "after_states_per_second_cpu": 30_084},
+    "trio-forgery": {"before_states_per_second_cpu": 31_278, "after_states_per_second_cpu": 35_399},
+}
 SPIN_STATES_PER_SECOND = 822_000  # issue 11: Spin on a comparable lifecycle model
 
 
