@@ -123,10 +123,11 @@ reduced search reports the same violated requirements as the plain one, and, on 
 scenarios, the same verdicts, witnesses and live premises.
 
 Measured (``benchmarks/reduction_bench.py``, ``results/bench-reductions.json``): star-3 35,522
--> 32,977 states (complete, the same depth 39); star-4 capped at 200,001 states: the reduced
-search's levels are about a quarter narrower by depth 20. The savings are modest in a star:
-once the hub has admitted every joiner, any node with a lookup under way can learn of any
-other, and A4 fails. They are large where nodes work apart (``two-bootstraps`` 437 -> 175).
+-> 33,289 states (complete, the same depth 39, the same quiescent worlds, as the
+tests check); star-4 under a cap of 200,001 states: within depth 20, 122,218 -> 91,911 states
+(-25%), and the gap widens with depth; two-bootstraps 437 -> 175; mode-change 1,881 -> 1,597.
+The savings are modest in a star: once the hub has admitted every joiner, any node with a
+lookup under way can learn of any other, and A4 fails; they are large where nodes work apart.
 Each reduced expansion takes the candidate moves once more, so the reduced search is slower
 per state (about 2x on trio).
 """
