@@ -3,8 +3,8 @@
 Every part of a report has one schema wherever it appears: the ``check`` part of
 ``verify.json`` is the same object as ``check.json``'s body, and so on. The file holds each
 part once under ``$defs`` and one entry per report (``check_report``, ``mutants_report``,
-``verify_report``, ``prove_report``); the whole schema accepts any of them. This module only
-reads the file; tests validate real reports against it.
+``verify_report``, ``prove_report``, ``conform_report``); the whole schema accepts any of them.
+This module only reads the file; tests validate real reports against it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-REPORTS = ("check", "mutants", "verify", "prove")
+REPORTS = ("check", "mutants", "verify", "prove", "conform")
 FILE = "reports.schema.json"
 
 

@@ -408,6 +408,39 @@ def test_a_report_validates_against_the_whole_schema_too(tmp_path: Path) -> None
         jsonschema.Draft202012Validator(schema()).validate(data)
 
 
+def test_a_conform_report_validates_and_a_broken_one_does_not(tmp_path: Path) -> None:
+    """kadspec conform --json writes a report of the same family: the body of a (simulated)
+    reference run, with its provenance, validates; one without its requirements does not."""
+    from kadspec.conformance.observe import LOOPBACK
+    from kadspec.conformance.reports import report_json
+    from kadspec.conformance.runner import Conformance, ScenarioReport, judge_run
+    from kadspec.conformance.scenarios import SCENARIOS as LIVE_SCENARIOS
+    from kadspec.conformance.simulate import HELLO, simulate
+    from kadspec.options import write_report
+
+    scenario = LIVE_SCENARIOS["listener-side-join"]
+    run = simulate(scenario)
+    results, validation, error = judge_run(scenario, run, LOOPBACK)
+    conformance = Conformance(
+        adapter="in-process simulation",
+        implementation=HELLO.implementation,
+        version=HELLO.version,
+        profile=LOOPBACK,
+        strict=False,
+        scenarios=(ScenarioReport(scenario, run, results, validation, 0.1, error=error),),
+        seconds=0.1,
+    )
+    path = tmp_path / "conform.json"
+    write_report(path, "conform", report_json(conformance))
+    data = valid_report(path, "conform")
+    jsonschema.Draft202012Validator(schema()).validate(data)
+    assert data["verdict"] == "PASS" and data["requirements"]
+
+    del data["requirements"]
+    with pytest.raises(jsonschema.ValidationError, match="requirements"):
+        jsonschema.Draft202012Validator(schema("conform")).validate(data)
+
+
 # --- problem 7: documented commands leave no stray files ----------------------------------------
 
 
