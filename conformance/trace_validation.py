@@ -14,6 +14,13 @@ How an entry of the run is replayed:
   replies that confirm a crash or a stop are *environment steps*: the model applies the matching
   action (``start``, ``provide``, ``crash`` ...) where it appears in the log (a request the
   adapter refused changes nothing);
+- a crash or a stop (confirmed by its ok reply) and the shutdown's stop of every node take
+  effect right after the node's last event between the request and the reply (the end of the
+  run for the shutdown), or another node's last receipt of what it sent: the adapter halts
+  the node while the request is pending, so a peer's request to it in that window meets a
+  node that is down (its dial fails), and what the halted node had still to report after a
+  crash or a stop is dropped (it would match its events after a restart). Nodes the shutdown
+  halts still owe, at the end, what the model needed of them before the shutdown;
 - every event is an *observation*. A model step yields the observations a node would report for
   it (:func:`observations`: connections opened and closed, identify received, table entries
   added and removed, mode changes, kad requests and responses sent and received with their
@@ -481,6 +488,57 @@ class _Replayer:
         self.widest = 1
         self.outcomes_seen: list[tuple[int, int, int, Obs]] = []  # (seq, node, key, obs)
         self.request_at: dict[int, tuple[int, Entry]] = {}  # request id -> (adapter ms, entry)
+        self.shutdown_seq: int | None = None
+        self.halted_by_shutdown: set[int] = set()
+        self.halts = self._halts()
+
+    def _halts(self) -> dict[int, list[tuple[int, bool]]]:
+        """When each confirmed crash or stop, and the shutdown's stop of every node, takes
+        effect: right after the node's last event between the request and its reply (the end
+        of the run for a shutdown), or at the request when it reports none. The adapter halts
+        the node while the request is pending, and a real halt takes its time (connections
+        close, the host stops): applying it only at the reply lets the search explain a peer's
+        request to the halted node with a dial that succeeds, whose connection events are
+        then owed across the restart. After its last event the node does nothing seen, so it
+        is down there. Maps an entry's seq to (node, from the shutdown) pairs."""
+        halts: dict[int, list[tuple[int, bool]]] = {}
+        entries = self.run.entries
+        for position, entry in enumerate(entries):
+            p = entry.payload
+            op = p.get("op")
+            if entry.kind != "request" or op not in ("crash", "stop", "shutdown"):
+                continue
+            if op == "shutdown":
+                self.shutdown_seq = entry.seq
+                nodes = list(range(len(self.names)))
+                end = len(entries)
+            else:
+                node = self.index.get(str((p.get("args") or {}).get("node", entry.node)))
+                answer = self.run.reply_to(int(p.get("id", -1)))
+                if node is None or answer is None or not answer.payload.get("ok"):
+                    continue
+                nodes = [node]
+                end = next(
+                    (i for i in range(position, len(entries)) if entries[i].seq == answer.seq),
+                    len(entries),
+                )
+            for node in nodes:
+                last = entry.seq
+                for later in entries[position + 1 : end]:
+                    if later.kind == "event" and self._halt_after(later, node):
+                        last = later.seq
+                halts.setdefault(last, []).append((node, op == "shutdown"))
+        return halts
+
+    def _halt_after(self, entry: Entry, node: int) -> bool:
+        """``node`` was still up at ``entry``: an event of its own, or another node's receipt
+        of what it sent (the model's crash drops the messages in flight, a real reply already
+        written still arrives)."""
+        if self.index.get(entry.node) == node:
+            return True
+        event = entry.payload.get("event")
+        receipt = event in _RECEIPTS or event == "identify_received"
+        return receipt and self._peer(entry.payload.get("peer")) == node
 
     # --- mapping the run onto the model ---------------------------------------------------
 
@@ -928,6 +986,10 @@ class _Replayer:
             else:
                 action = Action(step if step in ACTIONS else "dial", node=node)
                 new = _with(state, after, observations(world, action, after, fields["origin"]))
+            if step == "crash" and fields.get("forget"):
+                # what the halted node had still to report it never will: it reported its
+                # last event already (kept, these would match its events after a restart)
+                new = ReplayState(new.world, tuple(o for o in new.pending if o.node != node))
             following.setdefault(new.key(), new)
         if following:
             self.frontier = list(following.values())[:FRONTIER_BOUND]
@@ -1207,6 +1269,10 @@ def _replay(
                 verdict = "rejected"
                 first = problem
                 break
+        for node, shutdown in r.halts.get(entry.seq, ()):
+            r.environment("crash", node, origin=entry.seq, forget=not shutdown)
+            if shutdown:
+                r.halted_by_shutdown.add(node)
     if first is None and verdict == "accepted":
         first = _owed_events(r)
         if first is not None:
@@ -1365,15 +1431,14 @@ def _owed_events(r: _Replayer) -> Unexplained | None:
         owed = [
             o
             for o in state.pending
-            if state.world.nodes[o.node].up
+            if (
+                state.world.nodes[o.node].up
+                or (o.node in r.halted_by_shutdown and o.origin < (r.shutdown_seq or -1))
+            )
             and (
                 o.kind in r.reports_receipts
                 or (o.kind == "kad_request_sent" and r.reports_sends and o.detail[1] in keys)
-                or (
-                    o.kind == "routing_table_added"
-                    and r.reports_table
-                    and state.world.nodes[o.node].peers[o.peer].in_table
-                )
+                or (o.kind == "routing_table_added" and r.reports_table and _still_added(state, o))
             )
         ]
         if not owed:
@@ -1399,6 +1464,19 @@ def _owed_events(r: _Replayer) -> Unexplained | None:
         pending=(r.describe(owed_obs),),
         requirements=_owed_requirements(owed_obs),
         violations=f"expected and never seen: {r.describe(owed_obs)}",
+    )
+
+
+def _still_added(state: ReplayState, added: Obs) -> bool:
+    """The model still holds the table entry ``added`` reports. A node the shutdown halted
+    has an empty table in the model; its entry counts as held unless the model removed it
+    again (its removal is pending too)."""
+    node = state.world.nodes[added.node]
+    if node.up:
+        return node.peers[added.peer].in_table
+    return not any(
+        o.kind == "routing_table_removed" and (o.node, o.peer) == (added.node, added.peer)
+        for o in state.pending
     )
 
 

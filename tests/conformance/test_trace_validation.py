@@ -3,6 +3,9 @@ rejected at exactly that event with the requirement the model's checks name."""
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +23,11 @@ from kadspec.conformance.trace_validation import (
     DEPTH_BOUND,
     ReplayConfig,
     Validation,
+    _Replayer,
     validate,
 )
 from kadspec.models.config import MODEL_TIMING, ConfigError, NodeConfig
+from kadspec.models.policy import SPEC
 
 KAD = "/ipfs/kad/1.0.0"
 HELLO = wire_key("hello")
@@ -422,6 +427,59 @@ def test_a_churn_run_is_accepted_within_the_search_bounds() -> None:
     v = validate(simulate(SCENARIOS["churn"], seed=0))
     assert v.accepted, (v.summary(), v.first_unexplained)
     assert v.deepest <= DEPTH_BOUND and v.widest >= 1
+
+
+# --- saved live runs: crash, restart and shutdown ------------------------------------------------
+# Runs of the reference adapter (py-libp2p hosts on 127.0.0.1, 12:00 on 2026-11-30) that the
+# replay once rejected: the adapter halts a node while its crash/stop/shutdown request is
+# pending, so the halt has to take effect where the node's own events end, not at the reply.
+
+RUNS = Path(__file__).parent / "runs"
+
+
+def _saved_run(name: str) -> Run:
+    with gzip.open(RUNS / f"{name}.reference-live.run.json.gz", "rt", encoding="utf-8") as f:
+        return Run.from_json(json.load(f))
+
+
+def test_saved_bootstrap_restart_run_is_accepted() -> None:
+    """a's lookup request to the crashed boot (#95) comes before the crash's reply (#97); with
+    boot still up there the replay explained it with a dial that succeeded, and the identify
+    of the real reconnection after the restart (#111) was unexplained."""
+    run = _saved_run("bootstrap-restart")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 308
+    # boot halts after its last event (#94, its connections closing), before a's request
+    assert run.entries[95].payload["event"] == "kad_request_sent"
+    assert run.nodes[0].name == "boot"
+    assert _Replayer(run, SPEC).halts[94] == [(0, False)]
+
+
+def test_saved_churn_run_is_accepted_through_the_shutdown() -> None:
+    """During the shutdown the adapter stops the nodes one by one while the others keep
+    working (a lookup request to a stopped node fails, a reply written by a node just
+    stopped still arrives); the replay had every node running to the end."""
+    run = _saved_run("churn")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 1706
+    r = _Replayer(run, SPEC)
+    shutdown = r.shutdown_seq
+    assert shutdown is not None
+    halted = {node for seq, pairs in r.halts.items() for node, by_shutdown in pairs if by_shutdown}
+    assert halted == set(range(len(run.nodes)))
+    assert all(seq >= shutdown for seq, pairs in r.halts.items() if any(s for _, s in pairs))
+
+
+def test_a_receipt_owed_before_the_shutdown_is_still_owed() -> None:
+    """Halting the nodes at the shutdown must not excuse what they owed before it: a store
+    never received is still blamed on the success that needed it."""
+    b = joined_pair()
+    provide_hello(b, store_received=False)
+    b.request("shutdown", "")
+    v = validate(b.run())
+    assert_rejected_at(v, b.marks["outcome"], "PROV-02")
 
 
 # --- live: the reference adapter (py-libp2p hosts on 127.0.0.1) through the runner --------------
