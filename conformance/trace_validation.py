@@ -19,8 +19,10 @@ How an entry of the run is replayed:
   run for the shutdown), or another node's last receipt of what it sent: the adapter halts
   the node while the request is pending, so a peer's request to it in that window meets a
   node that is down (its dial fails), and what the halted node had still to report after a
-  crash or a stop is dropped (it would match its events after a restart). Nodes the shutdown
-  halts still owe, at the end, what the model needed of them before the shutdown;
+  crash or a stop is dropped (it would match its events after a restart); kad requests in
+  flight to it are kept (the requester holds them: they fail, or go out again on a new dial
+  once the node restarted). Nodes the shutdown halts still owe, at the end, what the model
+  needed of them before the shutdown;
 - every event is an *observation*. A model step yields the observations a node would report for
   it (:func:`observations`: connections opened and closed, identify received, table entries
   added and removed, mode changes, kad requests and responses sent and received with their
@@ -423,6 +425,22 @@ def _deferred_query(world: World, policy: Policy, action: Action) -> World | Non
     sent = set_view(sent, node, peer, conn=Conn.NONE)
     after = lifecycle.react(lifecycle.finish(sent, policy, node, finished), policy)
     return ghost.observe(world, action, after)
+
+
+def _requests_kept(pre: World, post: World, node: int) -> World:
+    """``post`` (``node`` halted) with the kad requests in flight to ``node`` put back.
+
+    The model's crash drops them; a libp2p requester whose stream broke with the halting
+    node's connection still holds its request, and either fails it (the ``reset`` step) or
+    sends it again once a new dial reaches the node after its restart (the late dial of a
+    deferred request), without reporting a second send."""
+    count = len(pre.nodes)
+    network = list(post.network)
+    for src in range(count):
+        slot = src * count + node
+        if src != node:
+            network[slot] = tuple(m for m in pre.network[slot] if m.kind in _REQUEST_KINDS)
+    return replace(post, network=tuple(network))
 
 
 def _to_front(world: World, m: Message, index: int) -> World:
@@ -986,6 +1004,8 @@ class _Replayer:
             else:
                 action = Action(step if step in ACTIONS else "dial", node=node)
                 new = _with(state, after, observations(world, action, after, fields["origin"]))
+            if step == "crash" and "forget" in fields and after is not world:
+                new = ReplayState(_requests_kept(world, new.world, node), new.pending)
             if step == "crash" and fields.get("forget"):
                 # what the halted node had still to report it never will: it reported its
                 # last event already (kept, these would match its events after a restart)

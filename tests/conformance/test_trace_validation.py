@@ -456,6 +456,19 @@ def test_saved_bootstrap_restart_run_is_accepted() -> None:
     assert _Replayer(run, SPEC).halts[94] == [(0, False)]
 
 
+def test_saved_bootstrap_restart_run_with_a_request_broken_by_the_halt_is_accepted() -> None:
+    """While boot halts (crash #90, reply #105) a reconnects to it and b's FIND_NODE (#102)
+    goes out on a connection that then closes (#103); after the restart b dials boot again
+    and boot answers that request (#119) with no second send. The model's crash dropped the
+    request, so b's new dial (#113) was unexplained."""
+    run = _saved_run("bootstrap-restart-halting")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 309
+    assert run.entries[102].payload["event"] == "kad_request_sent"
+    assert run.entries[105].kind == "reply"
+
+
 def test_saved_churn_run_is_accepted_through_the_shutdown() -> None:
     """During the shutdown the adapter stops the nodes one by one while the others keep
     working (a lookup request to a stopped node fails, a reply written by a node just
