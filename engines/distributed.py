@@ -22,11 +22,7 @@ from typing import Any, cast
 
 from kadspec.engines.explorer import Exploration, Progress, Witness
 from kadspec.engines.parallel import (
-    Absorbed,
-    Batch,
-    Expanded,
-    Totals,
-    Transport,
+    RemoteTransport,
     Worker,
     coordinate,
 )
@@ -37,7 +33,7 @@ from kadspec.models.state import World
 HASH_SEED = "0"
 
 
-class RayTransport(Transport):
+class RayTransport(RemoteTransport):
     """Workers in Ray actors; each round is one remote call per actor, awaited together."""
 
     remote = True
@@ -57,18 +53,6 @@ class RayTransport(Transport):
         answers: list[Any] = self._ray.get(calls)
         return answers
 
-    def start(self) -> list[Absorbed]:
-        return self._all("start")
-
-    def expand(self, seconds: float | None) -> list[Expanded]:
-        return self._all("expand", [(seconds,)] * self.count)
-
-    def absorb(
-        self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
-    ) -> list[Absorbed]:
-        return self._all(
-            "absorb", [(inbox, shared) for inbox, shared in zip(inboxes, effects, strict=True)]
-        )
 
     def path(self, worker: int, index: int) -> list[tuple[int, int, int]]:
         answer: list[tuple[int, int, int]] = self._ray.get(
@@ -76,11 +60,6 @@ class RayTransport(Transport):
         )
         return answer
 
-    def totals(self) -> list[Totals]:
-        return self._all("totals")
-
-    def probes(self) -> list[int]:
-        return self._all("probe")
 
     def close(self) -> None:
         for actor in self.actors:

@@ -645,7 +645,35 @@ def _serve(connection: Any, make: Callable[[], Worker]) -> None:
         connection.send(answer)
 
 
-class ProcessTransport(Transport):
+class RemoteTransport(Transport):
+    """A transport whose every round is one message per worker, sent together and answered in
+    worker order (``_all``): worker processes here, Ray actors in ``distributed``."""
+
+    def _all(self, method: str, args: list[tuple[Any, ...]] | None = None) -> list[Any]:
+        """Call ``method`` on every worker, worker ``n`` with ``args[n]`` (none by default)."""
+        raise NotImplementedError
+
+    def start(self) -> list[Absorbed]:
+        return self._all("start")
+
+    def expand(self, seconds: float | None) -> list[Expanded]:
+        return self._all("expand", [(seconds,)] * self.count)
+
+    def absorb(
+        self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
+    ) -> list[Absorbed]:
+        return self._all(
+            "absorb", [(inbox, shared) for inbox, shared in zip(inboxes, effects, strict=True)]
+        )
+
+    def totals(self) -> list[Totals]:
+        return self._all("totals")
+
+    def probes(self) -> list[int]:
+        return self._all("probe")
+
+
+class ProcessTransport(RemoteTransport):
     """Workers in forked processes (spawned where fork is unavailable), one pipe each."""
 
     def __init__(self, makers: list[Callable[[], Worker]]) -> None:
@@ -676,18 +704,6 @@ class ProcessTransport(Transport):
             raise RuntimeError(value)
         return value
 
-    def start(self) -> list[Absorbed]:
-        return self._all("start")
-
-    def expand(self, seconds: float | None) -> list[Expanded]:
-        return self._all("expand", [(seconds,)] * self.count)
-
-    def absorb(
-        self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
-    ) -> list[Absorbed]:
-        return self._all(
-            "absorb", [(inbox, shared) for inbox, shared in zip(inboxes, effects, strict=True)]
-        )
 
     def path(self, worker: int, index: int) -> list[tuple[int, int, int]]:
         pipe = self._pipes[worker]
@@ -695,11 +711,6 @@ class ProcessTransport(Transport):
         answer: list[tuple[int, int, int]] = self._answer(pipe)
         return answer
 
-    def totals(self) -> list[Totals]:
-        return self._all("totals")
-
-    def probes(self) -> list[int]:
-        return self._all("probe")
 
     def close(self) -> None:
         for pipe in self._pipes:
@@ -1018,6 +1029,7 @@ __all__ = [
     "Found",
     "LocalTransport",
     "ProcessTransport",
+    "RemoteTransport",
     "Snapshot",
     "Transport",
     "Worker",
