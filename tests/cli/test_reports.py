@@ -169,9 +169,8 @@ def test_progress_names_states_depth_rate_and_memory() -> None:
     notes: list[str] = []
     run_check(SPEC, [SCENARIOS["mode-change"]], progress=notes.append)
     assert notes
-    assert re.fullmatch(
-        r"exploring mode-change: [\d,]+ states, depth \d+, [\d,]+ states/s, [\d,]+ MB", notes[-1]
-    )
+    shape = r"exploring mode-change: [\d,]+ states, depth \d+, frontier [\d,]+, [\d,]+ states/s, "
+    assert re.fullmatch(shape + r"[\d,]+ MB", notes[-1])
 
 
 def test_caps_are_reported_and_a_time_cap_ends_the_run() -> None:
