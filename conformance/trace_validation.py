@@ -30,7 +30,8 @@ How an entry of the run is replayed:
   from a state that explains the events so far yields it. A step's other observations stay
   *pending* until their events arrive (a node reports them in its own order, not the model's);
   a few events restate the current state instead (a table entry that is already there, a mode
-  the node is already in, a second connection between two connected nodes);
+  the node is already in, a second connection between two connected nodes); the identify of
+  such a second connection may also be delivered as identify is (a dropped peer comes back);
 - steps the adapter cannot show (deliveries nobody reported yet, lookup requests, AutoNAT
   dial-backs, timers) are filled in by a breadth-first search of at most :data:`DEPTH_BOUND`
   hidden steps per event: first only steps the event's node or peer take part in (at most
@@ -99,7 +100,7 @@ from kadspec.models.config import (
     Reach,
     Timing,
 )
-from kadspec.models.network import can_dial, connect, pop, send, set_view
+from kadspec.models.network import can_dial, connect, identify, pop, send, set_view
 from kadspec.models.observe import node_events
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.routing import routable, try_admit
@@ -893,12 +894,37 @@ class _Replayer:
                 found.setdefault(after.key(), after)
         if not found and self._holds(state.world, seen):
             found[state.key()] = state
+            again = self._identify_again(state, seen)
+            if again is not None:
+                found.setdefault(again.key(), again)
         if not found:
             probe = _admission_probe(state.world, seen)
             if probe is not None:
                 after = ReplayState(probe, state.pending)
                 found[after.key()] = after
         return list(found.values())
+
+    def _identify_again(self, state: ReplayState, seen: Obs) -> ReplayState | None:
+        """An identify on a second connection between two connected nodes (both dialed at
+        once) is a delivery of its own: the model keeps one connection per pair and sends
+        identify once, but the receiver weighs the new identify as it weighs any (a peer it
+        dropped after a missed deadline comes back, as the model's admission allows). The
+        state with that identify delivered, or None when it changes nothing."""
+        if seen.kind != "identify_received":
+            return None
+        world = state.world
+        m = identify(world, seen.peer, seen.node, push=False)
+        waiting = len(world.network[seen.peer * len(world.nodes) + seen.node])
+        front = _to_front(send(world, m), m, waiting)
+        action = Action("deliver", message=m)
+        after = apply(front, self.policy, action)
+        if after.nodes[seen.node] == world.nodes[seen.node]:
+            return None
+        new = observations(front, action, after, seen.origin)
+        rest = [o for o in new if o != seen]
+        if len(rest) == len(new):
+            return None
+        return _with(state, after, rest)
 
     def _holds(self, world: World, seen: Obs) -> bool:
         """Events that restate the current model state are explained by it."""

@@ -429,6 +429,40 @@ def test_a_churn_run_is_accepted_within_the_search_bounds() -> None:
     assert v.deepest <= DEPTH_BOUND and v.widest >= 1
 
 
+def _dropped_then_identified_again(server: bool) -> RunBuilder:
+    """a drops b after a missed deadline; then b dials a a second time (the reference node
+    keeps both connections when two nodes dial each other at once) and that connection's
+    identify arrives; b answers the old request late."""
+    b = joined_pair(timings={"request_deadline": 1000})
+    rid = b.request("find_providers", "a", key="hello", deadline_ms=5000)
+    b.kad("kad_request_sent", "a", "b", "GET_PROVIDERS", HELLO)
+    b.clock += 1500
+    b.event("a", "routing_table_removed", peer="b", addrs=[], reason="deadline")
+    b.event("a", "find_outcome", key="hello", providers=[])
+    b.reply(rid, "a", {"providers": []})
+    b.connect("b", "a")
+    b.identify("a", "b", server=server)
+    b.event("a", "routing_table_added", mark="back", peer="b", addrs=[])
+    b.kad("kad_request_received", "b", "a", "GET_PROVIDERS", HELLO)
+    b.kad("kad_response_sent", "b", "a", "GET_PROVIDERS", HELLO)
+    return b
+
+
+def test_identify_on_a_second_connection_readmits_a_dropped_peer() -> None:
+    """The model sends identify once per pair; a second connection's identify was taken as
+    a mere restatement, so the re-admission it brings (live churn run, n3 re-adding n4) was
+    unexplained."""
+    v = validate(_dropped_then_identified_again(server=True).run())
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 25
+
+
+def test_identify_without_kad_on_a_second_connection_admits_nobody() -> None:
+    """(rejected already at that identify: b said it speaks kad on the first connection)"""
+    b = _dropped_then_identified_again(server=False)
+    assert_rejected_at(validate(b.run()), b.marks["back"] - 1, None)
+
+
 # --- saved live runs: crash, restart and shutdown ------------------------------------------------
 # Runs of the reference adapter (py-libp2p hosts on 127.0.0.1, 12:00 on 2026-11-30) that the
 # replay once rejected: the adapter halts a node while its crash/stop/shutdown request is
