@@ -16,7 +16,8 @@ How an entry of the run is replayed:
   adapter refused changes nothing);
 - a crash or a stop (confirmed by its ok reply) and the shutdown's stop of every node take
   effect right after the node's last event between the request and the reply (the end of the
-  run for the shutdown), or another node's last receipt of what it sent: the adapter halts
+  run for the shutdown), or another node's last receipt of what it sent (up to the node's next
+  start, so an identify read late after the reply still finds it up): the adapter halts
   the node while the request is pending, so a peer's request to it in that window meets a
   node that is down (its dial fails), and what the halted node had still to report after a
   crash or a stop is dropped (it would match its events after a restart); kad requests in
@@ -546,8 +547,26 @@ class _Replayer:
                 for later in entries[position + 1 : end]:
                     if later.kind == "event" and self._halt_after(later, node):
                         last = later.seq
+                last = self._late_receipts(entries, end, node, last)
                 halts.setdefault(last, []).append((node, op == "shutdown"))
         return halts
+
+    def _late_receipts(self, entries: tuple[Entry, ...], end: int, node: int, last: int) -> int:
+        """After the reply, until the node's next start or restart: what it sent before it
+        halted may still be received (a loaded receiver reads its identify late). The halt
+        waits for the last such receipt, with no event of the node itself in between."""
+        for later in entries[end:]:
+            p = later.payload
+            named = self.index.get(str((p.get("args") or {}).get("node", later.node)))
+            if later.kind == "request" and p.get("op") in ("start", "restart") and named == node:
+                break
+            if later.kind != "event":
+                continue
+            if self.index.get(later.node) == node:
+                break
+            if self._halt_after(later, node):
+                last = later.seq
+        return last
 
     def _halt_after(self, entry: Entry, node: int) -> bool:
         """``node`` was still up at ``entry``: an event of its own, or another node's receipt
@@ -1425,9 +1444,8 @@ def _environment_entry(r: _Replayer, entry: Entry) -> Unexplained | None:
     node = r.index.get(str(args.get("node", asked.node)))
     if node is None:
         return None
-    if op in ("crash", "stop") and p.get("ok"):
-        r.environment("crash", node, origin=entry.seq)
-        return None
+    if op in ("crash", "stop"):
+        return None  # the halt takes effect where the node's events end (_Replayer._halts)
     if op in ("provide", "find_providers") and not p.get("ok"):
         return _timed_out(r, entry, asked, node, op)
     if op == "provide" and p.get("ok"):

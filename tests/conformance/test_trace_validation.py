@@ -519,6 +519,18 @@ def test_saved_churn_run_is_accepted_through_the_shutdown() -> None:
     assert all(seq >= shutdown for seq, pairs in r.halts.items() if any(s for _, s in pairs))
 
 
+def test_saved_churn_run_with_a_stopped_nodes_identify_read_late_is_accepted() -> None:
+    """While n3 stops (request #518, reply #614) n0 dials it again (#599); n3's identify on
+    that connection is read by n0 only after the stop's reply (#641). The halt waits for
+    that receipt; it used to come at the reply and drop the identify in flight."""
+    run = _saved_run("churn-late-identify")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 1642
+    assert run.entries[614].kind == "reply"
+    assert run.entries[641].payload["event"] == "identify_received"
+
+
 def test_a_receipt_owed_before_the_shutdown_is_still_owed() -> None:
     """Halting the nodes at the shutdown must not excuse what they owed before it: a store
     never received is still blamed on the success that needed it."""
