@@ -531,6 +531,17 @@ def test_saved_churn_run_with_a_stopped_nodes_identify_read_late_is_accepted() -
     assert run.entries[641].payload["event"] == "identify_received"
 
 
+def test_saved_mode_switch_run_a_request_to_a_new_client_is_no_receipt() -> None:
+    """a's FIND_NODE to the switcher (#201) reaches it after it turned client (set_mode
+    #196): a client resets the stream unread (ADDR-01) and reports no receipt, which the
+    replay used to owe at the end of the run (blamed on a's next request, #223)."""
+    run = _saved_run("mode-switch")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 263
+    assert run.entries[196].payload["op"] == "set_mode"
+
+
 def test_a_receipt_owed_before_the_shutdown_is_still_owed() -> None:
     """Halting the nodes at the shutdown must not excuse what they owed before it: a store
     never received is still blamed on the success that needed it."""
