@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
+from kadspec.conformance.judge import Status
 from kadspec.main import main
 
 FAKE = Path(__file__).parent / "adapters" / "fake.py"
@@ -150,7 +151,7 @@ def test_verify_fails_its_conformance_part_when_py_libp2p_cannot_be_imported(
 # --- the runner's aggregation and the report files, on a run built in the test ------------------
 
 
-def _conformance(statuses: dict[str, tuple[str, str]], strict: bool = False) -> Any:
+def _conformance(statuses: dict[str, tuple[str, Status]], strict: bool = False) -> Any:
     """A Conformance of one scenario whose results are ``{requirement: (level, status)}``."""
     from kadspec.conformance import protocol as p
     from kadspec.conformance.judge import Result
@@ -215,11 +216,12 @@ def test_reports_carry_every_result_and_each_failure_gets_an_itf_trace_and_a_dia
 
 def test_with_nodes_grows_a_scenario_by_joining_servers_after_its_first_node() -> None:
     from kadspec.conformance.runner import with_nodes
-    from kadspec.conformance.scenarios import SCENARIOS
+    from kadspec.conformance.scenarios import SCENARIOS, Call
 
     grown = with_nodes(SCENARIOS["listener-side-join"], 5)
     assert grown.nodes() == ("boot", "x1", "x2", "x3", "joiner")
-    assert grown.steps[2].args["bootstrap"] == ["@boot", "@x1"]
+    start = grown.steps[2]
+    assert isinstance(start, Call) and start.args["bootstrap"] == ["@boot", "@x1"]
     assert with_nodes(SCENARIOS["churn"], 3) is SCENARIOS["churn"]
 
 

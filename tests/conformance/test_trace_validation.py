@@ -589,4 +589,4 @@ def test_live_admit_client_run_is_rejected_at_the_admission() -> None:
     assert "RT-02" in u.requirements, u
     entry = run.entries[u.seq]
     assert entry.payload.get("event") == "routing_table_added"
-    assert run.peer_names().get(entry.payload.get("peer")) == "client"
+    assert run.peer_names().get(str(entry.payload.get("peer"))) == "client"
