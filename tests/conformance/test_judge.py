@@ -39,13 +39,13 @@ def by_id(results: list[Result]) -> dict[str, Result]:
 def served(
     b: RunBuilder, time: int, responder: str, requester: int, target: str, closer: tuple[int, ...]
 ) -> int:
-    return b.event(
+    return b.kad(
         time,
         responder,
         "kad_response_sent",
-        kad_type="FIND_NODE",
-        peer=peer(requester),
-        key=target,
+        "FIND_NODE",
+        requester,
+        target,
         closer_peers=[{"peer_id": peer(c), "addrs": [addr(c)]} for c in closer],
         provider_peers=[],
     )
@@ -54,22 +54,14 @@ def served(
 def reports_receptions(b: RunBuilder, time: int, node: str, other: int) -> None:
     """Show that the adapter reports identify and kad responses at all (``node`` hears from
     ``other``), so their absence elsewhere in the run is evidence."""
-    b.event(
-        time,
-        node,
-        "identify_received",
-        peer=peer(other),
-        listen_addrs=[addr(other)],
-        observed_addr=None,
-        protocols=[KAD],
-    )
-    b.event(
+    b.identified(time, node, other)
+    b.kad(
         time,
         node,
         "kad_response_received",
-        kad_type="FIND_NODE",
-        peer=peer(other),
-        key=peer(other),
+        "FIND_NODE",
+        other,
+        peer(other),
         closer_peers=[],
         provider_peers=[],
     )
@@ -81,18 +73,8 @@ def three_servers() -> RunBuilder:
     for name, n in (("a", 1), ("b", 2), ("c", 3)):
         b.start(0, name, n)
     for n in (2, 3):
-        b.event(
-            2, "a", "connection_opened", peer=peer(n), direction="outbound", remote_addr=addr(n)
-        )
-        b.event(
-            3,
-            "a",
-            "identify_received",
-            peer=peer(n),
-            listen_addrs=[addr(n)],
-            observed_addr=None,
-            protocols=[KAD],
-        )
+        b.connected(2, "a", n)
+        b.identified(3, "a", n)
         b.event(4, "a", "routing_table_added", peer=peer(n), addrs=[addr(n)])
     return b
 
@@ -129,22 +111,14 @@ def test_find_node_reply_that_is_the_closest_peers_passes() -> None:
 def test_a_check_whose_premise_never_arose_is_inconclusive_not_pass() -> None:
     b = three_servers()
     key = wire_key("k")
-    b.event(
-        5,
-        "a",
-        "kad_request_received",
-        kad_type="GET_PROVIDERS",
-        peer=peer(2),
-        key=key,
-        providers=[],
-    )
-    b.event(
+    b.kad(5, "a", "kad_request_received", "GET_PROVIDERS", 2, key, providers=[])
+    b.kad(
         6,
         "a",
         "kad_response_sent",
-        kad_type="GET_PROVIDERS",
-        peer=peer(2),
-        key=key,
+        "GET_PROVIDERS",
+        2,
+        key,
         closer_peers=[{"peer_id": peer(3), "addrs": [addr(3)]}],
         provider_peers=[],
     )
@@ -189,7 +163,7 @@ def test_an_entry_without_evidence_fails_rt_03_at_its_admission() -> None:
     b = RunBuilder()
     b.start(0, "a", 1)
     b.start(0, "b", 2)
-    b.event(2, "a", "connection_opened", peer=peer(2), direction="outbound", remote_addr=addr(2))
+    b.connected(2, "a", 2)
     seq = b.event(3, "a", "routing_table_added", peer=peer(2), addrs=[addr(2)])
     reports_receptions(b, 4, "b", 1)
     found = by_id(judge(b.run()))["RT-03"]
@@ -201,16 +175,8 @@ def test_a_client_entry_fails_rt_02() -> None:
     b = RunBuilder()
     b.start(0, "a", 1)
     b.start(0, "c", 2, mode="client")
-    b.event(2, "a", "connection_opened", peer=peer(2), direction="inbound", remote_addr=addr(50))
-    b.event(
-        3,
-        "a",
-        "identify_received",
-        peer=peer(2),
-        listen_addrs=[addr(2)],
-        observed_addr=None,
-        protocols=["/ipfs/id/1.0.0"],
-    )
+    b.connected(2, "a", 2, "inbound", remote=50)
+    b.identified(3, "a", 2, ("/ipfs/id/1.0.0",))
     seq = b.event(4, "a", "routing_table_added", peer=peer(2), addrs=[addr(2)])
     reports_receptions(b, 5, "c", 1)
     found = by_id(judge(b.run()))["RT-02"]
@@ -233,14 +199,8 @@ def test_an_unanswered_provide_fails_boot_05_only_once_its_bound_passed() -> Non
 def test_an_answered_provide_passes_boot_05() -> None:
     b = three_servers()
     b.request(100, "provide", node="a", key="k")
-    b.event(
-        150,
-        "b",
-        "kad_request_received",
-        kad_type="FIND_NODE",
-        peer=peer(1),
-        key=peer(2),
-        providers=[],
+    b.kad(
+        150, "b", "kad_request_received", "FIND_NODE", 1, peer(2), providers=[]
     )  # the adapter reports receptions
     b.event(200, "a", "provide_outcome", key="k", outcome="success", count=1, reason=None)
     b.snapshot(1500, "a", 1)
@@ -283,32 +243,32 @@ def test_serving_an_expired_record_fails_prov_04_with_the_publication_time() -> 
     b.nodes[0] = b.nodes[0]  # a's timings come from its start request below
     b.start(0, "h", 4, timings=ttl)
     key = wire_key("k")
-    b.event(
+    b.kad(
         100,
         "h",
         "kad_request_received",
-        kad_type="ADD_PROVIDER",
-        peer=peer(2),
-        key=key,
+        "ADD_PROVIDER",
+        2,
+        key,
         providers=[{"peer_id": peer(2), "addrs": [addr(2)]}],
     )
-    fresh = b.event(
+    fresh = b.kad(
         500,
         "h",
         "kad_response_sent",
-        kad_type="GET_PROVIDERS",
-        peer=peer(3),
-        key=key,
+        "GET_PROVIDERS",
+        3,
+        key,
         closer_peers=[],
         provider_peers=[{"peer_id": peer(2), "addrs": [addr(2)]}],
     )
-    stale = b.event(
+    stale = b.kad(
         2000,
         "h",
         "kad_response_sent",
-        kad_type="GET_PROVIDERS",
-        peer=peer(3),
-        key=key,
+        "GET_PROVIDERS",
+        3,
+        key,
         closer_peers=[],
         provider_peers=[{"peer_id": peer(2), "addrs": [addr(2)]}],
     )
@@ -322,24 +282,17 @@ def test_serving_an_expired_record_fails_prov_04_with_the_publication_time() -> 
 def test_withholding_a_live_record_fails_prov_07() -> None:
     b = three_servers()
     key = wire_key("k")
-    b.event(
+    b.kad(
         100,
         "a",
         "kad_request_received",
-        kad_type="ADD_PROVIDER",
-        peer=peer(2),
-        key=key,
+        "ADD_PROVIDER",
+        2,
+        key,
         providers=[{"peer_id": peer(2), "addrs": [addr(2)]}],
     )
-    seq = b.event(
-        200,
-        "a",
-        "kad_response_sent",
-        kad_type="GET_PROVIDERS",
-        peer=peer(3),
-        key=key,
-        closer_peers=[],
-        provider_peers=[],
+    seq = b.kad(
+        200, "a", "kad_response_sent", "GET_PROVIDERS", 3, key, closer_peers=[], provider_peers=[]
     )
     found = by_id(judge(b.run()))["PROV-07"]
     assert found.status == "fail" and seq in found.entries
@@ -349,15 +302,7 @@ def test_a_confirmation_is_inconclusive_without_dial_back_events() -> None:
     b = RunBuilder()
     b.start(0, "a", 1)
     b.start(0, "b", 2)
-    b.event(
-        5,
-        "a",
-        "identify_received",
-        peer=peer(2),
-        listen_addrs=[addr(2)],
-        observed_addr="/ip4/8.8.8.8/tcp/4001",
-        protocols=[KAD],
-    )
+    b.identified(5, "a", 2, observed="/ip4/8.8.8.8/tcp/4001")
     b.snapshot(10, "a", 1, external=("/ip4/8.8.8.8/tcp/4001",))
     assert by_id(judge(b.run(), PUBLIC))["ADDR-03"].status == "inconclusive"
 
@@ -414,15 +359,7 @@ def test_a_requirement_built_from_an_event_kind_the_adapter_never_reports_is_not
     found = by_id(judge(b.run()))["PROV-03"]
     assert found.status == "not applicable"
     assert "kad_request_received" in found.evidence
-    b.event(
-        11,
-        "a",
-        "kad_request_received",
-        kad_type="FIND_NODE",
-        peer=peer(3),
-        key=peer(3),
-        providers=[],
-    )
+    b.kad(11, "a", "kad_request_received", "FIND_NODE", 3, peer(3), providers=[])
     b.snapshot(
         12, "a", 1, table=((2, (addr(2),)), (3, (addr(3),))), records=((wire_key("k"), 2, 99_999),)
     )
@@ -435,23 +372,23 @@ def test_a_store_logged_just_after_the_success_report_still_counts_for_prov_02()
     b = three_servers()
     key = wire_key("k")
     b.request(100, "provide", node="a", key="k")
-    b.event(
+    b.kad(
         110,
         "a",
         "kad_request_sent",
-        kad_type="ADD_PROVIDER",
-        peer=peer(2),
-        key=key,
+        "ADD_PROVIDER",
+        2,
+        key,
         providers=[{"peer_id": peer(1), "addrs": [addr(1)]}],
     )
     seq = b.event(120, "a", "provide_outcome", key="k", outcome="success", count=1, reason=None)
-    b.event(
+    b.kad(
         125,
         "b",
         "kad_request_received",
-        kad_type="ADD_PROVIDER",
-        peer=peer(1),
-        key=key,
+        "ADD_PROVIDER",
+        1,
+        key,
         providers=[{"peer_id": peer(1), "addrs": [addr(1)]}],
     )
     found = by_id(judge(b.run(), deadlines=Deadlines(grace_ms=100)))["PROV-02"]

@@ -107,6 +107,45 @@ class RunBuilder:
         payload = {"type": "event", "node": node, "time_ms": time, "event": name, **fields}
         return self._add("event", node, time, payload, None)
 
+    def connected(
+        self, time: int, node: str, other: int, direction: str = "outbound", remote: int = 0
+    ) -> int:
+        """``node`` opened a connection with peer ``other``; ``remote`` numbers the remote
+        address when it is not ``other``'s listen address (an inbound dialer's port)."""
+        return self.event(
+            time,
+            node,
+            "connection_opened",
+            peer=peer(other),
+            direction=direction,
+            remote_addr=addr(remote or other),
+        )
+
+    def identified(
+        self,
+        time: int,
+        node: str,
+        other: int,
+        protocols: tuple[str, ...] = (KAD,),
+        observed: str | None = None,
+    ) -> int:
+        """``node`` read ``other``'s identify: its listen address and ``protocols``."""
+        return self.event(
+            time,
+            node,
+            "identify_received",
+            peer=peer(other),
+            listen_addrs=[addr(other)],
+            observed_addr=observed,
+            protocols=list(protocols),
+        )
+
+    def kad(
+        self, time: int, node: str, name: str, kad_type: str, other: int, key: str, **fields: Any
+    ) -> int:
+        """A kad event of ``node`` about a message exchanged with peer ``other``."""
+        return self.event(time, node, name, kad_type=kad_type, peer=peer(other), key=key, **fields)
+
     def snapshot(
         self,
         time: int,
@@ -201,25 +240,9 @@ def test_ghost_is_written_from_events_not_from_snapshots() -> None:
     b.start(0, "a", 1)
     b.start(0, "b", 2)
     b.start(0, "c", 3, mode="client")
-    b.event(5, "a", "connection_opened", peer=peer(2), direction="inbound", remote_addr=addr(50))
-    b.event(
-        6,
-        "a",
-        "identify_received",
-        peer=peer(2),
-        listen_addrs=[addr(2)],
-        observed_addr=addr(1),
-        protocols=[KAD],
-    )
-    b.event(
-        7,
-        "a",
-        "identify_received",
-        peer=peer(3),
-        listen_addrs=[addr(3)],
-        observed_addr=None,
-        protocols=["/ipfs/id/1.0.0"],
-    )
+    b.connected(5, "a", 2, "inbound", remote=50)
+    b.identified(6, "a", 2, observed=addr(1))
+    b.identified(7, "a", 3, ("/ipfs/id/1.0.0",))
     b.snapshot(
         10,
         "a",
@@ -246,7 +269,7 @@ def test_an_inbound_remote_address_is_not_dialable() -> None:
     b = RunBuilder()
     b.start(0, "a", 1)
     b.start(0, "b", 2)
-    b.event(5, "a", "connection_opened", peer=peer(2), direction="inbound", remote_addr=addr(50))
+    b.connected(5, "a", 2, "inbound", remote=50)
     b.snapshot(10, "a", 1, table=((2, (addr(50),)),), connections=((2, "inbound", addr(50)),))
     observer, found = moments(b.run())
     node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
@@ -258,15 +281,7 @@ def test_configured_bootstrap_peers_count_as_evidence_until_identify_says_client
     b.start(0, "boot", 1)
     b.start(1, "a", 2, bootstrap=(1,))
     b.snapshot(2, "a", 2, table=((1, (addr(1),)),), connections=((1, "outbound", addr(1)),))
-    b.event(
-        3,
-        "a",
-        "identify_received",
-        peer=peer(1),
-        listen_addrs=[addr(1)],
-        observed_addr=None,
-        protocols=[],
-    )
+    b.identified(3, "a", 1, ())
     b.snapshot(4, "a", 2, table=((1, (addr(1),)),), connections=((1, "outbound", addr(1)),))
     observer, found = moments(b.run())
     first, second = [m.node for m in found if m.kind == "snapshot" and m.node is not None]
@@ -293,13 +308,13 @@ def test_a_find_node_reply_becomes_a_model_message_with_real_positions() -> None
     b.start(0, "b", 2)
     b.start(0, "c", 3)
     b.event(5, "a", "routing_table_added", peer=peer(3), addrs=[addr(3)])
-    b.event(
+    b.kad(
         6,
         "a",
         "kad_response_sent",
-        kad_type="FIND_NODE",
-        peer=peer(2),
-        key=peer(2),
+        "FIND_NODE",
+        2,
+        peer(2),
         closer_peers=[{"peer_id": peer(3), "addrs": [addr(3)]}],
         provider_peers=[],
     )
@@ -318,16 +333,8 @@ def test_events_before_the_start_reply_are_kept() -> None:
     rid = b.request(
         1, "start", node="a", mode="server", listen="/ip4/127.0.0.1/tcp/0", bootstrap=[], timings={}
     )
-    b.event(2, "a", "connection_opened", peer=peer(1), direction="outbound", remote_addr=addr(1))
-    b.event(
-        3,
-        "a",
-        "identify_received",
-        peer=peer(1),
-        listen_addrs=[addr(1)],
-        observed_addr=None,
-        protocols=[KAD],
-    )
+    b.connected(2, "a", 1)
+    b.identified(3, "a", 1)
     b.event(4, "a", "routing_table_added", peer=peer(1), addrs=[addr(1)])
     b.reply(5, rid, "a", {"peer_id": peer(2), "listen_addrs": [addr(2)]})
     b.snapshot(6, "a", 2, table=((1, (addr(1),)),), connections=((1, "outbound", addr(1)),))
@@ -364,16 +371,8 @@ def test_with_identify_events_the_observer_trusts_them_over_the_snapshot_protoco
     b = RunBuilder()
     b.start(0, "boot", 1)
     b.start(0, "c", 2, mode="client")
-    b.event(2, "boot", "connection_opened", peer=peer(2), direction="inbound", remote_addr=addr(50))
-    b.event(
-        3,
-        "boot",
-        "identify_received",
-        peer=peer(2),
-        listen_addrs=[addr(2)],
-        observed_addr=None,
-        protocols=["/ipfs/id/1.0.0"],
-    )
+    b.connected(2, "boot", 2, "inbound", remote=50)
+    b.identified(3, "boot", 2, ("/ipfs/id/1.0.0",))
     b.snapshot(10, "boot", 1, connections=((2, "inbound", addr(50)),), protocols={peer(2): [KAD]})
     observer, found = moments(b.run())
     node = next(m.node for m in found if m.kind == "snapshot" and m.node is not None)
