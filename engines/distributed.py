@@ -17,15 +17,13 @@ Ray is an optional extra (``pip install 'kadspec[ray]'``); nothing else imports 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, cast
 
-from kadspec.engines.explorer import Exploration, Progress, Witness
-from kadspec.engines.parallel import (
-    RemoteTransport,
-    Worker,
-    coordinate,
-)
+import attrs
+
+from kadspec.engines.explorer import Exploration
+from kadspec.engines.parallel import RemoteTransport, SearchOptions, Worker, coordinate
 from kadspec.models.policy import Policy
 from kadspec.models.state import World
 
@@ -53,13 +51,11 @@ class RayTransport(RemoteTransport):
         answers: list[Any] = self._ray.get(calls)
         return answers
 
-
     def path(self, worker: int, index: int) -> list[tuple[int, int, int]]:
         answer: list[tuple[int, int, int]] = self._ray.get(
             self.actors[worker].call.remote("path", (index,))
         )
         return answer
-
 
     def close(self) -> None:
         for actor in self.actors:
@@ -82,25 +78,22 @@ class _Host:
 def explore_ray(
     initial: World,
     policy: Policy,
+    options: SearchOptions | None = None,
     *,
     address: str = "local",
     workers: int | None = None,
-    fingerprints: bool = False,
-    max_states: int | None = None,
-    max_seconds: float | None = None,
-    keep_going: bool = False,
-    stop_at: Iterable[str] | None = None,
-    witnesses: Iterable[Witness] = (),
-    progress: Progress | None = None,
-    target: str | None = None,
+    **search: Any,
 ) -> Exploration:
-    """:func:`~kadspec.engines.explorer.explore` partitioned over Ray actors.
+    """:func:`~kadspec.engines.explorer.explore` partitioned over Ray actors; ``options`` (or
+    the keywords of :class:`~kadspec.engines.parallel.SearchOptions`, which override it) bound
+    and steer the search, as for ``explore_parallel``.
 
     ``address`` is a cluster's address (``ray://host:10001`` or ``host:6379``, as
     ``ray.init`` takes it) or "local" for a Ray started in this process for the run (with
     ``workers`` CPUs) and shut down after it. ``workers`` defaults to the cluster's CPUs.
     A Ray this process was already connected to is used as it is and left running.
     """
+    chosen = attrs.evolve(options or SearchOptions(), **search)
     import ray
 
     started_here = False
@@ -121,26 +114,20 @@ def explore_ray(
         resources = cast(Callable[[], dict[str, float]], ray.cluster_resources)()
         count = workers or max(1, int(resources.get("CPU", 1)))
         host = ray.remote(num_cpus=1)(_Host)
-        witnesses = tuple(witnesses)
         actors = [
-            host.remote(n, count, initial, policy, fingerprints=fingerprints, witnesses=witnesses)
+            host.remote(
+                n,
+                count,
+                initial,
+                policy,
+                fingerprints=chosen.fingerprints,
+                witnesses=chosen.witnesses,
+            )
             for n in range(count)
         ]
         transport = RayTransport(actors)
         try:
-            return coordinate(
-                transport,
-                initial,
-                policy,
-                max_states=max_states,
-                max_seconds=max_seconds,
-                keep_going=keep_going,
-                stop_at=stop_at,
-                witnesses=witnesses,
-                progress=progress,
-                target=target,
-                fingerprints=fingerprints,
-            )
+            return coordinate(transport, initial, policy, chosen)
         finally:
             transport.close()
     finally:

@@ -704,13 +704,11 @@ class ProcessTransport(RemoteTransport):
             raise RuntimeError(value)
         return value
 
-
     def path(self, worker: int, index: int) -> list[tuple[int, int, int]]:
         pipe = self._pipes[worker]
         pipe.send(("path", (index,)))
         answer: list[tuple[int, int, int]] = self._answer(pipe)
         return answer
-
 
     def close(self) -> None:
         for pipe in self._pipes:
@@ -723,32 +721,54 @@ class ProcessTransport(RemoteTransport):
                 process.join()
 
 
+def _id_set(ids: Iterable[str] | None) -> frozenset[str] | None:
+    return None if ids is None else frozenset(ids)
+
+
+@attrs.frozen(kw_only=True)
+class SearchOptions:
+    """What bounds and steers a partitioned search, whatever transport carries it: the keyword
+    arguments of :func:`~kadspec.engines.explorer.explore` that :func:`coordinate` honours, and
+    the fingerprint mode. :func:`explore_parallel` and ``distributed.explore_ray`` build one from
+    their keywords and hand it to :func:`coordinate` unchanged."""
+
+    max_states: int | None = None
+    max_seconds: float | None = None
+    keep_going: bool = False
+    stop_at: frozenset[str] | None = attrs.field(default=None, converter=_id_set)
+    witnesses: tuple[Witness, ...] = attrs.field(default=(), converter=tuple)
+    progress: ProgressCallback | None = None
+    target: str | None = None
+    fingerprints: bool = False
+
+
 def explore_parallel(
     initial: World,
     policy: Policy,
+    options: SearchOptions | None = None,
     *,
     workers: int | None = None,
-    max_states: int | None = None,
-    max_seconds: float | None = None,
-    keep_going: bool = False,
-    stop_at: Iterable[str] | None = None,
-    witnesses: Iterable[Witness] = (),
-    progress: ProgressCallback | None = None,
-    target: str | None = None,
-    fingerprints: bool = False,
     in_process: bool = False,
+    **search: Any,
 ) -> Exploration:
     """:func:`~kadspec.engines.explorer.explore` over ``workers`` processes (default: every
-    usable core), with the same arguments and the same results on a complete run.
+    usable core), with the same results on a complete run. ``options`` (or the keywords of
+    :class:`SearchOptions`, which override it) bound and steer the search.
 
     ``in_process`` runs the workers in this process (for one worker: no process at all).
     """
+    chosen = attrs.evolve(options or SearchOptions(), **search)
     count = workers or usable_cores()
-    witnesses = tuple(witnesses)
 
     def maker(index: int) -> Callable[[], Worker]:
         return partial(
-            Worker, index, count, initial, policy, fingerprints=fingerprints, witnesses=witnesses
+            Worker,
+            index,
+            count,
+            initial,
+            policy,
+            fingerprints=chosen.fingerprints,
+            witnesses=chosen.witnesses,
         )
 
     transport: Transport
@@ -757,19 +777,7 @@ def explore_parallel(
     else:
         transport = ProcessTransport([maker(n) for n in range(count)])
     try:
-        return coordinate(
-            transport,
-            initial,
-            policy,
-            max_states=max_states,
-            max_seconds=max_seconds,
-            keep_going=keep_going,
-            stop_at=stop_at,
-            witnesses=witnesses,
-            progress=progress,
-            target=target,
-            fingerprints=fingerprints,
-        )
+        return coordinate(transport, initial, policy, chosen)
     finally:
         transport.close()
 
@@ -778,17 +786,13 @@ def coordinate(
     transport: Transport,
     initial: World,
     policy: Policy,
-    *,
-    max_states: int | None = None,
-    max_seconds: float | None = None,
-    keep_going: bool = False,
-    stop_at: Iterable[str] | None = None,
-    witnesses: Sequence[Witness] = (),
-    progress: ProgressCallback | None = None,
-    target: str | None = None,
-    fingerprints: bool = False,
+    options: SearchOptions | None = None,
 ) -> Exploration:
     """Run the level-synchronous search over the transport's workers."""
+    options = options or SearchOptions()
+    max_seconds, max_states = options.max_seconds, options.max_states
+    keep_going, target, progress = options.keep_going, options.target, options.progress
+    fingerprints = options.fingerprints
     started = time.perf_counter()
     cpu_started = time.process_time()
     deadline = None if max_seconds is None else started + max_seconds
@@ -798,7 +802,7 @@ def coordinate(
             "the workers hash differently (set PYTHONHASHSEED alike for all of them): "
             "ownership of states would not agree"
         )
-    stop_set = None if stop_at is None else frozenset(stop_at)
+    stop_set = options.stop_at
     count = transport.count
     shortest: dict[str, Found] = {}  # per requirement, the shortest violation found
     first: list[str] = []  # requirements in the order their first violation was found
@@ -1030,6 +1034,7 @@ __all__ = [
     "LocalTransport",
     "ProcessTransport",
     "RemoteTransport",
+    "SearchOptions",
     "Snapshot",
     "Transport",
     "Worker",

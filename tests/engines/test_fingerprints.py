@@ -15,6 +15,7 @@ import pytest
 from kadspec.engines.explorer import Exploration, explore
 from kadspec.engines.parallel import (
     LocalTransport,
+    SearchOptions,
     Worker,
     coordinate,
     explore_parallel,
@@ -75,7 +76,7 @@ def test_a_worker_keeps_fingerprints_not_states() -> None:
     initial = SCENARIOS["join"].initial()
     worker = Worker(0, 1, initial, SPEC, fingerprints=True)
     transport = LocalTransport([worker])
-    result = coordinate(transport, initial, SPEC, fingerprints=True)
+    result = coordinate(transport, initial, SPEC, SearchOptions(fingerprints=True))
     seen = worker._seen  # the visited set: one 64-bit value per state
     assert len(seen) == result.states and all(0 <= f < 2**64 for f in seen)
     assert len(worker._parent_index) == 0  # no parent links: traces come from re-exploration
