@@ -139,6 +139,26 @@ def connection_lost(stream: Any) -> bool:
     return bool(closed() if callable(closed) else closed)
 
 
+def _leave_identify_to_the_driver(host: Any) -> None:
+    """Stop the host from running identify on its own on every new connection.
+
+    The driver asks for identify on each connection itself (the core needs every connection's
+    answer, observed address included), so py-libp2p's own identify on connect (BasicHost
+    schedules one from its notifee and from connect) doubled the identify streams: four
+    exchanges per connection instead of two. With 50 nodes in one process those streams,
+    each a multistream negotiation and a protobuf built from the host's addresses, were a
+    large share of the work that delayed kad streams past their deadline. It also raced the
+    driver's request against js-libp2p's one-inbound-identify-stream limit. The host still
+    answers identify requests; only its unasked requests go.
+    """
+    if hasattr(host, "_schedule_identify"):
+        host._schedule_identify = _no_host_identify
+
+
+def _no_host_identify(peer_id: Any, *, reason: str) -> None:
+    return None
+
+
 class HostDriver:
     """Carries one core's effects out on a py-libp2p host and feeds the host's news back."""
 
@@ -162,6 +182,8 @@ class HostDriver:
         self._dialling: set[bytes] = set()
         self._timers: dict[Timer, trio.CancelScope] = {}
         self._streams: dict[int, Any] = {}
+        #: set by :meth:`halt` or when :meth:`run` ends: the core hears nothing more
+        self.halted = False
 
     # --- running -----------------------------------------------------------------------------
 
@@ -173,16 +195,28 @@ class HostDriver:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._epoch = trio.current_time()
+            _leave_identify_to_the_driver(self.host)
             self.host.get_network().register_notifee(_Notifee(self))
             self.host.set_stream_handler(ID_PUSH, self._on_identify_push)
             self.handle(ev.Start(self.now(), providing=self.providing))
             for conn in self.host.get_network().get_connections():
                 self._connected(conn)  # BOOT-07: connections older than the driver count
             task_status.started()
-            await trio.sleep_forever()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self.halt()
+
+    def halt(self) -> None:
+        """Stop the core at once, as a killed process would: from now on no host news reaches
+        it and nothing more is sent for it (the host's notifications and stream handlers outlive
+        the driver's tasks until the host is closed). Cancelling :meth:`run` ends the tasks."""
+        self.halted = True
 
     def handle(self, event: ev.Event) -> list[fx.Effect]:
-        """Feed one event to the core and carry out its effects."""
+        """Feed one event to the core and carry out its effects (none once halted)."""
+        if self.halted:
+            return []
         effects = self.core.handle(event)
         for effect in effects:
             self._apply(effect)
@@ -313,7 +347,7 @@ class HostDriver:
 
     def _connected(self, conn: Any) -> None:
         muxed = conn.muxed_conn
-        if id(muxed) in self._connections:
+        if self.halted or id(muxed) in self._connections:
             return
         peer = muxed.peer_id.to_bytes()
         ident = next(self._ids)
@@ -413,6 +447,10 @@ class HostDriver:
         """
         peer = stream.muxed_conn.peer_id.to_bytes()
         ident = self._connections.get(id(stream.muxed_conn), 0)
+        if self.halted:  # a halted node answers nothing: the stream dies as with a killed one
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            return
         decoder = FrameDecoder()
         first = True
         while True:

@@ -21,6 +21,8 @@ import trio
 import trio.testing
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.identity.identify.identify import ID as IDENTIFY
+from libp2p.identity.identify.identify import identify_handler_for
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo as HostPeerInfo
@@ -71,7 +73,7 @@ class Reference:
     def outcomes(self) -> list[fx.ProvideOutcome | fx.FindOutcome]:
         return [e.outcome for e in self.reports if isinstance(e, fx.ReportOutcome)]
 
-    async def wait_for(self, kind: type, op: int) -> Any:
+    async def wait_for(self, kind: type[Any], op: int) -> Any:
         while True:
             for outcome in self.outcomes():
                 if isinstance(outcome, kind) and outcome.op == op:
@@ -121,6 +123,51 @@ def test_a_joiner_provides_at_start_and_the_bootstrap_node_routes_to_it_and_find
             nursery.cancel_scope.cancel()
 
     run(scenario)
+
+
+def test_each_connection_is_identified_once_each_way_by_the_driver_alone() -> None:
+    # py-libp2p's host identifies every new connection itself; the driver asks too, so without
+    # the host's own request each side served two identify requests per connection
+    async def scenario() -> None:
+        async with hosts(2) as (first, second), trio.open_nursery() as nursery:
+            served: dict[str, int] = {"first": 0, "second": 0}
+            for name, host in (("first", first), ("second", second)):
+                serve = identify_handler_for(host)
+
+                async def counting(stream: Any, name: str = name, serve: Any = serve) -> None:
+                    served[name] += 1
+                    await serve(stream)
+
+                host.set_stream_handler(IDENTIFY, counting)
+            a, b = Reference(first), Reference(second, bootstrap=())
+            await nursery.start(a.driver.run)
+            await nursery.start(b.driver.run)
+            await second.connect(HostPeerInfo(first.get_id(), first.get_transport_addrs()))
+            # each admits the other on the identify its driver asked for (RT-07)
+            while not (
+                second.get_id().to_bytes() in a.driver.core.table
+                and (first.get_id().to_bytes() in b.driver.core.table)
+            ):
+                await trio.sleep(0.05)
+            await trio.sleep(1.0)  # room for a second identify request, if one was coming
+            assert served == {"first": 1, "second": 1}
+            nursery.cancel_scope.cancel()
+
+    run(scenario)
+
+
+def test_a_halted_driver_hears_nothing_and_answers_nothing() -> None:
+    # a crash must look like a killed process: the host's handlers outlive the driver's tasks
+    config = CoreConfig(peer_id=SHA256_ID, announce_addrs=(), mode=ModeSetting.SERVER)
+    driver = HostDriver(Core(config, MemoryStore()), host=None)
+    served = FakeStream(SENDER, [frame(KadMessage(MessageType.PING))])
+    trio.run(driver._on_kad_stream, served)
+    assert decode_frames(served.written) == [KadMessage(MessageType.PING)]
+    driver.halt()
+    refused = FakeStream(SENDER, [frame(KadMessage(MessageType.PING))])
+    trio.run(driver._on_kad_stream, refused)
+    assert refused.ended == "reset" and refused.written == b""
+    assert driver.handle(ev.Provide(0, op=1, key=b"late")) == []
 
 
 def test_interop_with_py_libp2p_kad_dht_both_ways() -> None:
