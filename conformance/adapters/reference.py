@@ -17,8 +17,8 @@ implementation would be.
 Each node keeps its identity and its SQLite provider store in ``DATA/<node>`` (a temporary
 folder unless ``--data`` is given), so ``restart`` after ``crash`` or ``stop`` is the same peer
 with the same records, on the same port. In one process ``stop`` and ``crash`` do the same: the
-core stops at once (nothing more is sent), then the host closes its listener and connections,
-so the node is unreachable, as a killed process would be.
+core stops at once (nothing more is heard or sent), then its listener closes (no newcomer gets
+in), then all its connections at once, so the node is unreachable, as a killed process would be.
 
 Standard output carries only protocol lines: the process moves anything else that writes to
 file descriptor 1 (a library's print) to standard error at start-up.
@@ -127,6 +127,8 @@ def _observing_driver_class() -> type[Any]:
             return int((trio.current_time() - self._epoch_s) * 1000)
 
         def handle(self, event: ev.Event) -> list[fx.Effect]:
+            if self.halted:  # a crashed or stopped node reports nothing more
+                return []
             self._observe(event)
             effects: list[fx.Effect] = super().handle(event)
             for effect in effects:
@@ -544,10 +546,14 @@ class ReferenceAdapter:
                         started = True
                         task_status.started()
                         await node.halt.wait()
-                        nursery.cancel_scope.cancel()  # the core stops: nothing more is sent
+                        driver.halt()  # the core stops: nothing more is heard or sent
+                        with trio.move_on_after(HOST_CLOSE_S):
+                            await _close_listeners(host)
+                        nursery.cancel_scope.cancel()
                     # Leaving host.run does not close py-libp2p's listening socket or its
                     # connections; closing the host does, so a stopped node is unreachable.
                     with trio.move_on_after(HOST_CLOSE_S):
+                        await _close_connections(host)
                         await host.close()
         except Exception as error:
             if not started:
@@ -682,6 +688,37 @@ class ReferenceAdapter:
         if result is None:
             raise RequestFailed("failed", f"node {node.name!r} went down before an outcome")
         return {"providers": peers_json(result.providers)}
+
+
+async def _close_listeners(host: Any) -> None:
+    """Stop accepting connections, as a killed process would at once.
+
+    py-libp2p's host.close() closes the connections one by one and only then its listeners, so
+    a crashing node went on accepting connections and answering identify for up to ~0.8 s
+    (trace validation saw it in bootstrap-restart and churn runs); closing the listeners first
+    makes crash and stop refuse newcomers from the start. host.close() closes them again
+    harmlessly (TCPListener.close is idempotent).
+    """
+    import trio
+
+    async with trio.open_nursery() as closing:
+        for listener in list(host.get_network().listeners.values()):
+            closing.start_soon(listener.close)
+
+
+async def _close_connections(host: Any) -> None:
+    """Close every connection at once (host.close() awaits each in turn), so the peers of a
+    crashed node all see its connections drop together, as with a killed process."""
+    import trio
+
+    async with trio.open_nursery() as closing:
+        for conn in list(host.get_network().get_connections()):
+            closing.start_soon(_close_quietly, conn)
+
+
+async def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

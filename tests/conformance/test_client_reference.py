@@ -95,3 +95,39 @@ def test_an_unknown_breakage_is_refused_before_anything_runs() -> None:
     assert "'no-such-breakage' is not one of" in done.stderr
     assert "admit-client" in done.stderr
     assert done.stdout == ""
+
+
+def test_a_halting_node_closes_its_listener_while_its_connections_still_live() -> None:
+    # py-libp2p's host.close() closes connections one by one, then its listeners; the adapter
+    # closes the listeners first, so a crashing node accepts no newcomer (a killed one would not)
+    import trio
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.peerinfo import PeerInfo as HostPeerInfo
+    from multiaddr import Multiaddr
+
+    from kadspec.conformance.adapters.reference import _close_connections, _close_listeners
+
+    loopback = Multiaddr("/ip4/127.0.0.1/tcp/0")
+
+    async def scenario() -> None:
+        crashing = new_host(key_pair=create_new_key_pair(), listen_addrs=[loopback])
+        peer = new_host(key_pair=create_new_key_pair(), listen_addrs=[loopback])
+        async with crashing.run([loopback]), peer.run([loopback]):
+            addrs = crashing.get_transport_addrs()
+            await peer.connect(HostPeerInfo(crashing.get_id(), addrs))
+            port = int(addrs[0].value_for_protocol("tcp"))
+            await _close_listeners(crashing)
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream("127.0.0.1", port)
+            assert crashing.get_network().get_connections(peer.get_id())  # not closed yet
+            await _close_connections(crashing)
+            assert not crashing.get_network().get_connections(peer.get_id())
+            await crashing.close()
+            await peer.close()
+
+    async def bounded() -> None:
+        with trio.fail_after(30):
+            await scenario()
+
+    trio.run(bounded)
