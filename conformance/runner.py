@@ -367,7 +367,8 @@ def _replay(run: p.Run, budget_s: float | None) -> Any:
 
     # fork: the child has every module loaded already and needs nothing pickled but the result
     context = multiprocessing.get_context("fork")
-    with context.Pool(1) as pool:  # leaving the block terminates the worker, finished or not
+    # leaving the block terminates the worker, finished or not
+    with context.Pool(1, initializer=_quiet_replay_worker) as pool:
         pending = pool.apply_async(validate, (run,))
         try:
             return pending.get(timeout=budget_s)
@@ -377,6 +378,21 @@ def _replay(run: p.Run, budget_s: float | None) -> Any:
                 run.scenario, run.hello.implementation, "inconclusive", 0, 0, events, 0, {},
                 None, notes=(f"the replay was stopped after its budget of {budget_s:g} s",),
             )  # fmt: skip
+
+
+def _quiet_replay_worker() -> None:
+    """A replay worker leaves Ctrl-C to the runner and ends silently when the pool ends it.
+
+    Forked, it inherited the runner's signal handlers: Ctrl-C reaches every process of the
+    terminal's foreground group, and the runner's SIGTERM-as-Ctrl-C handler turned the pool's
+    terminate() into a KeyboardInterrupt too, so each interrupted run printed the worker's
+    traceback under the report. The runner alone decides what Ctrl-C means (it stops the
+    adapter, writes the reports and exits 130), then terminates the worker.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 #: callbacks for live progress: (what, scenario, payload)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -248,3 +249,53 @@ def test_a_replay_over_its_budget_is_stopped_and_inconclusive(
     while descendants() - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not descendants() - before
+
+
+#: ``kadspec`` with a replay that never ends, so Ctrl-C can come while the replay worker runs
+ENDLESS_REPLAY = """
+import sys, time
+from kadspec.conformance import trace_validation
+
+def endless(run):
+    time.sleep(60)
+
+trace_validation.validate = endless
+from kadspec.main import main
+main(sys.argv[1:])
+"""
+
+
+def test_ctrl_c_during_a_replay_is_quiet_stops_every_process_and_exits_130(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "c.json"
+    command = [sys.executable, "-c", ENDLESS_REPLAY, "conform", "--adapter", fake("none")]
+    command += ["--scenario", "listener-side-join", "--json", str(report)]
+    # its own process group, as a terminal's foreground job: Ctrl-C reaches every process in it
+    runner = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[psutil.Process] = []
+        while not workers and time.monotonic() < deadline:  # the forked replay worker
+            time.sleep(0.1)
+            workers = [
+                c
+                for c in psutil.Process(runner.pid).children(recursive=True)
+                if c.cmdline() == psutil.Process(runner.pid).cmdline()
+            ]
+        assert workers, "the replay never started"
+        everyone = psutil.Process(runner.pid).children(recursive=True)
+        time.sleep(0.5)
+        os.killpg(runner.pid, signal.SIGINT)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    assert runner.returncode == 130, out.decode() + err.decode()
+    assert "Traceback" not in err.decode() and "KeyboardInterrupt" not in err.decode()
+    assert json.loads(report.read_text())["interrupted"] is True
+    for process in everyone:
+        assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
