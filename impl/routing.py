@@ -77,6 +77,9 @@ class RoutingTable:
         self.bits = bits
         self.k = k
         self._buckets: dict[int, list[Entry]] = {}
+        #: each bucket again as (key, peer, entry) rows: closest() ranks them without reading
+        #: two attributes of every entry on every request served
+        self._rows: dict[int, list[tuple[int, bytes, Entry]]] = {}
         self._where: dict[bytes, int] = {}
         self._entries: dict[bytes, Entry] = {}
 
@@ -103,14 +106,17 @@ class RoutingTable:
             raise ValueError("a node never holds itself in its routing table (RT-07)")
         index = common_prefix_length(self.own_key, entry.key, self.bits)
         bucket = self._buckets.setdefault(index, [])
+        rows = self._rows.setdefault(index, [])
         if entry.peer in self._where:
             position = next(i for i, e in enumerate(bucket) if e.peer == entry.peer)
             bucket[position] = entry
+            rows[position] = (entry.key, entry.peer, entry)
             self._entries[entry.peer] = entry
             return Added.UPDATED
         if len(bucket) >= self.k:
             return Added.BUCKET_FULL
         bucket.append(entry)
+        rows.append((entry.key, entry.peer, entry))
         self._where[entry.peer] = index
         self._entries[entry.peer] = entry
         return Added.ADDED
@@ -122,6 +128,7 @@ class RoutingTable:
             return False
         del self._entries[peer]
         self._buckets[index] = [e for e in self._buckets[index] if e.peer != peer]
+        self._rows[index] = [row for row in self._rows[index] if row[1] != peer]
         return True
 
     @implements("FIND-01", "FIND-02")
@@ -140,17 +147,22 @@ class RoutingTable:
         chosen: list[Entry] = []
         if count <= 0:
             return chosen
+        where = self._where
+        skip = [peer for peer in exclude if peer in where]  # usually none: the requester
         for group in self._buckets_by_distance(target):
-            ranked = sorted([(e.key ^ target, e.peer, e) for e in group if e.peer not in exclude])
-            for _, _, entry in ranked:
-                chosen.append(entry)
-                if len(chosen) == count:
-                    return chosen
+            ranked = sorted([(key ^ target, peer, entry) for key, peer, entry in group])
+            if skip:
+                ranked = [row for row in ranked if row[1] not in skip]
+            need = count - len(chosen)
+            if len(ranked) >= need:
+                chosen.extend([row[2] for row in ranked[:need]])
+                return chosen
+            chosen.extend([row[2] for row in ranked])
         return chosen
 
-    def _buckets_by_distance(self, target: int) -> Iterator[list[Entry]]:
-        """Groups of entries such that every entry of a group is nearer ``target`` than every
-        entry of a later group.
+    def _buckets_by_distance(self, target: int) -> Iterator[list[tuple[int, bytes, Entry]]]:
+        """Groups of (key, peer, entry) rows such that every entry of a group is nearer
+        ``target`` than every entry of a later group.
 
         With c = cpl(own key, target): an entry of bucket c agrees with the target on the first
         c + 1 bits, so its distance is below 2^(bits-c-1); an entry of a bucket i > c agrees
@@ -160,13 +172,13 @@ class RoutingTable:
         """
         bits = self.bits
         nearest_index = common_prefix_length(self.own_key, target, bits)
-        buckets = self._buckets
-        if nearest_index < bits and nearest_index in buckets:
-            yield buckets[nearest_index]
-        deeper = [e for index, b in buckets.items() if index > nearest_index for e in b]
+        rows = self._rows
+        if nearest_index < bits and nearest_index in rows:
+            yield rows[nearest_index]
+        deeper = [row for index, b in rows.items() if index > nearest_index for row in b]
         if deeper:
             yield deeper
         for index in range(min(nearest_index, bits) - 1, -1, -1):
-            bucket = buckets.get(index)
+            bucket = rows.get(index)
             if bucket:
                 yield bucket

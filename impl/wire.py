@@ -220,9 +220,12 @@ def check_peer_id(peer_id: bytes, where: str = "peer id") -> None:
         )
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class PeerInfo:
-    """``Message.Peer``: a peer ID (a multihash) and its binary multiaddrs."""
+    """``Message.Peer``: a peer ID (a multihash) and its binary multiaddrs.
+
+    Its hash is kept (it is frozen): the encoder looks each one up in a cache per message.
+    """
 
     id: bytes
     addrs: tuple[bytes, ...] = ()
@@ -271,43 +274,84 @@ def to_proto(message: KadMessage) -> ProtobufMessage:
     return result
 
 
+#: field number -> (PeerInfo -> the runtime's encoding of a Message holding just that peer in
+#: that field); bounded, cleared when full
+_ENCODED_PEERS: Final[dict[int, dict[PeerInfo, bytes]]] = {8: {}, 9: {}}
+_ENCODED_PEERS_MAX: Final = 65536
+
+
+def _encoded_peers(field: int, peers: tuple[PeerInfo, ...]) -> bytes:
+    cache = _ENCODED_PEERS[field]
+    parts = []
+    for peer in peers:
+        part = cache.get(peer)
+        if part is None:
+            proto: Any = ProtoMessage()
+            entries = proto.closerPeers if field == 8 else proto.providerPeers
+            entries.add(id=peer.id, addrs=peer.addrs, connection=peer.connection)
+            part = proto.SerializeToString()
+            if len(cache) >= _ENCODED_PEERS_MAX:
+                cache.clear()
+            cache[peer] = part
+        parts.append(part)
+    return b"".join(parts)
+
+
 def encode_message(message: KadMessage) -> bytes:
-    """The protobuf encoding of a message, without framing."""
-    return to_proto(message).SerializeToString()
+    """The protobuf encoding of a message, without framing.
+
+    The runtime writes a message's fields in field-number order, and a repeated field as its
+    entries one after another; protobuf defines the encoding of a message as the concatenation
+    of its fields' encodings (parsing two concatenated messages merges them). So the bytes are
+    the runtime's own encoding of the scalar fields (1-3), then of each closerPeers (8) and
+    providerPeers (9) entry, then clusterLevelRaw (10), joined: what ``to_proto(message)``
+    serializes to, byte for byte (a property test holds them equal). A server hands the same
+    table entries out in reply after reply, so each peer's encoding is made once and reused.
+    """
+    if not message.closer_peers and not message.provider_peers:
+        return to_proto(message).SerializeToString()
+    head: Any = ProtoMessage()
+    head.type = int(message.type)
+    head.key = message.key
+    if message.record is not None:
+        head.record.key = message.record.key
+        head.record.value = message.record.value
+        head.record.timeReceived = message.record.time_received
+    parts = [head.SerializeToString()]
+    if message.closer_peers:
+        parts.append(_encoded_peers(8, message.closer_peers))
+    if message.provider_peers:
+        parts.append(_encoded_peers(9, message.provider_peers))
+    if message.cluster_level_raw:
+        tail: Any = ProtoMessage()
+        tail.clusterLevelRaw = message.cluster_level_raw
+        parts.append(tail.SerializeToString())
+    return b"".join(parts)
 
 
 _CONNECTION_TYPES: Final = {t.value: t for t in ConnectionType}
 
 
 @functools.lru_cache(maxsize=65536)
-def _valid_peer_id(peer_id: bytes) -> bool:
-    # The same peer IDs recur in every reply; a cached verdict keeps big simulations fast.
-    try:
-        check_peer_id(peer_id)
-    except MalformedMessage:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=65536)
-def _peer_info(peer_id: bytes, addrs: tuple[bytes, ...], connection: int) -> PeerInfo | None:
-    """The (frozen, so shareable) PeerInfo of a valid peer entry; None for an invalid ID.
+def _peer_info(peer_id: bytes, addrs: tuple[bytes, ...], connection: int) -> PeerInfo:
+    """The (frozen, so shareable) PeerInfo of a valid peer entry; MalformedMessage for an
+    invalid ID (not cached: only valid entries recur).
 
     The same peers recur in every reply: building each once keeps big simulations fast."""
-    if not _valid_peer_id(peer_id):
-        return None
+    check_peer_id(peer_id)
     # ConnectionType is advisory and proto3 enums are open: a value from a newer schema means
     # "no information", which is what NOT_CONNECTED says.
     kind = _CONNECTION_TYPES.get(connection, ConnectionType.NOT_CONNECTED)
     return PeerInfo(id=peer_id, addrs=addrs, connection=kind)
 
 
-def _peer_from_proto(proto: Any, field: str, index: int) -> PeerInfo:
-    info = _peer_info(proto.id, tuple(proto.addrs), proto.connection)
-    if info is None:
-        check_peer_id(bytes(proto.id), f"{field}[{index}].id")  # raises, naming the field
-        raise MalformedMessage(f"{field}[{index}].id is not a peer id")
-    return info
+def _peers_from_proto(entries: Any, field: str) -> tuple[PeerInfo, ...]:
+    try:
+        return tuple([_peer_info(p.id, tuple(p.addrs), p.connection) for p in entries])
+    except MalformedMessage:
+        for index, entry in enumerate(entries):
+            check_peer_id(bytes(entry.id), f"{field}[{index}].id")  # raises, naming the entry
+        raise
 
 
 def decode_message(data: bytes) -> KadMessage:
@@ -337,12 +381,8 @@ def decode_message(data: bytes) -> KadMessage:
     return KadMessage(
         type=MessageType(raw_type),
         key=bytes(proto.key),
-        closer_peers=tuple(
-            _peer_from_proto(p, "closerPeers", i) for i, p in enumerate(proto.closerPeers)
-        ),
-        provider_peers=tuple(
-            _peer_from_proto(p, "providerPeers", i) for i, p in enumerate(proto.providerPeers)
-        ),
+        closer_peers=_peers_from_proto(proto.closerPeers, "closerPeers"),
+        provider_peers=_peers_from_proto(proto.providerPeers, "providerPeers"),
         record=record,
         cluster_level_raw=int(proto.clusterLevelRaw),
     )

@@ -75,3 +75,33 @@ def test_closest_is_the_plain_xor_sort_of_the_table(bits: int, data: st.DataObje
     )[:count]
     assert table.closest(target, count, exclude) == expected
     assert all(e.info == PeerInfo(id=e.peer, addrs=e.addrs) for e in expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bits=st.integers(2, 8), data=st.data(), k=st.integers(1, 4))
+def test_closest_stays_the_plain_sort_through_removals_and_updates(
+    bits: int, data: st.DataObject, k: int
+) -> None:
+    """closest() ranks its own copy of each bucket: removing, refreshing (new addresses) and
+    re-adding entries must leave it equal to the sort of what the table holds."""
+    top = 2**bits - 1
+    own = data.draw(st.integers(0, top), label="own")
+    table = RoutingTable(own_key=own, bits=bits, k=k)
+    keys = st.integers(0, top).filter(lambda x: x != own)
+    steps = data.draw(
+        st.lists(st.tuples(st.sampled_from(["add", "remove"]), st.integers(0, 12), keys)),
+        label="steps",
+    )
+    for number, (action, peer_number, key) in enumerate(steps):
+        peer = peer_number.to_bytes(2, "big")
+        if action == "remove":
+            table.remove(peer)
+        else:
+            known = table.get(peer)
+            table.add(
+                Entry(peer, known.key if known else key, (b"/a%d" % number,), Evidence.IDENTIFY)
+            )
+        target = data.draw(st.integers(0, top), label="target")
+        expected = sorted(table, key=lambda e: (e.key ^ target, e.peer))
+        assert table.closest(target, len(expected) + 1) == expected
+        assert [e.addrs for e in table.closest(target, 30)] == [e.addrs for e in expected]

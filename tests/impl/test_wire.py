@@ -28,6 +28,7 @@ from kadspec.impl.wire import (
     encode_message,
     encode_uvarint,
     frame,
+    to_proto,
 )
 
 SHA256_PEER = bytes([0x12, 0x20]) + bytes(range(32))
@@ -71,6 +72,28 @@ def messages() -> st.SearchStrategy[KadMessage]:
 def test_every_message_round_trips_through_protobuf_and_framing(message: KadMessage) -> None:
     assert decode_message(encode_message(message)) == message
     assert decode_frames(frame(message) + frame(message)) == [message, message]
+
+
+def messages_reusing_peers() -> st.SearchStrategy[KadMessage]:
+    """Messages whose peers come from a small pool, as a server's replies reuse its entries."""
+    return st.lists(peers(), min_size=1, max_size=3).flatmap(
+        lambda pool: st.builds(
+            KadMessage,
+            type=st.sampled_from(MessageType),
+            key=st.binary(max_size=40),
+            closer_peers=st.lists(st.sampled_from(pool), max_size=6).map(tuple),
+            provider_peers=st.lists(st.sampled_from(pool), max_size=3).map(tuple),
+            cluster_level_raw=st.sampled_from([0, 1, -1, 2**31 - 1]),
+        )
+    )
+
+
+@given(st.one_of(messages(), messages_reusing_peers()))
+@settings(max_examples=300)
+def test_the_encoder_writes_the_runtimes_bytes_for_the_whole_message(message: KadMessage) -> None:
+    """encode_message joins the runtime's encodings of the fields and of each peer (cached):
+    byte for byte what the runtime serializes for the message built in one piece."""
+    assert encode_message(message) == to_proto(message).SerializeToString()
 
 
 @given(st.binary(max_size=300))
