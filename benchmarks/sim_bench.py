@@ -102,6 +102,26 @@ def lookup_hops(net: SimNetwork, purpose: str) -> list[int]:
     ]
 
 
+def table_holes(net: SimNetwork, buckets: int = 4) -> dict[str, Any]:
+    """How many nodes hold no contact at all in each of the farthest parts of the key space.
+
+    Bucket i of a node holds peers whose key first differs from its own at bit i: half of the
+    network for bucket 0, a quarter for bucket 1 ... With N = 1,000 each of these parts has
+    dozens of nodes, so an empty bucket is a hole: a lookup towards that part, started there and
+    answered by neighbours with the same hole, ends in the wrong place (issue 8's missed key).
+    """
+    sizes = [n.core.table.bucket_sizes() for n in net.nodes]
+    return {
+        "at_virtual_ms": net.now,
+        "nodes_with_empty_bucket": {
+            str(i): sum(1 for b in sizes if not b.get(i)) for i in range(buckets)
+        },
+        "mean_bucket_size": {
+            str(i): round(sum(b.get(i, 0) for b in sizes) / len(sizes), 1) for i in range(buckets)
+        },
+    }
+
+
 def run(nodes: int, seed: int, variant: str, wire: bool) -> dict[str, Any]:
     """One simulated run; see the module docstring."""
     net = SimNetwork(seed=seed, keep_log=frozenset({"lookup.end"}), through_wire=wire)
@@ -128,6 +148,7 @@ def run(nodes: int, seed: int, variant: str, wire: bool) -> dict[str, Any]:
         all_ready = net.run(until=spread + MINUTE, done=ready, check_every=nodes)
         net.run(until=net.now + 10 * SECOND)  # let the last self-lookups' replies settle
         clock.lap("bootstrap")
+        holes = table_holes(net)
         for node, key in zip(net.nodes, keys, strict=True):
             net.command(node, ev.Provide(net.now, op=node.index, key=key))
 
@@ -138,6 +159,8 @@ def run(nodes: int, seed: int, variant: str, wire: bool) -> dict[str, Any]:
 
     all_provided = net.run(until=30 * MINUTE, done=provided, check_every=nodes)
     clock.lap("provide" if variant == "steady" else "bootstrap and provide")
+    if variant == "start-up":
+        holes = table_holes(net)
     provide_hops = lookup_hops(net, "provide")
     for n in net.nodes:
         n.log.clear()
@@ -184,10 +207,12 @@ def run(nodes: int, seed: int, variant: str, wire: bool) -> dict[str, Any]:
         "phases": clock.phases,
         "virtual_ms": net.now,
         "messages_delivered": net.delivered_messages,
+        "requests_by_type": dict(sorted(net.requests_by_type.items())),
         "events_run": net.events_run,
         "frames_decoded_from_cache": net.decode_cache_hits,
         "provide_attempts_max": max(attempts),
         "table_size": {"min": min(tables), "median": statistics.median(tables), "max": max(tables)},
+        "table_holes_when_providing": holes,
         "find_hops": hop_summary(lookup_hops(net, "find-providers"), nodes),
         "provide_hops": hop_summary(provide_hops, nodes),
         "goal": {

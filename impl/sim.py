@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,7 +39,7 @@ from kadspec.impl.events import Direction
 from kadspec.impl.keyspace import Keyspace, Sha256Keyspace
 from kadspec.impl.provide import Phase
 from kadspec.impl.records import MemoryStore, RecordStore
-from kadspec.impl.wire import KadMessage, decode_frames, frame
+from kadspec.impl.wire import KadMessage, MessageType, decode_frames, frame
 
 #: a link's latency in ms, chosen by the test: (sender index, receiver index) -> ms
 LatencyFunction = Callable[[int, int], int]
@@ -144,6 +145,9 @@ class SimNetwork:
     ) -> None:
         self.random = random.Random(seed)
         self.latency = latency
+        # the latency tuple the draw parameters (low, span, bits) were derived from
+        self._latency_of: object = None
+        self._latency_draw = (0, 1, 1)
         self.loss = loss
         self.keyspace = keyspace or Sha256Keyspace()
         self.keep_log = keep_log
@@ -157,6 +161,7 @@ class SimNetwork:
         self.nodes: list[SimNode] = []
         self.partitioned: set[frozenset[int]] = set()
         self.delivered_messages = 0
+        self._delivered_kinds: Counter[tuple[MessageType, bool]] = Counter()
         self.decode_cache_hits = 0
         #: scheduled events taken off the queue by ``run`` (dropped ones of crashed nodes too)
         self.events_run = 0
@@ -165,6 +170,8 @@ class SimNetwork:
         self._queue: list[_Scheduled] = []
         self._seq = 0
         self._by_peer: dict[bytes, int] = {}
+        #: node index -> its listen address (sim_addr), made once
+        self._addrs: list[bytes] = []
         # connection id -> (dialer, listener); one connection per pair is reused
         self._connections: dict[int, tuple[int, int]] = {}
         self._pair: dict[tuple[int, int], int] = {}
@@ -218,6 +225,7 @@ class SimNetwork:
         node.durable = durable
         self.nodes.append(node)
         self._by_peer[node.peer_id] = index
+        self._addrs.append(sim_addr(index))
         self._node_connections[index] = {}
         self._armed[index] = {}
         return node
@@ -262,16 +270,22 @@ class SimNetwork:
             # random.randint(low, high), spelled out on the public getrandbits (the same
             # rejection sampling CPython's Random uses, so a seed gives the same delays): the
             # library's three layers of calls were a tenth of the simulator's own time
-            low, high = latency
-            span = high - low + 1
-            bits = span.bit_length()
-            drawn = self.random.getrandbits(bits)
+            if latency is not self._latency_of:
+                low, high = latency
+                span = high - low + 1
+                self._latency_of, self._latency_draw = latency, (low, span, span.bit_length())
+            low, span, bits = self._latency_draw
+            getrandbits = self.random.getrandbits
+            drawn = getrandbits(bits)
             while drawn >= span:
-                drawn = self.random.getrandbits(bits)
+                drawn = getrandbits(bits)
             delay = low + drawn
         else:
             delay = latency(src, dst)
-        self._timer(guard, delay, action, *args)
+        self._seq += 1
+        heapq.heappush(
+            self._queue, (self.now + delay, self._seq, guard, guard.life, action, args)
+        )  # what _timer does, inlined: this runs for every transfer
 
     def step(self) -> bool:
         """Run the next event; False when nothing is left."""
@@ -395,6 +409,16 @@ class SimNetwork:
         else:
             self.partitioned.discard(pair)
 
+    @property
+    def requests_by_type(self) -> dict[str, int]:
+        """Delivered requests by message type; a FIND_NODE for the sender's own ID (its
+        self-lookup, or an admission probe) is counted apart."""
+        counts: Counter[str] = Counter()
+        for (kind, own_id), count in self._delivered_kinds.items():
+            own = own_id and kind is MessageType.FIND_NODE
+            counts[f"{kind.name} for the sender's own ID" if own else kind.name] += count
+        return dict(counts)
+
     def connected_pairs(self) -> set[tuple[int, int]]:
         """The (dialer, listener) index pairs of the open connections."""
         return set(self._connections.values())
@@ -503,7 +527,7 @@ class SimNetwork:
                     then(existing)
                 return
         target = None if target_index is None else self.nodes[target_index]
-        dialable = target is not None and sim_addr(target.index) in addrs
+        dialable = target is not None and self._addrs[target.index] in addrs
         if target is None or not dialable or not self._reachable(node, target):
             if then is None:
                 self._feed(node, ev.DialFailed(self.now, peer, "unreachable"))
@@ -519,7 +543,7 @@ class SimNetwork:
         ephemeral = f"/sim/{node.index}/ephemeral/{conn}".encode()
         self._feed(
             node,
-            ev.ConnectionOpened(self.now, conn, peer, Direction.OUTBOUND, sim_addr(target.index)),
+            ev.ConnectionOpened(self.now, conn, peer, Direction.OUTBOUND, self._addrs[b]),
         )
         self._feed(
             target, ev.ConnectionOpened(self.now, conn, node.peer_id, Direction.INBOUND, ephemeral)
@@ -534,14 +558,14 @@ class SimNetwork:
         if conn not in self._connections or not sender.up:
             return
         dialer, _ = self._connections[conn]
-        observed = sim_addr(receiver.index) if dialer == receiver.index else None
+        observed = self._addrs[receiver.index] if dialer == receiver.index else None
         self._feed(
             receiver,
             ev.IdentifyReceived(
                 self.now,
                 conn,
                 sender.peer_id,
-                (sim_addr(sender.index),),
+                (self._addrs[sender.index],),
                 sender.protocols,
                 observed,
             ),
@@ -584,6 +608,13 @@ class SimNetwork:
         return loss(src.index, dst.index, message)
 
     def _send_request(self, node: SimNode, effect: fx.SendRequest) -> None:
+        target_index = self._by_peer.get(effect.peer)
+        if target_index is not None:
+            a = node.index
+            conn = self._pair.get((a, target_index) if a < target_index else (target_index, a))
+            if conn is not None:  # what _dial does with an open connection
+                self._sent(node, effect, conn)
+                return
         self._dial(node, effect.peer, effect.addrs, lambda conn: self._sent(node, effect, conn))
 
     def _sent(self, node: SimNode, effect: fx.SendRequest, conn: int | None) -> None:
@@ -608,6 +639,7 @@ class SimNetwork:
     ) -> None:
         message = self._decode(data)
         self.delivered_messages += 1
+        self._delivered_kinds[message.type, message.key == origin.peer_id] += 1
         effects = self._feed(
             target, ev.RequestReceived(self.now, origin.peer_id, conn, stream, message)
         )

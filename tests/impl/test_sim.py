@@ -65,6 +65,13 @@ def test_twenty_nodes_provide_at_start_up_and_every_key_is_found_from_every_node
         found = {o.key: {p.id for p in o.providers} for o in finds(node)}
         for provider, key in zip(net.nodes, keys, strict=True):
             assert provider.peer_id in found[key], (node.index, key)
+    # the benchmark's traffic figures: every delivered request counted once, by kind; each node's
+    # self-lookup asks for its own ID, and every find for a key is a GET_PROVIDERS
+    counts = net.requests_by_type
+    assert sum(counts.values()) == net.delivered_messages
+    assert counts["FIND_NODE for the sender's own ID"] >= len(net.nodes)
+    assert counts["GET_PROVIDERS"] >= len(net.nodes) * len(keys)
+    assert counts["ADD_PROVIDER"] >= len(keys)
 
 
 def test_the_same_seed_replays_the_same_run_with_or_without_the_codec() -> None:
