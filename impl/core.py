@@ -418,13 +418,14 @@ class Core:
 
     @implements("BOOT-06", "ADDR-06", "RT-07")
     def _recover_low_table(self, now: int) -> None:
-        """A table below k re-evaluates the connected peers (go's fixLowPeers): a peer dropped
-        after one unanswered request is still a connected server. Peers whose last dial or
-        request failed stay out until they are heard from again."""
+        """A table below k re-evaluates every connected peer (go's fixLowPeers): a peer dropped
+        after a request that failed or timed out on a live connection is still a connected
+        server, and the refresh gives it another chance, failed mark or not (RT-07 forbids
+        re-admitting a failed dial, and a live connection is no failed dial)."""
         if len(self.table) >= self.config.k:
             return
         for peer, state in list(self._peers.items()):
-            if state.connections and not state.failed:
+            if state.connections:
                 self._consider(peer, now)
 
     # --- serving requests --------------------------------------------------------------------

@@ -57,8 +57,9 @@ class Ghost:
     #: RT-06, RT-07: peers a dial to which failed, with no sign of life from them since
     unresponsive: frozenset[int] = frozenset()
     #: requests this node sent and the observer still waits on, by the configured request
-    #: deadline: (peer, deadline, topic); the topic is the request's target, or -1 - key for
-    #: ADD_PROVIDER (a reply answers the oldest request to its sender on its topic)
+    #: deadline: (peer, deadline, topic); the topic is the request's target (GET_PROVIDERS: with
+    #: a bit above the ID width), or -1 - key for ADD_PROVIDER (a reply answers the oldest
+    #: request to its sender on its topic, as a libp2p stream would: one kind, one target)
     waiting: tuple[tuple[int, int, int], ...] = ()
     #: peers that reset a request or let one pass its deadline, with no sign of life since: a
     #: node MAY leave them out of its table (ADDR-06, BOOT-06)
@@ -76,8 +77,8 @@ class Ghost:
     sent: frozenset[tuple[int, int]] = frozenset()
     #: PROV-05: (key, at): when a holder first stored a copy from the latest batch stored
     kept: frozenset[tuple[int, int]] = frozenset()
-    #: PROV-05: keys it started to publish again (a lookup for the key or ADD_PROVIDER sent)
-    #: since a holder last stored a copy
+    #: PROV-05: keys it started to publish again (a lookup for the key or ADD_PROVIDER sent, or
+    #: an attempt reported failed for want of peers) since a holder last stored a copy
     retried: frozenset[int] = frozenset()
     # ---- survives a crash ----
     #: PROV-03, PROV-04, PROV-07: (key, provider, at): the last genuine publish of each record
@@ -182,6 +183,21 @@ def observe(pre: World, action: Action, post: World) -> World:
         if after != before:
             nodes[n] = st.replace(nodes[n], ghost=after)
             changed = True
+    if action.kind in ("dial_bootstrap", "query"):
+        # A peer that just dialed a node is alive: the connection it opened is a sign of life
+        # (RT-07), as a request from it is (it still owes what it left unanswered). A query's
+        # dial reaches a candidate its lookup picks, so look at every node.
+        dialer = action.node
+        for n in range(count):
+            g = nodes[n].ghost
+            if (
+                dialer in g.unresponsive
+                and not pre.connected(n, dialer)
+                and post.connected(n, dialer)
+            ):
+                alive = attrs.evolve(g, unresponsive=g.unresponsive - {dialer})
+                nodes[n] = st.replace(nodes[n], ghost=alive)
+                changed = True
     if not changed:
         return post
     return st.replace(post, nodes=tuple(nodes))
@@ -189,6 +205,7 @@ def observe(pre: World, action: Action, post: World) -> World:
 
 def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) -> Ghost:
     from kadspec.models.lookup import next_candidate  # lookup imports state: import late
+    from kadspec.models.observe import node_events
 
     old, new = pre.nodes[n], post.nodes[n]
     g = old.ghost  # the model never writes a ghost; a restarted NodeState starts with none
@@ -250,9 +267,10 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
                 heard |= {p}
                 servers |= {p}
                 unresponsive -= {p}
-                if any(e[0] == p and e[2] == m.target for e in waiting):
+                topic = _topic(m, post.config.id_bits)
+                if any(e[0] == p and e[2] == topic for e in waiting):
                     unanswered -= {p}  # (a reply after the deadline is too late to count)
-                    waiting = _answered(waiting, p, m.target)
+                    waiting = _answered(waiting, p, topic)
                 if m.kind is st.Kind.FIND_NODE_REPLY and m.target == post.config.ids[n]:
                     changes["self_answered"] = True
             elif open_:
@@ -286,13 +304,13 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
             elif m.kind in (st.Kind.FIND_NODE, st.Kind.GET_PROVIDERS) and not any(
                 r.dst == n for r in _sent(pre, post, m.dst, -1)
             ):
-                waiting = _answered(waiting, m.dst, m.target)
+                waiting = _answered(waiting, m.dst, _topic(m, post.config.id_bits))
                 unanswered |= {m.dst}  # the stream was reset
     # What the node sent: a batch of ADD_PROVIDER starts a new round for its key.
     outgoing = _sent(pre, post, n, popped)
     deadline = clock + post.config.timing.request_deadline
     requests = [
-        (m.dst, deadline, m.target if m.kind is not st.Kind.ADD_PROVIDER else -1 - m.key)
+        (m.dst, deadline, _topic(m, post.config.id_bits))
         for m in outgoing
         if m.kind in (st.Kind.FIND_NODE, st.Kind.GET_PROVIDERS)
         or (m.kind is st.Kind.ADD_PROVIDER and m.provider == n)  # not a forgery it sends
@@ -302,10 +320,19 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
     keys = {m.key for m in outgoing if m.kind is st.Kind.ADD_PROVIDER and m.provider == n}
     if kept:
         targets = post.config.keys
+        # An attempt that found no peer to ask (or none that stored it) and said so started
+        # to publish again too: the node tried, and BOOT-05's outcome tells its user.
+        no_peer = (st.Reason.NO_PEERS, st.Reason.NONE_DELIVERED)
+        tried = {
+            e.key
+            for e in node_events(-1, old, new)
+            if e.kind == "provide-failed" and e.reason in no_peer
+        }
         retried |= {
             key
             for key, _ in kept
             if key in keys
+            or key in tried
             or any(m.kind is st.Kind.FIND_NODE and m.target == targets[key] for m in outgoing)
         }
     for key in keys:
@@ -344,6 +371,17 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         boot_dialed=boot_dialed,
     )
     return st.replace(g, **changes)
+
+
+def _topic(m: Message, id_bits: int) -> int:
+    """What a reply answers: a FIND_NODE's target, a GET_PROVIDERS's target with a bit above the
+    ID width (a late FIND_NODE reply for a key's ID answers no GET_PROVIDERS for the key), or
+    -1 - key for ADD_PROVIDER."""
+    if m.kind is st.Kind.ADD_PROVIDER:
+        return -1 - m.key
+    if m.kind in (st.Kind.GET_PROVIDERS, st.Kind.GET_PROVIDERS_REPLY):
+        return m.target | 1 << id_bits
+    return m.target
 
 
 def _answered(

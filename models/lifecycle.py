@@ -164,18 +164,20 @@ def refresh(world: World, policy: Policy, node: int) -> World:
 
 @requirement("BOOT-06", "ADDR-06", "RT-07")
 def recover_low_table(world: World, policy: Policy, node: int) -> World:
-    """A table below k re-evaluates the connected peers (go's fixLowPeers).
+    """A table below k re-evaluates every connected peer (go's fixLowPeers).
 
-    A peer dropped after one unanswered request is still a connected server: identify's word
-    stands, so ``try_admit`` applies the usual evidence rules. Peers whose last dial or
-    request failed stay out (RT-07: no sign of life since); their next reply or identify
-    brings them back.
+    A peer dropped after a request that failed or timed out on a live connection is still a
+    connected server: identify's word stands, so ``try_admit`` applies the usual evidence rules.
+    Its failed mark does not keep it out: a request that timed out on a live connection is no
+    failed dial (RT-07), and the refresh gives it another chance, as go's fixLowPeers does
+    (it re-adds every connected kad server when the table runs low, whatever failed before).
+    Without this a node whose every connected peer missed one deadline stays isolated for good.
     """
     state = world.nodes[node]
     if len(state.table()) >= world.config.timing.k:
         return world
     for peer, peer_view in enumerate(state.peers):
-        if peer_view.conn is not Conn.NONE and not peer_view.failed:
+        if peer_view.conn is not Conn.NONE:
             world = try_admit(world, policy, node, peer)
     return world
 

@@ -1271,6 +1271,13 @@ class Encoding:
         e = _Effect(self, post, tag)
         for n in parties(inst, self.shape.nodes):
             e.observe_node(pre, inst, out, n)
+        if inst.kind in ("dial_bootstrap", "query"):
+            # ghost.observe: the connection a peer opened is a sign of life (RT-07).
+            p = inst.node
+            for n in range(self.shape.nodes):
+                if n != p:
+                    opened = and_(eq(pre("conn", n, p), int(Conn.NONE)), e.connected(n, p))
+                    e.put(opened, "g_unresponsive", (n, p), False)
         return e.st, e.side
 
 
@@ -1991,7 +1998,7 @@ class _Effect:
         """lifecycle.recover_low_table: a table below k re-evaluates its connected peers."""
         low = and_(w, lt(card(self.table(n)), self.cfg.k))
         for p in self.others(n):
-            self.try_admit(and_(low, self.connected(n, p), not_(self.g("failed", n, p))), n, p)
+            self.try_admit(and_(low, self.connected(n, p)), n, p)
 
     def timers(self) -> list[tuple[Term, Term]]:
         """(armed, time) of every timer lifecycle.next_deadline looks at: running nodes only."""

@@ -510,7 +510,9 @@ def _server_view_is_evidence(st: SymState, cfg: SymConfig, n: int, p: int) -> Te
     server = implies(
         eq(st("proto", n, p), int(Proto.SERVER)), and_(st("g_heard", n, p), st("g_server", n, p))
     )
-    marked = implies(st("g_unresponsive", n, p), st("failed", n, p))
+    marked = implies(
+        st("g_unresponsive", n, p), and_(st("failed", n, p), eq(st("conn", n, p), int(Conn.NONE)))
+    )
     return implies(st("up", n), and_(server, marked))
 
 
@@ -680,8 +682,9 @@ AUXILIARY_INVARIANTS: tuple[Invariant, ...] = (
         "server_views_are_evidence",
         (),
         "A peer a running node sees as a kad server was heard and is a server by the ghost's "
-        "account; a peer whose last dial failed is marked failed (low-table recovery admits "
-        "only connected, unfailed servers).",
+        "account; a peer whose last dial failed is marked failed and not connected (a "
+        "connection either side opened since is a sign of life, so low-table recovery, which "
+        "admits connected servers failed or not, never admits an unresponsive one).",
         forall(each_channel, _server_view_is_evidence),
     ),
     Invariant(
