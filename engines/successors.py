@@ -38,6 +38,7 @@ computed from the effect without building the successor at all when it was seen 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -55,10 +56,13 @@ from kadspec.models.checks import (
     exercised_in_state,
     exercised_in_step,
     node_premises,
+    operations_answered_in_time,
     provides_answered_in_time,
 )
+from kadspec.models.config import Config
 from kadspec.models.lifecycle import node_deadline
 from kadspec.models.lookup import next_candidate
+from kadspec.models.observe import project_node
 from kadspec.models.policy import Policy
 from kadspec.models.state import Budget, Kind, Message, NodeState, World
 
@@ -193,6 +197,9 @@ class Successors:
         #: per node ``n`` and node state id ``s`` (``n | s << 4``): its own moves and next
         #: timer, its invariants' violations, its live premises
         self._per_node: dict[int, tuple[Local, tuple[Violation, ...], frozenset[str]]] = {}
+        #: per world invariant that splits over nodes: each node's share, by (clock, node state
+        #: id, node) packed into an int (see _SPLIT_OVER_NODES)
+        self._split_checks: dict[StateCheck, dict[int, tuple[Violation, ...]]] = {}
         self._deliveries: dict[Message, Move] = {}
         self._faults: dict[Action, Move] = {}
         assert count <= 16, "node indices are packed into 4 bits of the per-node memo's key"
@@ -323,7 +330,6 @@ class Successors:
         """:meth:`enabled` for the world ``key``, decoded only if the memo lacks a part."""
         nodes_part = self._by_nodes.get(key & self._nodes_mask)
         if nodes_part is None:
-            world = world or self.world(key)
             nodes_part = self._nodes_part(world, key)
         network = self._by_network.get((key >> self._network_shift) & self._network_mask)
         if network is None:
@@ -349,7 +355,9 @@ class Successors:
         node states when every world invariant reads the nodes only (a decoded world is needed
         otherwise, or on a miss)."""
         nodes_part = self._by_nodes.get(key & self._nodes_mask)
-        if nodes_part is not None and nodes_part.state_violations is not None:
+        if nodes_part is None:
+            nodes_part = self._nodes_part(world, key)
+        if nodes_part.state_violations is not None:
             if self.verify:
                 world = world or self.world(key)
                 assert list(nodes_part.state_violations) == check_state(world, self.policy)
@@ -357,32 +365,42 @@ class Successors:
             return nodes_part.state_violations, nodes_part.premises
         return self.invariants_and_premises(world or self.world(key), key)
 
-    def _nodes_part(self, world: World, key: int) -> NodesPart:
-        """What depends on the clock, the budget and the node states only (not the network)."""
+    def _nodes_part(self, world: World | None, key: int) -> NodesPart:
+        """What depends on the clock, the budget and the node states only (not the network).
+
+        Built from per-node memos (a node's own moves and timer, its invariants, its premises,
+        its share of the world invariants that split over nodes), so the world is decoded only
+        where one of those misses: most new combinations of node states are made of node
+        states met before."""
         nodes_key = key & self._nodes_mask
         part = self._by_nodes.get(nodes_key)
         if part is not None:
             return part
         if len(self._by_nodes) >= self.PART_CACHE:
             self._by_nodes.clear()  # a pure cache: start over rather than grow without bound
-        nodes = world.nodes
-        budget = world.budget
         bits = self.NODE_BITS
         node_mask = (1 << bits) - 1
-        user_key = (key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)
-        for state in nodes:
-            user_key = user_key << 1 | state.up
+        clock = key >> self._clock_shift
+        budget_id = (key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)
+        ids = [(key >> (n * bits)) & node_mask for n in range(self._count)]
+        states = self._nodes
+        user_key = budget_id
+        for state_id in ids:
+            user_key = user_key << 1 | states[state_id].up
         user = self._user.get(user_key)
         if user is None:
+            world = world or self.world(key)
             user = self._user[user_key] = self._user_moves(world)
         head = list(user)
         # Per node and node state id: its own moves and timer, invariant violations, premises.
         per_node = self._per_node
         entries = []
-        for n, state in enumerate(nodes):
-            node_key = n | ((key >> (n * bits)) & node_mask) << 4
+        for n, state_id in enumerate(ids):
+            node_key = n | state_id << 4
             entry = per_node.get(node_key)
             if entry is None:
+                world = world or self.world(key)
+                state = states[state_id]
                 entry = per_node[node_key] = (
                     self._local_moves(world, n, state),
                     check_node(self.config, n, state),
@@ -397,16 +415,31 @@ class Successors:
                 tail.extend(local[0][part_index])
         # A node's own protocol actions are urgent: time passes only when none is enabled.
         deadlines = [local[1] for local in locals_ if local[1] is not None]
-        if not tail and deadlines and world.clock < min(deadlines) <= world.horizon:
+        if not tail and deadlines and clock < min(deadlines) <= self.horizon:
             head.append(self._tick)
             busy = True
         busy = busy or bool(tail)
         found: list[Violation] = [v for entry in entries for v in entry[1]]
-        by_nodes = {
-            check: tuple(Violation(rid, d) for d in check(world, self.policy))
-            for rid, check in WORLD_CHECKS
-            if check in _READ_NODES_ONLY
-        }
+        by_nodes: dict[StateCheck, tuple[Violation, ...]] = {}
+        for rid, check in WORLD_CHECKS:
+            if check not in _READ_NODES_ONLY:
+                continue
+            split = _SPLIT_OVER_NODES.get(check)
+            if split is None:
+                world = world or self.world(key)
+                by_nodes[check] = tuple(Violation(rid, d) for d in check(world, self.policy))
+                continue
+            memo = self._split_checks.setdefault(check, {})
+            shares: list[Violation] = []
+            for n, state_id in enumerate(ids):
+                share_key = (clock << bits | state_id) << 4 | n
+                share = memo.get(share_key)
+                if share is None:
+                    share = memo[share_key] = tuple(
+                        Violation(rid, d) for d in split(self.config, n, states[state_id], clock)
+                    )
+                shares.extend(share)
+            by_nodes[check] = tuple(shares)
         premises: frozenset[str] = frozenset().union(*(entry[2] for entry in entries))
         complete = all(check in by_nodes for _, check in WORLD_CHECKS)
         every = tuple(found) + tuple(
@@ -419,7 +452,7 @@ class Successors:
             tuple(found),
             by_nodes,
             premises,
-            budget.faults > 0,
+            self._budgets[budget_id].faults > 0,
             every if complete else None,
         )
         self._by_nodes[nodes_key] = part
@@ -819,6 +852,24 @@ class NetworkPart:
 _READ_NODES_ONLY: frozenset[StateCheck] = frozenset({provides_answered_in_time})
 _READ_NETWORK_ONLY: frozenset[StateCheck] = frozenset()
 _NEEDS_MESSAGES: dict[StateCheck, tuple[Kind, ...]] = {}
+
+
+def _answered_in_time_at(config: Config, n: int, state: NodeState, clock: int) -> list[str]:
+    """Node ``n``'s share of :func:`~kadspec.models.checks.provides_answered_in_time`: that
+    check runs :func:`~kadspec.models.checks.operations_answered_in_time` on each node's
+    projection in node order, and has nothing to say of a node the user asked nothing."""
+    if not state.ghost.asked:
+        return []
+    return operations_answered_in_time(project_node(config, n, state), clock)
+
+
+#: world invariants that read the nodes and the clock only and are the concatenation, in node
+#: order, of a per-node share: check(world) == [d for n, s in enumerate(world.nodes) for d in
+#: share(config, n, s, world.clock)]. Each share is memoized per (node, state, clock); the
+#: ``verify`` mode compares the whole with check_state on every state.
+_SPLIT_OVER_NODES: dict[StateCheck, Callable[[Config, int, NodeState, int], list[str]]] = {
+    provides_answered_in_time: _answered_in_time_at,
+}
 
 
 __all__ = ["Effect", "Move", "Successors"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from kadspec.engines.successors import Successors
 from kadspec.models.actions import apply, enabled
+from kadspec.models.checks import check_state
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy
 from kadspec.models.scenarios import SCENARIOS
@@ -110,3 +112,28 @@ def test_a_step_outside_its_situation_is_not_memoized() -> None:
     moves, _ = engine.enabled(world)
     crash_moves = [m for m in moves if m.action.kind == "crash"]
     assert all(m.parties is None for m in crash_moves)
+
+
+def test_the_per_node_share_of_a_world_invariant_equals_the_whole() -> None:
+    """BOOT-05's bounded check is memoized per (node, state, clock): on worlds where users
+    asked and the clock is moved past the bound (so that it fires), the engine's invariants
+    equal check_state's, violations and their order included."""
+    fired = 0
+    for name in ("expiry", "republish", "nat-provides", "trio"):
+        initial = SCENARIOS[name].initial()
+        worlds = [initial]
+        for world in worlds:
+            worlds.extend(apply(world, SPEC, a) for a in enabled(world, SPEC))
+            if len(worlds) > 300:
+                break
+        engine = Successors(initial, SPEC)
+        for world in worlds:
+            if not any(s.ghost.asked for s in world.nodes):
+                continue
+            for clock in (world.clock, world.clock + 50, world.clock + 10_000):
+                moved = attrs.evolve(world, clock=clock)
+                found, _ = engine.state_checks(engine.key(moved))
+                expected = check_state(moved, SPEC)
+                assert list(found) == expected, (name, clock)
+                fired += any(v.requirement == "BOOT-05" for v in expected)
+    assert fired > 0  # the shares were not all empty
