@@ -75,6 +75,8 @@ def connect(world: World, dialer: int, listener: int) -> World:
 
 def disconnect(world: World, a: int, b: int) -> World:
     """Close the connection between a and b. Messages already in flight stay in flight: the
-    host may still hand a late identify to the DHT after the close (go-libp2p-kad-dht #358)."""
+    host may still hand a late identify to the DHT after the close (go-libp2p-kad-dht #358); a
+    kad message is dropped on arrival unless the pair reconnected (abstraction (a) in
+    ``kadspec.models``)."""
     world = set_view(world, a, b, conn=Conn.NONE)
     return set_view(world, b, a, conn=Conn.NONE)

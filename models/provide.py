@@ -178,7 +178,8 @@ def fail(world: World, policy: Policy, node: int, key: int, reason: Reason) -> W
 
 @requirement("PROV-01", "PROV-08", "ADDR-07")
 def announce(world: World, policy: Policy, node: int, key: int, peers: tuple[int, ...]) -> World:
-    """Send ADD_PROVIDER to the closest peers GetClosestPeers returned."""
+    """Send ADD_PROVIDER to the closest peers GetClosestPeers returned, without a dial: they
+    answered over a live connection (abstraction (b) in ``kadspec.models``)."""
     if not peers:
         return fail(world, policy, node, key, Reason.NO_PEERS)
     public = _carries_addresses(world, policy, node)
