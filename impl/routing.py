@@ -96,6 +96,12 @@ class RoutingTable:
     def get(self, peer: bytes) -> Entry | None:
         return self._entries.get(peer)
 
+    def has_room(self, key: int) -> bool:
+        """Whether the bucket a peer with ``key`` belongs in takes a newcomer (RT-05): go asks
+        this (UsefulNewPeer) before it probes a candidate, so a full bucket costs no probe."""
+        index = common_prefix_length(self.own_key, key, self.bits)
+        return len(self._buckets.get(index, ())) < self.k
+
     def bucket_sizes(self) -> dict[int, int]:
         return {i: len(b) for i, b in sorted(self._buckets.items()) if b}
 

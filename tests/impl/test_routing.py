@@ -37,6 +37,7 @@ def test_a_full_bucket_refuses_newcomers_and_never_holds_self() -> None:
     assert table.add(entry(9)) is Added.UPDATED
     assert table.add(entry(1)) is Added.ADDED  # another bucket
     assert table.bucket_sizes() == {0: 2, 3: 1}
+    assert not table.has_room(11) and table.has_room(1) and table.has_room(4)  # 4: bucket 1
     with pytest.raises(ValueError, match="RT-07"):
         table.add(entry(0))
     assert table.remove(bytes([8])) and not table.remove(bytes([8]))
