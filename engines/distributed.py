@@ -23,7 +23,13 @@ from typing import Any, cast
 import attrs
 
 from kadspec.engines.explorer import Exploration
-from kadspec.engines.parallel import RemoteTransport, SearchOptions, Worker, coordinate
+from kadspec.engines.parallel import (
+    RemoteTransport,
+    SearchOptions,
+    Worker,
+    choose_owner_nodes,
+    coordinate,
+)
 from kadspec.models.policy import Policy
 from kadspec.models.state import World
 
@@ -114,6 +120,7 @@ def explore_ray(
         resources = cast(Callable[[], dict[str, float]], ray.cluster_resources)()
         count = workers or max(1, int(resources.get("CPU", 1)))
         host = ray.remote(num_cpus=1)(_Host)
+        owners = choose_owner_nodes(initial, policy) if count > 1 else None
         actors = [
             host.remote(
                 n,
@@ -122,6 +129,7 @@ def explore_ray(
                 policy,
                 fingerprints=chosen.fingerprints,
                 witnesses=chosen.witnesses,
+                owner_nodes=owners,
             )
             for n in range(count)
         ]
