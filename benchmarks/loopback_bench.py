@@ -15,9 +15,11 @@ For each size (10 and 50 nodes by default) and each implementation, in the same 
   its first successful ``provide.outcome``.
 
 Everything listens on 127.0.0.1 only; each run has a deadline, after which the nodes still
-waiting are reported as such; every process is stopped by its pid. Wall figures depend on the
-machine's load (the JSON records the load average and CPU seconds of the processes measured);
-on a shared machine they are orders of magnitude, not a ranking.
+waiting are reported as such, and the whole benchmark a budget (``--budget``), after which the
+runs not begun are reported as skipped; every process is stopped by its pid. Wall figures
+depend on the machine's load: the JSON records, for each run, the load average before and after
+it and the CPU seconds of the processes measured (and of this process, which reads their
+output); on a shared machine they are orders of magnitude, not a ranking.
 
 Run: ``python benchmarks/loopback_bench.py --out results/bench-loopback.json``.
 Not a test: nothing here runs in the suite.
@@ -255,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.1,
         help="seconds between two joiners' starts (0: all at once, a stampede on n0)",
     )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=1800.0,
+        help="seconds for the whole benchmark: runs not begun by then are reported as skipped",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench-loopback.json")
     args = parser.parse_args(argv)
 
@@ -263,7 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for size in args.sizes:
         for name in args.implementations:
+            if time.monotonic() - started > args.budget:
+                runs.append({"implementation": name, "nodes": size, "skipped": "over --budget"})
+                continue
             print(f"{name}, {size} nodes ...", file=sys.stderr, flush=True)
+            load = os.getloadavg()
+            own = time.process_time()
             try:
                 if name == "reference-processes":
                     run = bench_reference_processes(size, args.deadline, args.join_interval)
@@ -275,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                     "nodes": size,
                     "error": f"{type(error).__name__}: {error}",
                 }
+            run["load_average_before"] = [round(x, 2) for x in load]
+            run["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+            run["bench_process_cpu_s"] = round(time.process_time() - own, 2)
             runs.append(run)
             figures = run.get("start_to_first_ack_s") or {}
             print(
