@@ -66,7 +66,10 @@ REDUCTIONS: dict[str, tuple[bool, bool]] = {
 }
 GiB = 1 << 30
 #: the parts of a run, in order (``--only`` picks some)
-SECTIONS = ("throughput", "profile", "scale", "growth", "four-node", "mutants")
+SECTIONS = ("throughput", "profile", "scale", "growth", "four-node", "large", "mutants")
+#: issue 11's larger configurations: the full-bucket scenario (crowd: n0's bucket is full when
+#: a newcomer arrives) and the 5-node ones, complete; star-5 to a state cap
+LARGE = (("crowd", None), ("five", None), ("five-find", None), ("star-5", 1_000_000))
 
 Json = dict[str, Any]
 
@@ -75,7 +78,10 @@ Json = dict[str, Any]
 
 
 def run(
-    scenario: str, reduction: str = "none", max_states: int | None = None
+    scenario: str,
+    reduction: str = "none",
+    max_states: int | None = None,
+    max_seconds: float | None = None,
 ) -> tuple[Exploration, float, float]:
     """Explore a scenario under SPEC with a reduction; the result, wall and CPU seconds."""
     symmetry, partial_order = REDUCTIONS[reduction]
@@ -86,6 +92,7 @@ def run(
             initial,
             SPEC,
             max_states=max_states,
+            max_seconds=max_seconds,
             symmetry=symmetry,
             partial_order=partial_order,
         )
@@ -257,14 +264,86 @@ def profile(scenario: str = "trio", top: int = 15) -> Json:
         "profiled_seconds": round(total, 3),
         "note": "under cProfile (which slows calls down unevenly); shares, not rates",
         "top_by_own_time": rows,
+        "cost_split": cost_split(scenario),
     }
+
+
+def cost_split(scenario: str = "trio", repeats: int = 3) -> Json:
+    """Where one core's time goes, without a profiler's distortion (best of ``repeats``):
+
+    * cold: a run as ``kadspec check`` does it, every memo empty;
+    * warm: the same run again on the same (already filled) engine, so that every step,
+      guard and check is a memo hit: what the explorer's own loop costs;
+    * model: the model's own functions (``apply``, ``check_step``, ``exercised_in_step``)
+      recomputed, alone, for each situation the cold run had to compute once.
+
+    The model's part bounds the cold rate from above even for an engine that cost nothing:
+    states / model seconds."""
+    import kadspec.engines.explorer as explorer_module
+    from kadspec.engines.successors import Successors
+    from kadspec.models.checks import exercised_in_step
+
+    initial = scenario_of(scenario).initial()
+    engines: list[Successors] = []
+    situations: list[tuple[Any, Any]] = []
+
+    class Recording(Successors):
+        def _compute(self, world: Any, move: Any, situation: int, alone: bool) -> Any:
+            situations.append((world, move.action))
+            return super()._compute(world, move, situation, alone)
+
+    def reused(*args: Any, **kwargs: Any) -> Successors:
+        if not engines:
+            engines.append(Recording(*args, **kwargs))
+        return engines[0]
+
+    cold = min(timed(partial(explore, initial, SPEC))[2] for _ in range(repeats))
+    # explore() builds its engine by this module-level name: hand it the one engine
+    original = getattr(explorer_module, "Successors")  # noqa: B009
+    setattr(explorer_module, "Successors", reused)  # noqa: B010
+    try:
+        result, _, _ = timed(partial(explore, initial, SPEC))  # fills the one engine
+        warm = min(timed(partial(explore, initial, SPEC))[2] for _ in range(repeats))
+    finally:
+        setattr(explorer_module, "Successors", original)  # noqa: B010
+
+    def model_only() -> None:
+        for world, action in situations:
+            after = apply(world, SPEC, action)
+            check_step(world, action, after, SPEC)
+            exercised_in_step(world, action, after, SPEC)
+
+    model = min(_cpu(model_only) for _ in range(repeats))
+    states = result.states
+    return {
+        "scenario": scenario,
+        "states": states,
+        "computed_situations": len(situations),
+        "cold_cpu_seconds": round(cold, 3),
+        "warm_cpu_seconds": round(warm, 3),
+        "model_cpu_seconds": round(model, 3),
+        "states_per_second_cpu": {
+            "cold": round(states / cold),
+            "warm_engine_loop_only": round(states / warm),
+            "bound_if_the_engine_cost_nothing": round(states / model),
+        },
+        "model_share_of_cold": round(model / cold, 3),
+        "note": "the model's first computation of each situation is what a cold run cannot "
+        "avoid; warm = every memo hit",
+    }
+
+
+def _cpu(work: Callable[[], None]) -> float:
+    started = time.process_time()
+    work()
+    return time.process_time() - started
 
 
 def scale(scenario: str, ray_scenario: str) -> Json:
     """The partitioned explorer against the serial one, Ray against --workers 2, the
     fingerprint mode, and one run's progress snapshots."""
     from kadspec.engines.explorer import Snapshot
-    from kadspec.engines.parallel import explore_parallel
+    from kadspec.engines.parallel import choose_owner_nodes, explore_parallel
 
     initial = scenario_of(scenario).initial()
     found: Json = {"scenario": scenario}
@@ -320,8 +399,35 @@ def scale(scenario: str, ray_scenario: str) -> Json:
         "omission_probability": fingerprint.omission_probability,
         "agrees_with_serial": fingerprint.states == serial.states,
     }
+    found["owner_nodes"] = list(choose_owner_nodes(initial, SPEC))
     found["ray"] = ray_overhead(ray_scenario)
     return found
+
+
+def scale_capped(scenario: str, max_states: int) -> Json:
+    """Serial against 2 workers on a larger, capped run (the workers finish the level they
+    are in, so their run holds a few more states: rates are per state)."""
+    from kadspec.engines.parallel import choose_owner_nodes, explore_parallel
+
+    initial = scenario_of(scenario).initial()
+    serial, wall, cpu = timed(partial(explore, initial, SPEC, max_states=max_states))
+    two, two_wall, _ = timed(
+        partial(explore_parallel, initial, SPEC, workers=2, max_states=max_states)
+    )
+    busiest = max(two.worker_cpu_seconds, default=0.0)
+    serial_per_state = cpu / serial.states
+    return {
+        "scenario": scenario,
+        "max_states": max_states,
+        "owner_nodes": list(choose_owner_nodes(initial, SPEC)),
+        "serial": _scale_row(serial, wall, cpu),
+        "workers_2": _scale_row(two, two_wall, two.cpu_seconds),
+        "speedup_2_workers_wall": round((wall / serial.states) / (two_wall / two.states), 2),
+        "speedup_2_workers_cpu_bound": round(serial_per_state / (busiest / two.states), 2)
+        if busiest
+        else None,
+        "total_cpu_ratio_2_workers": round((two.cpu_seconds / two.states) / serial_per_state, 2),
+    }
 
 
 def _scale_row(result: Exploration, wall: float, cpu: float) -> Json:
@@ -406,6 +512,20 @@ def child(request: Json, timeout: float | None) -> Json:
     return answer
 
 
+def peak_rss_mib() -> int:
+    """This process's peak resident memory in MiB: the kernel's high-water mark of this
+    program's memory (getrusage's ru_maxrss would also count the parent's size at the fork,
+    as Linux keeps it across exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def run_child(request: Json) -> Json:
     """The child side of :func:`child`."""
     # Fail with MemoryError rather than push the machine (and everyone on it) into swap or
@@ -414,10 +534,16 @@ def run_child(request: Json) -> Json:
     cap = min(22 * GiB, int(physical * 0.9))
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     if request["kind"] == "explore":
-        answer = summary(*run(request["scenario"], request["reduction"]))
+        result, wall, cpu = run(
+            request["scenario"],
+            request["reduction"],
+            request.get("max_states"),
+            request.get("max_seconds"),
+        )
+        answer = summary(result, wall, cpu) | {"levels": list(result.levels)}
         answer["scenario"] = request["scenario"]
         answer["reduction"] = request["reduction"]
-        answer["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        answer["peak_rss_mib"] = peak_rss_mib()
         return answer
     return hunt_child(request["mutant"], request["max_examples"])
 
@@ -657,6 +783,11 @@ def main(argv: list[str] | None = None) -> int:
         help="explore star-4 exhaustively (tens of minutes; default: islands-4)",
     )
     parser.add_argument(
+        "--four-node-seconds",
+        type=float,
+        help="a time cap for --four-node-exhaustive (the run then says how far it got)",
+    )
+    parser.add_argument(
         "--only",
         help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
     )
@@ -691,6 +822,8 @@ def main(argv: list[str] | None = None) -> int:
     if "scale" in sections:
         step(f"workers, fingerprints and Ray on {args.scale_scenario}")
         report["scale"] = scale(args.scale_scenario, ray_scenario="trio")
+        step("serial against 2 workers on star-4, capped")
+        report["scale"]["capped"] = scale_capped("star-4", 50_000 if args.quick else 400_000)
     if "growth" in sections:
         step("state counts by network size")
         report["growth"] = growth(
@@ -701,10 +834,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.four_node_exhaustive:
             step("star-4 exhaustively, in a child process")
             request: Json = {"kind": "explore", "scenario": "star-4", "reduction": "none"}
+            if args.four_node_seconds:
+                request["max_seconds"] = args.four_node_seconds
         else:
             step("islands-4 exhaustively, in a child process")
             request = {"kind": "explore", "scenario": "islands-4", "reduction": "none"}
         report["four_node_exhaustive"] = child(request, timeout=None)
+    if "large" in sections:
+        report["large"] = {}
+        for name, cap in LARGE:
+            step(f"{name} ({'complete' if cap is None else f'to {cap:,} states'}), in a child")
+            request = {"kind": "explore", "scenario": name, "reduction": "none"}
+            report["large"][name] = child(request | {"max_states": cap}, timeout=3600)
     if "mutants" in sections:
         step("mutants, per engine")
         report["mutants"] = mutants(

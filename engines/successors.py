@@ -85,6 +85,7 @@ class Effect:
         "budget_id",
         "changes",
         "clock",
+        "edit_ids",
         "edits",
         "exercised",
         "keep",
@@ -111,6 +112,8 @@ class Effect:
         self.violations = violations
         self.serial = 0
         self.node_ids: tuple[tuple[int, int], ...] = ()
+        #: the edits as (channel index, interned edit id) (see Successors._patched)
+        self.edit_ids: tuple[tuple[int, int], ...] = ()
         self.budget_id = -1
         # A successor's key is ``key & keep | put`` (and, with edits, the next network's id
         # or'ed into the cleared network field): the fields the effect sets, precomputed.
@@ -208,8 +211,17 @@ class Successors:
         # interning: object -> id and id -> object, per kind
         self._node_id: dict[NodeState, int] = {}
         self._nodes: list[NodeState] = []
-        self._network_id: dict[tuple[tuple[Message, ...], ...], int] = {}
-        self._networks: list[tuple[tuple[Message, ...], ...]] = []
+        # A network is interned as the tuple of its channels' ids: patching one replaces a
+        # few small ints and hashes a tuple of ints, never a message.
+        self._channel_id: dict[tuple[Message, ...], int] = {}
+        self._channels: list[tuple[Message, ...]] = []
+        self._network_id: dict[tuple[int, ...], int] = {}  # channel ids -> network id
+        self._networks: list[tuple[int, ...]] = []  # network id -> channel ids
+        #: (dropped, appended) edits of a channel, interned, and a channel's id after one:
+        #: channel id | edit id << 32 -> channel id
+        self._edit_id: dict[tuple[int, tuple[Message, ...]], int] = {}
+        self._edits: list[tuple[int, tuple[Message, ...]]] = []
+        self._channel_after: dict[int, int] = {}
         self._budget_id: dict[Budget, int] = {}
         self._budgets: list[Budget] = []
         self._messages: dict[Message, Message] = {}
@@ -240,15 +252,31 @@ class Successors:
         return found
 
     def _network_key(self, network: tuple[tuple[Message, ...], ...]) -> int:
-        found = self._network_id.get(network)
+        return self._network_of(tuple([self._channel(channel) for channel in network]))
+
+    def _channel(self, channel: tuple[Message, ...]) -> int:
+        found = self._channel_id.get(channel)
         if found is None:
             # Share one object per distinct message, so that comparing channels rarely has to
             # look inside a message.
             messages = self._messages
-            network = tuple(
-                [tuple([messages.setdefault(m, m) for m in ch]) if ch else ch for ch in network]
-            )
-            found = self._intern(self._network_id, self._networks, network, self.NETWORK_BITS)
+            channel = tuple([messages.setdefault(m, m) for m in channel])
+            found = self._channel_id[channel] = len(self._channels)
+            self._channels.append(channel)
+        return found
+
+    def _network_of(self, channels: tuple[int, ...]) -> int:
+        found = self._network_id.get(channels)
+        if found is None:
+            found = self._intern(self._network_id, self._networks, channels, self.NETWORK_BITS)
+        return found
+
+    def _edit(self, dropped: int, appended: tuple[Message, ...]) -> int:
+        edit = (dropped, appended)
+        found = self._edit_id.get(edit)
+        if found is None:
+            found = self._edit_id[edit] = len(self._edits)
+            self._edits.append(edit)
         return found
 
     def key(self, world: World) -> int:
@@ -303,7 +331,8 @@ class Successors:
         return self._nodes[state_id]
 
     def network(self, network_id: int) -> tuple[tuple[Message, ...], ...]:
-        return self._networks[network_id]
+        channels = self._channels
+        return tuple([channels[c] for c in self._networks[network_id]])
 
     def budget(self, budget_id: int) -> Budget:
         return self._budgets[budget_id]
@@ -313,7 +342,7 @@ class Successors:
         mask = (1 << self.NODE_BITS) - 1
         nodes = self._nodes
         states = tuple([nodes[(key >> (n * self.NODE_BITS)) & mask] for n in range(self._count)])
-        network = self._networks[(key >> self._network_shift) & ((1 << self.NETWORK_BITS) - 1)]
+        network = self.network((key >> self._network_shift) & ((1 << self.NETWORK_BITS) - 1))
         budget = self._budgets[(key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)]
         return World(self.config, self.horizon, key >> self._clock_shift, states, network, budget)
 
@@ -620,10 +649,16 @@ class Successors:
 
     def _patched(self, network: int, effect: Effect) -> int:
         channels = list(self._networks[network])
-        for index, dropped, appended in effect.edits:
-            kept = () if dropped < 0 else channels[index][dropped:]
-            channels[index] = kept + appended
-        return self._network_key(tuple(channels))
+        after = self._channel_after
+        for index, edit in effect.edit_ids:
+            before = channels[index]
+            following = after.get(before | edit << 32)
+            if following is None:
+                dropped, appended = self._edits[edit]
+                kept = () if dropped < 0 else self._channels[before][dropped:]
+                following = after[before | edit << 32] = self._channel(kept + appended)
+            channels[index] = following
+        return self._network_of(tuple(channels))
 
     def _compute(
         self, world: World, move: Move, situation: int, alone: bool
@@ -660,6 +695,9 @@ class Successors:
         self._effects += 1
         effect.serial = self._effects
         effect.node_ids = tuple((n, self._node_id[state]) for n, state in effect.changes)
+        effect.edit_ids = tuple(
+            (index, self._edit(dropped, appended)) for index, dropped, appended in effect.edits
+        )
         if effect.budget is not None:
             effect.budget_id = self._budget_id[effect.budget]
         self._masks(effect)
