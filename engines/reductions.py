@@ -125,7 +125,9 @@ scenarios, the same verdicts, witnesses and live premises.
 Measured (``benchmarks/reduction_bench.py``, ``results/bench-reductions.json``): star-3 35,522
 -> 33,289 states (complete, the same depth 39, the same quiescent worlds, as the
 tests check); star-4 under a cap of 200,001 states: within depth 20, 122,218 -> 91,911 states
-(-25%), and the gap widens with depth; two-bootstraps 437 -> 175; mode-change 1,881 -> 1,597.
+(-25%), and the gap widens with depth; two-bootstraps 437 -> 175; mode-change 1,881 -> 1,597
+(3,893 -> 2,972 on the model after issue 8's liveness fix: counts move with the model, and the
+tests pin none of them, only that both searches agree).
 The savings are modest in a star: once the hub has admitted every joiner, any node with a
 lookup under way can learn of any other, and A4 fails; they are large where nodes work apart.
 Each reduced expansion takes the candidate moves once more, so the reduced search is slower
