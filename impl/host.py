@@ -159,6 +159,26 @@ def _no_host_identify(peer_id: Any, *, reason: str) -> None:
     return None
 
 
+def _leave_dialling_to_the_core(host: Any) -> None:
+    """Stop the host from dialling peers on its own.
+
+    py-libp2p's swarm has an auto-connector: below min_connections (50) open connections it
+    dials every unconnected peer of its peer store every 10 s (below its watermarks, every
+    30 s). Whom the node dials is the core's policy (bootstrap peers, lookups; BOOT-01,
+    RT-06), checked against the model; a host dialling behind it adds connections no rule
+    asked for, and in a 50-node loopback network, where every node stays below 50, the
+    re-dials of dropped peers were a steady share of the connection setups (each a noise
+    handshake) of an overloaded process. go-libp2p's connection manager only trims.
+    """
+    connector = getattr(host.get_network(), "auto_connector", None)
+    if connector is not None:
+        connector.maybe_connect = _no_auto_connect
+
+
+async def _no_auto_connect() -> None:
+    return None
+
+
 class HostDriver:
     """Carries one core's effects out on a py-libp2p host and feeds the host's news back."""
 
@@ -196,6 +216,7 @@ class HostDriver:
             self._nursery = nursery
             self._epoch = trio.current_time()
             _leave_identify_to_the_driver(self.host)
+            _leave_dialling_to_the_core(self.host)
             self.host.get_network().register_notifee(_Notifee(self))
             self.host.set_stream_handler(ID_PUSH, self._on_identify_push)
             self.handle(ev.Start(self.now(), providing=self.providing))

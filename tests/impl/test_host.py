@@ -156,6 +156,23 @@ def test_each_connection_is_identified_once_each_way_by_the_driver_alone() -> No
     run(scenario)
 
 
+def test_the_host_dials_no_peer_the_core_did_not_ask_for() -> None:
+    # py-libp2p's auto-connector dials the peers of the peer store while the host has few
+    # connections; whom to dial is the core's policy, so it is off under the driver
+    async def scenario() -> None:
+        async with hosts(2) as (first, second), trio.open_nursery() as nursery:
+            node = Reference(first)
+            await nursery.start(node.driver.run)
+            first.get_peerstore().add_addrs(second.get_id(), second.get_transport_addrs(), 600)
+            await first.get_network().auto_connector.maybe_connect()
+            await trio.sleep(0.5)
+            assert not first.get_network().get_connections(second.get_id())
+            assert not node.driver.core.connections()
+            nursery.cancel_scope.cancel()
+
+    run(scenario)
+
+
 def test_a_halted_driver_hears_nothing_and_answers_nothing() -> None:
     # a crash must look like a killed process: the host's handlers outlive the driver's tasks
     config = CoreConfig(peer_id=SHA256_ID, announce_addrs=(), mode=ModeSetting.SERVER)
