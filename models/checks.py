@@ -617,14 +617,19 @@ def live_records_served(step: ObservedStep) -> list[str]:
 @observable
 def bootstrap_peers_dialed(nodes: tuple[ObservedNode, ...], now: int, horizon: int) -> list[str]:
     """A running node with an empty table dials its bootstrap peers until two are connected or
-    it dialed every one since it started (the ghost's record of its dials)."""
+    it dialed every one since it started, and again within one refresh period of its table
+    emptying, when the model states that period (the ghost's record of its dials)."""
     found = []
     for o in nodes:
         if not o.up or not o.bootstrap or o.table():
             continue
+        emptied = o.ghost.emptied_at
+        if emptied >= 0 and (o.redial_bound is None or now < emptied + o.redial_bound):
+            continue  # its next refresh may still come
         connected = sum(1 for p in o.bootstrap if o.peers[p].connection is not Conn.NONE)
         if connected < 2 and not set(o.bootstrap) <= o.ghost.boot_dialed:
-            found.append(f"{o.name} has an empty table and stopped dialing bootstrap peers")
+            again = " again after its table emptied" if emptied >= 0 else ""
+            found.append(f"{o.name} has an empty table and stopped dialing bootstrap peers{again}")
     return found
 
 

@@ -68,8 +68,11 @@ class Ghost:
     observers: frozenset[int] = frozenset()
     #: ADDR-03: a dial-back to this node's observed address succeeded
     dialed_back: bool = False
-    #: BOOT-01: bootstrap peers this node dialed since it (re)started
+    #: BOOT-01: bootstrap peers this node dialed since it (re)started or its table last emptied
     boot_dialed: frozenset[int] = frozenset()
+    #: BOOT-01: when its table last went from non-empty to empty (-1: it is not empty, or it
+    #: has been empty since the node started)
+    emptied_at: int = -1
     #: PROV-02: (key, holder): holders that stored this node's record since its last batch of
     #: ADD_PROVIDER for the key
     stored: frozenset[tuple[int, int]] = frozenset()
@@ -120,6 +123,7 @@ class Ghost:
             observers=nodes(self.observers),
             dialed_back=self.dialed_back,
             boot_dialed=nodes(self.boot_dialed),
+            emptied_at=self.emptied_at,
             stored=frozenset((k, order[h]) for k, h in self.stored),
             sent=self.sent,
             kept=self.kept,
@@ -339,7 +343,12 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         stored = frozenset(e for e in stored if e[0] != key)
         sent = frozenset(e for e in sent if e[0] != key) | {(key, clock)}
     # Dials: a failed dial makes the peer unresponsive, a successful one shows it alive.
-    boot_dialed = g.boot_dialed
+    boot_dialed, emptied_at = g.boot_dialed, g.emptied_at
+    if not new.table():
+        if old.table():  # the table just emptied: the bootstrap peers are owed a dial again
+            boot_dialed, emptied_at = frozenset(), clock
+    elif emptied_at >= 0:
+        emptied_at = -1
     dialed = -1
     if kind == "dial_bootstrap" and action.node == n:
         dialed = action.peer
@@ -369,6 +378,7 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         waiting=waiting,
         unanswered=unanswered,
         boot_dialed=boot_dialed,
+        emptied_at=emptied_at,
     )
     return st.replace(g, **changes)
 

@@ -153,8 +153,9 @@ def refresh(world: World, policy: Policy, node: int) -> World:
     empty = not state.table()
     rearm = not empty or policy.rearm_refresh_when_empty
     next_refresh = world.clock + world.config.timing.refresh_interval if rearm else None
+    redial = empty and policy.redial_bootstrap_when_empty
     state = replace(
-        state, refresh_at=next_refresh, boot_tried=frozenset() if empty else state.boot_tried
+        state, refresh_at=next_refresh, boot_tried=frozenset() if redial else state.boot_tried
     )
     world = world.with_node(node, state)
     if lookups.find_index(world, node, Purpose.SELF, 0) is None:
@@ -170,7 +171,8 @@ def recover_low_table(world: World, policy: Policy, node: int) -> World:
     connected server: identify's word stands, so ``try_admit`` applies the usual evidence rules.
     Its failed mark does not keep it out: a request that timed out on a live connection is no
     failed dial (RT-07), and the refresh gives it another chance, as go's fixLowPeers does
-    (it re-adds every connected kad server when the table runs low, whatever failed before).
+    (it re-adds every connected kad server when the table runs low, whatever failed before;
+    go-libp2p-kad-dht PR #420 "try to re-add existing peers when the routing table is empty").
     Without this a node whose every connected peer missed one deadline stays isolated for good.
     """
     state = world.nodes[node]

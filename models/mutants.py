@@ -199,6 +199,17 @@ MUTANTS: dict[str, Mutant] = {
             client_refuses_requests=False,
         ),
         _mutant(
+            "bootstrap-not-redialed",
+            "libp2p/go-libp2p-kad-dht #294 (after a network fault the table stayed empty and "
+            "the node never reconnected to its seed peers; the user had to dial them by hand "
+            "until #387 / PR #384 made bootstrapping active)",
+            "each bootstrap peer is dialed once per start: a refresh that finds the table empty "
+            "does not dial them again",
+            "BOOT-01",
+            "join-crash",
+            redial_bootstrap_when_empty=False,
+        ),
+        _mutant(
             "refresh-not-rearmed",
             "kadspec robustness rule; libp2p/rust-libp2p PR #5349 fixed the opposite failure "
             "of the same code path (a bootstrap with no known peers re-fired in a busy loop "
@@ -326,10 +337,6 @@ MUTANTS: dict[str, Mutant] = {
 #: Requirements no mutant shows necessary, each with the reason (issue 6: where no realistic
 #: bug exists, say why).
 NO_MUTANT: dict[str, str] = {
-    "BOOT-01": "Every implementation read dials its bootstrap peers at start-up (go dials until "
-    "two succeed, js and rust dial all); the failure BOOT-01 guards, not re-dialling after the "
-    "table emptied, needs a fault schedule (every bootstrap peer down, then back) whose state "
-    "space the explorer cannot afford beside the other scenarios yet.",
     "FIND-04": "A SHOULD about when a lookup may stop; go stops when the beta = 3 closest "
     "answered, js and rust when the k closest did, py when no closer peer appears. No "
     "implementation is known to keep querying after that, and a lookup that did would still "

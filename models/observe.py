@@ -89,6 +89,9 @@ class ObservedNode:
     found: tuple[frozenset[int] | None, ...]  # per key: the providers its last find returned
     records: frozenset[Record]
     ghost: Ghost
+    #: BOOT-01: the refresh period, when the model states one: a node whose table emptied dials
+    #: its bootstrap peers again within it (None: not judged, as on a live node)
+    redial_bound: int | None = None
 
     def table(self) -> tuple[int, ...]:
         return tuple(p for p, v in enumerate(self.peers) if v.in_table)
@@ -202,6 +205,7 @@ def _project(config: Config, node: int, state: NodeState) -> ObservedNode:
         found=state.found,
         records=state.records,
         ghost=state.ghost,
+        redial_bound=getattr(config.timing, "refresh_interval", None),
     )
 
 

@@ -59,6 +59,9 @@ class Policy:
     listener_address_dialable: bool = False
     #: RT-06: remove a peer from the table when a dial or request to it fails
     remove_failed_peers: bool = True
+    #: BOOT-01: a refresh that finds the table empty dials the bootstrap peers again; off = each
+    #: is dialed once per start (go-libp2p-kad-dht #294)
+    redial_bootstrap_when_empty: bool = True
     #: RT-07: discard identify that arrives after its connection closed
     discard_identify_after_close: bool = True
     #: FIND-02: answer FIND_NODE for our own ID like any other target

@@ -1991,7 +1991,8 @@ class _Effect:
         later = add(self.g("clock"), self.cfg.refresh_interval)
         self.put(w, "refresh_at", (n,), ite(rearm, later, 0))
         for p in self.others(n):
-            self.put(and_(w, empty), "boot_tried", (n, p), False)
+            redial = and_(w, empty, self.policy.redial_bootstrap_when_empty)
+            self.put(redial, "boot_tried", (n, p), False)
         self.start_lookup(and_(w, not_(self.g("active", n, 0))), n, 0)
 
     def recover_low_table(self, w: Term, n: int) -> None:

@@ -796,6 +796,17 @@ def _requests_do_not_admit(
 def _evicts_only_unresponsive(
     pre: SymState, inst: Instance, out: Outputs, post: SymState, cfg: SymConfig
 ) -> Term:
+    """RT-05's twin of ``checks.eviction_only_of_failed_entries``, not its copy: an entry that
+    left a bucket in the step its newcomer was admitted had failed a dial with no sign of life
+    since, unless it is marked failed after the step (it left for RT-06, not to make room).
+
+    The executable check is observable, so it cannot read the model's ``failed`` mark and
+    exempts instead what the observer saw fail (the ghost's ``unresponsive`` before or after,
+    and ``unanswered`` after); the encoding tracks no ``unanswered`` (a progress-only ghost
+    field), so it exempts the model's mark. Both exempt every entry that left because a
+    request or dial failed in the step; the twin is the stronger where an entry the observer
+    saw fail left unmarked, which the model never does (``routing.mark_failed`` marks it).
+    """
     claims: list[Term] = []
     for n, q in each_channel(pre.shape):
         for p in _others(pre, n):
