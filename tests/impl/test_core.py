@@ -365,3 +365,26 @@ def test_a_provide_waits_for_an_address_worth_announcing() -> None:
     out = node(ev.DialBackResult(0, b"/ip4/1.2.3.4", reachable=True))
     (find,) = of(out, fx.SendRequest)
     assert find.message.key == b"key"
+
+
+def test_peers_dropped_after_missed_deadlines_come_back_at_the_next_refresh() -> None:
+    """Issue 8's liveness bug: every connected server missed one deadline, the table emptied,
+    and nothing ever re-admitted them. The refresh re-considers every connected peer (go's
+    fixLowPeers, PR #420), failed mark or not, since a timeout on a live connection is no
+    failed dial (RT-07)."""
+    node = Node(alpha=3, request_deadline=50)
+    node.start()
+    for n in (1, 2, 3):
+        node.connect(n)
+    servers = {pid(1), pid(2), pid(3)}
+    assert {e.peer for e in node.core.table} == servers
+    node.core.self_lookup_done = True  # pretend: Ready
+    asked = of(node(ev.FindProviders(0, op=1, key=b"key")), fx.SendRequest)
+    assert {r.peer for r in asked} == servers
+    for request in asked:  # every request to every connected server times out
+        node(ev.TimerFired(50, Timer(TimerKind.REQUEST_DEADLINE, request.request)))
+    assert len(node.core.table) == 0  # RT-06: each left the table
+    refresh = Timer(TimerKind.REFRESH)
+    out = node(ev.TimerFired(node.core.timers()[refresh], refresh))
+    assert {e.peer for e in node.core.table} == servers  # still connected servers: back
+    assert [e.name for e in logged(out, "table.add")] == ["table.add"] * 3
