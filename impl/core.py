@@ -392,6 +392,11 @@ class Core:
         if key == self.own_key:  # only in a narrow test key space: RT-07 keeps it out
             self._log("table.collision", peer=peer.hex())
             return
+        if not self.table.has_room(key):
+            # RT-05: a full bucket takes no newcomer, so it costs no probe either (go's
+            # peerFound asks UsefulNewPeer before lookupCheck)
+            self._log("table.full", peer=peer.hex())
+            return
         if len(self.table) >= self.config.k and not probed:
             if peer not in self._probing:
                 self._probing.add(peer)

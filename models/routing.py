@@ -46,16 +46,19 @@ def try_admit(
     if not routable(policy, current.addr):
         return world
     k = world.config.timing.k
+    members = bucket_members(world, node, bucket_of(world, node, peer))
+    full = len(members) >= k and policy.bucket_size_enforced
+    stale = [p for p in members if view(world, node, p).failed] if full else []
+    if full and not stale:
+        # RT-05: a full bucket keeps its responsive entries, and costs no probe (go's
+        # peerFound asks UsefulNewPeer before lookupCheck)
+        return world
     table_size = len(world.nodes[node].table())
     if (not policy.probe_only_when_table_full or table_size >= k) and not _probe_answers(
         world, peer, node
     ):
         return world
-    members = bucket_members(world, node, bucket_of(world, node, peer))
-    if len(members) >= k and policy.bucket_size_enforced:
-        stale = [p for p in members if view(world, node, p).failed]
-        if not stale:
-            return world  # RT-05: a full bucket keeps its responsive entries
+    if stale:
         world = set_view(world, node, stale[0], in_table=False)
     return set_view(world, node, peer, in_table=True, failed=False)
 
