@@ -26,8 +26,8 @@ The workers meet the same situations (an action and the states of the nodes it t
 effect one of them computes with the model's functions is sent to the others after the round
 and adopted there instead of computed again (:meth:`Successors.share`). What is not shared is
 each worker's own memo of networks and of what node states decide, and the translation of the
-successors it receives: two workers spend about 1.5 times the serial explorer's CPU time in
-all on ``trio-forgery``, so with a free core each they finish about 1.3 times sooner
+successors it receives: two workers spend about 1.4 times the serial explorer's CPU time in
+all on ``trio-forgery``, so with a free core each they would finish about 1.5 times sooner
 (``benchmarks/explorer_bench.py --only scale`` measures it).
 
 With ``fingerprints`` a worker keeps a 64-bit fingerprint per state instead of its key and its
@@ -743,8 +743,9 @@ def choose_owner_nodes(
     is batched, pickled, sent and translated, and its successors find the receiver's memos
     cold. The node that changes most often (the hub of a star: every joiner's exchange changes
     it) would send most successors away; leaving it out keeps them with the worker that found
-    them. On ``trio-forgery`` with 2 workers this cut the workers' CPU time in all from 1.86 to
-    1.46 times the serial explorer's and kept the two loads within a few per cent."""
+    them. On ``trio-forgery`` with 2 workers the workers' CPU time in all fell from 1.5-1.9
+    to about 1.4 times the serial explorer's, the two loads within a few per cent (CPU times
+    measured under load, ``benchmarks/explorer_bench.py --only scale``)."""
     count = len(initial.nodes)
     if count < 2:
         return tuple(range(count))
