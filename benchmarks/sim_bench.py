@@ -367,6 +367,8 @@ def main() -> None:
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "gc_threshold": gc.get_threshold(),
             "cycle_gc_during_runs": cycle_gc,
+            # other jobs on a shared machine often run niced: a run at 0 gets more of a core
+            "niceness": os.nice(0),
             "note": (
                 "measured on a machine shared with other jobs: wall times are inflated by "
                 "their load; cpu_s is this process's own CPU time"
