@@ -13,6 +13,11 @@ For each size (10 and 50 nodes by default) and each implementation, in the same 
 - ``reference-processes``: the same network of ``python -m kadspec node`` processes, each given
   ``--provide KEY`` at launch; the figure runs from the process's spawn (imports included) to
   its first successful ``provide.outcome``.
+- ``reference-tuned`` (only when asked for with ``--implementations``): the reference adapter
+  with other timings than the spec's defaults (``--tuned-timings``; by default a 30 s request
+  deadline and a 10 s refresh), to tell whether a network that does not form under load is
+  held back by the deadline (a slow answer drops the peer, RT-06) or by the refresh that
+  re-admits connected servers (BOOT-06).
 
 Everything listens on 127.0.0.1 only; each run has a deadline, after which the nodes still
 waiting are reported as such, and the whole benchmark a budget (``--budget``), after which the
@@ -48,7 +53,7 @@ from interop_harness import (  # noqa: E402  (the harness lives beside the inter
     ReferenceNode,
 )
 
-IMPLEMENTATIONS = ("reference", "js-libp2p", "py-libp2p", "reference-processes")
+IMPLEMENTATIONS = ("reference", "js-libp2p", "py-libp2p", "reference-processes", "reference-tuned")
 RETRY_PAUSE_S = 0.1
 POLL_S = 0.01
 
@@ -57,12 +62,17 @@ def reference_adapter_command() -> list[str]:
     return [sys.executable, "-m", "kadspec.conformance.adapters.reference"]
 
 
-COMMANDS: dict[str, Callable[[], list[str]]] = {"reference": reference_adapter_command, **ADAPTERS}
+COMMANDS: dict[str, Callable[[], list[str]]] = {
+    "reference": reference_adapter_command,
+    "reference-tuned": reference_adapter_command,
+    **ADAPTERS,
+}
 
 #: what "acknowledged" means for each implementation's provide: they do not count alike
 ACKNOWLEDGED: dict[str, str] = {
     "reference": "ADD_PROVIDER delivered: the receiver closed its side after storing (PROV-02)",
     "reference-processes": "as reference",
+    "reference-tuned": "as reference",
     "js-libp2p": "ADD_PROVIDER written to a peer's stream (js-libp2p reads no reply)",
     "py-libp2p": "ADD_PROVIDER written to a peer's stream (py-libp2p reads no reply)",
 }
@@ -96,13 +106,23 @@ def summary(seconds: list[float]) -> dict[str, float] | None:
     }
 
 
-def bench_adapter(name: str, nodes: int, deadline_s: float, interval_s: float) -> dict[str, Any]:
-    """One network of ``nodes`` nodes in one adapter process; figures per joining node."""
+def bench_adapter(
+    name: str,
+    nodes: int,
+    deadline_s: float,
+    interval_s: float,
+    timings: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """One network of ``nodes`` nodes in one adapter process; figures per joining node.
+    ``timings`` (CoreConfig names, ms) go with every start; only the reference honours them."""
+    tuned = {"timings": timings} if timings else {}
     spawned = time.monotonic()
     with AdapterProcess(COMMANDS[name]()) as adapter:
         hello_s = time.monotonic() - spawned
         version = adapter.hello.get("version")
-        boot = adapter.request("start", node="n0", mode="server", listen=LOOPBACK, bootstrap=[])
+        boot = adapter.request(
+            "start", node="n0", mode="server", listen=LOOPBACK, bootstrap=[], **tuned
+        )
         boot_addr = f"{boot['listen_addrs'][0]}/p2p/{boot['peer_id']}"
         began = time.monotonic()
         start_sent: dict[str, float] = {}
@@ -124,7 +144,12 @@ def bench_adapter(name: str, nodes: int, deadline_s: float, interval_s: float) -
                 start_sent[node] = now
                 attempts[node] = 0
                 start_ids[node] = adapter.send(
-                    "start", node=node, mode="server", listen=LOOPBACK, bootstrap=[boot_addr]
+                    "start",
+                    node=node,
+                    mode="server",
+                    listen=LOOPBACK,
+                    bootstrap=[boot_addr],
+                    **tuned,
                 )
             for node, ident in start_ids.items():
                 if node in joined or node in failures:
@@ -162,6 +187,7 @@ def bench_adapter(name: str, nodes: int, deadline_s: float, interval_s: float) -
         "implementation": name,
         "version": version,
         "nodes": nodes,
+        "timings": timings or "the implementation's defaults",
         "cold_start": "the node's start request (its adapter process already running)",
         "acknowledged_means": ACKNOWLEDGED[name],
         "adapter_hello_s": round(hello_s, 3),
@@ -248,7 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50])
     parser.add_argument(
-        "--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS)
+        "--implementations",
+        nargs="+",
+        choices=IMPLEMENTATIONS,
+        default=[i for i in IMPLEMENTATIONS if i != "reference-tuned"],
+    )
+    parser.add_argument(
+        "--tuned-timings",
+        type=json.loads,
+        default={"request_deadline": 30_000, "refresh_interval": 10_000},
+        help="JSON object of timings (CoreConfig names, ms) for the reference-tuned run: the "
+        "reference adapter with other than the spec's defaults (default: %(default)s)",
     )
     parser.add_argument("--deadline", type=float, default=180.0, help="seconds per network")
     parser.add_argument(
@@ -281,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "reference-processes":
                     run = bench_reference_processes(size, args.deadline, args.join_interval)
                 else:
-                    run = bench_adapter(name, size, args.deadline, args.join_interval)
+                    timings = args.tuned_timings if name == "reference-tuned" else None
+                    run = bench_adapter(name, size, args.deadline, args.join_interval, timings)
             except Exception as error:  # one implementation's failure is a figure too
                 run = {
                     "implementation": name,
