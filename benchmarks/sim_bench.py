@@ -21,7 +21,7 @@ Usage::
 
     python benchmarks/sim_bench.py --out results/bench-sim.json     # N = 1000, curve, profile
     python benchmarks/sim_bench.py --nodes 200 --curve '' --profile-nodes 0 --out /tmp/b.json
-    python benchmarks/sim_bench.py --typed ...   # also the headline with typed messages
+    python benchmarks/sim_bench.py --no-typed ...   # without the typed-message headline run
 """
 
 from __future__ import annotations
@@ -310,7 +310,10 @@ def main() -> None:
         "--no-wire", action="store_true", help="hand every message over typed, skipping protobuf"
     )
     parser.add_argument(
-        "--typed", action="store_true", help="also the headline steady run with typed messages"
+        "--typed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the headline steady run with typed messages (default; --no-typed skips it)",
     )
     parser.add_argument("--profile-nodes", type=int, default=300, help="0: no profile")
     parser.add_argument(
