@@ -196,7 +196,9 @@ def test_safety_mutants_are_exactly_those_expecting_an_encoded_requirement() -> 
 @pytest.mark.parametrize("mutant", SAFETY_MUTANTS, ids=lambda m: m.name)
 def test_bmc_finds_each_safety_mutant_and_the_executable_model_agrees(mutant: Mutant) -> None:
     world = mutant.scenario_spec.initial()
-    result = bmc(world, mutant.policy, mutant.expected, max_depth=20)
+    # z3's timeout is wall time: a generous one, so a loaded machine cannot turn a refutation
+    # into "unknown" (pytest-timeout still bounds the test)
+    result = bmc(world, mutant.policy, mutant.expected, max_depth=20, timeout_ms=600_000)
     assert result.verdict == "refuted", result.reason
     assert result.confirmed and result.replay is not None
     # The replay ran the executable model from the scenario's own initial world, and its last
