@@ -16,9 +16,10 @@ For each size (10 and 50 nodes by default) and each implementation, in the same 
 - ``reference-tuned`` (only when asked for with ``--implementations``): the reference adapter
   with other timings than the spec's defaults (``--tuned-timings``; by default a 30 s request
   deadline instead of 10 s), to tell whether a network that does not form under load is held
-  back by the deadline (a slow answer drops the peer, RT-06). On 2026-11-30, 50 nodes, load
-  average ~2: 49/49 acknowledged with 30 s (median 70 s), 11/49 with the spec's 10 s; a 10 s
-  refresh on top (re-admitting connected servers sooner, BOOT-06) made it worse under load.
+  back by the deadline (a slow answer drops the peer, RT-06). On 2026-11-30, 50 nodes: with a
+  core to itself (load average ~1) both acknowledged 49/49; with ~0.8 core (load ~2) 49/49 with
+  30 s (median 70 s) but 11/49 with the spec's 10 s; a 10 s refresh on top (re-admitting
+  connected servers sooner, BOOT-06) made an overloaded run worse.
 
 Everything listens on 127.0.0.1 only; each run has a deadline, after which the nodes still
 waiting are reported as such, and the whole benchmark a budget (``--budget``), after which the
