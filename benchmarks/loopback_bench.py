@@ -117,7 +117,7 @@ def bench_adapter(
 ) -> dict[str, Any]:
     """One network of ``nodes`` nodes in one adapter process; figures per joining node.
     ``timings`` (CoreConfig names, ms) go with every start; only the reference honours them."""
-    tuned = {"timings": timings} if timings else {}
+    tuned: dict[str, Any] = {"timings": timings} if timings else {}
     spawned = time.monotonic()
     with AdapterProcess(COMMANDS[name]()) as adapter:
         hello_s = time.monotonic() - spawned
