@@ -365,6 +365,25 @@ def _reset(world: World, policy: Policy, m: Message) -> World:
     return ghost.observe(world, Action("deliver", message=m), after)
 
 
+def _reset_unheard(world: World, policy: Policy, m: Message) -> World | None:
+    """A client reads a lookup request's stream and resets it, and the requester has not
+    heard yet: the model's refusal tells the requester in the same step, a real requester
+    when the reset crosses the wire, so its own events may come in between (a reply that
+    still names the client, say). The request is consumed; the requester fails it later
+    (the ``broken`` step, or its deadline). None when the delivery is no such refusal."""
+    receiver = world.nodes[m.dst]
+    if (
+        m.kind not in (Kind.FIND_NODE, Kind.GET_PROVIDERS)
+        or not receiver.up
+        or receiver.mode is not Mode.CLIENT
+        or receiver.peers[m.src].conn is Conn.NONE
+        or not policy.client_refuses_requests
+    ):
+        return None
+    after, _ = pop(world, m.src, m.dst)
+    return ghost.observe(world, Action("deliver", message=m), after)
+
+
 def _broken_stream(world: World, policy: Policy, node: int, index: int, peer: int) -> World:
     """A lookup request's stream breaks before its reply (a reset, a transport error): the
     request fails now rather than at its deadline, the model's one way of failing it."""
@@ -828,6 +847,9 @@ class _Replayer:
                 waiting = _probe_pending(world, after, head)
                 if waiting is not None:
                     yield _with(state, waiting, observations(world, action, waiting, origin))
+                unheard = _reset_unheard(world, self.policy, head)
+                if unheard is not None:
+                    yield _with(state, unheard, observations(world, action, unheard, origin))
             for index in range(1, len(channel)):
                 m = channel[index]
                 if m in channel[:index] or self._unsent(state, m):

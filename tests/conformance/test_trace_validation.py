@@ -542,6 +542,22 @@ def test_saved_mode_switch_run_a_request_to_a_new_client_is_no_receipt() -> None
     assert run.entries[196].payload["op"] == "set_mode"
 
 
+def test_saved_mode_switch_run_a_requester_hears_a_clients_reset_late() -> None:
+    """A live mode-switch run (16:18 on 2026-11-30) with the switcher's two receipts (#205,
+    #206) logged before the replies its requesters send next, the order a fresh-clone CI's
+    verify saw: b's reply to a (#208) still names the switcher, since b hears the reset
+    only after. The replay's one refusal step told b at once, so it rejected #208
+    (FIND-01), as that CI did; the client's read-and-reset now comes apart from the
+    requester's failure (the ``broken`` step, #212 here)."""
+    run = _saved_run("mode-switch-reset-unheard")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 259
+    receipt, reply = run.entries[205].payload, run.entries[208].payload
+    assert (receipt["event"], receipt["node"]) == ("kad_request_received", "switcher")
+    assert reply["event"] == "kad_response_sent" and reply["closer_peers"]
+
+
 def test_a_receipt_owed_before_the_shutdown_is_still_owed() -> None:
     """Halting the nodes at the shutdown must not excuse what they owed before it: a store
     never received is still blamed on the success that needed it."""
