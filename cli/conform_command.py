@@ -310,17 +310,20 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def conform_for_verify(
     note: Callable[[str], None],
+    traces_dir: Path | None = None,
 ) -> tuple[tuple[str, int, str], dict[str, Any]]:
     """``kadspec verify``'s conformance part: every scenario against the reference node on
     loopback. (part, exit code as verify counts them, details) and the JSON part. py-libp2p is
     one of kadspec's dependencies; if it cannot be imported the part fails (1) saying why,
-    never a silent pass."""
+    never a silent pass. Each run (and each failure's trace) goes to ``traces_dir`` if given:
+    a trace the model did not explain can be looked at again."""
     try:
         import libp2p  # noqa: F401
     except ImportError as error:
         details = f"not run: py-libp2p cannot be imported ({error}); reinstall kadspec"
         return ("conform (reference)", 1, details), {"skipped": details}
     from kadspec.conformance.reports import report_json
+    from kadspec.conformance.reports import write_traces as write_trace_files
     from kadspec.conformance.runner import conform as run_conformance
     from kadspec.conformance.runner import reference_command
     from kadspec.conformance.scenarios import SCENARIOS
@@ -341,10 +344,24 @@ def conform_for_verify(
         f"over {len(result.scenarios)} scenarios on loopback; traces accepted "
         f"{accepted}/{len(result.scenarios)}"
     )
+    for s in result.scenarios:
+        v = s.validation
+        if v is not None and not v.accepted:
+            # name the run the model did not explain, and where: a bare "7/8" cannot be chased
+            where = v.first_unexplained
+            details += f"; {s.scenario.name}: {v.verdict}" + (
+                f" at #{where.seq} (breaks {', '.join(where.requirements) or 'no requirement'})"
+                if where is not None
+                else ""
+            )
     if result.aborted():
         details += f"; {len(result.aborted())} runs ended early"
+    traces: dict[str, list[str]] = {}
+    if traces_dir is not None:
+        traces = write_trace_files(result, traces_dir)
+        details += f"; runs in {traces_dir}"
     code = 1 if result.exit_code() != 0 else 0
-    return ("conform (reference)", code, details), report_json(result)
+    return ("conform (reference)", code, details), report_json(result, traces=traces)
 
 
 __all__ = ["IMPLEMENTATIONS", "conform", "conform_for_verify"]

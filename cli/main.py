@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kadspec import __version__, options
+from kadspec.conform_command import TracesFolder as _TracesFolder
 from kadspec.conform_command import conform as conform_command
 from kadspec.conform_command import conform_for_verify as _conform_for_verify
 from kadspec.docs_command import docs as docs_command
@@ -595,7 +596,7 @@ VERIFY_HELP = """Run every check the suite has and print one summary.
     \b
     Examples:
       kadspec verify
-      kadspec verify --json results/verify.json
+      kadspec verify --json results/verify.json --traces results/traces
       kadspec verify --hypothesis-examples 100 --max-seconds 120
     """
 
@@ -616,12 +617,21 @@ VERIFY_HELP = """Run every check the suite has and print one summary.
     help="Worker processes for the scenarios and mutant hunts (default: the cores, at most 4).",
 )
 @json_option("Write every part's report as one JSON document.")
+@click.option(
+    "--traces",
+    "traces_dir",
+    type=_TracesFolder(),
+    metavar="DIR",
+    default=None,
+    help="Write the conformance part's runs, and each failure's trace, here.",
+)
 def verify(
     max_states: int,
     max_seconds: float,
     hypothesis_examples: int,
     jobs: int | None,
     json_path: Path | None,
+    traces_dir: Path | None,
 ) -> None:
     started = time.perf_counter()
     parts: dict[str, Any] = {}
@@ -667,7 +677,7 @@ def verify(
         proof_line, proof_json = _prove_for_verify(note)
         results.append(proof_line)
         parts["prove"] = proof_json
-        conform_line, conform_json = _conform_for_verify(note)
+        conform_line, conform_json = _conform_for_verify(note, traces_dir)
         results.append(conform_line)
         parts["conform"] = conform_json
     print_check(report)

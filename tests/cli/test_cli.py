@@ -371,7 +371,7 @@ def test_problem_6_verify_report_holds_the_same_parts(
     monkeypatch.setattr(
         cli_main,
         "_conform_for_verify",
-        lambda note: (("conform (reference)", 0, "skipped in this test"), {}),
+        lambda note, traces_dir: (("conform (reference)", 0, "skipped in this test"), {}),
     )
     report = tmp_path / "v.json"
     with pytest.raises(SystemExit):

@@ -149,6 +149,34 @@ def test_verify_fails_its_conformance_part_when_py_libp2p_cannot_be_imported(
     assert "py-libp2p cannot be imported" in details and data == {"skipped": details}
 
 
+def test_verify_names_a_rejected_trace_and_keeps_its_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bare "traces accepted 7/8" once left a CI's rejection impossible to chase: verify's
+    line names the run and its first unexplained event, and --traces keeps the run."""
+    import attrs
+
+    from kadspec.conform_command import conform_for_verify
+    from kadspec.conformance import runner
+    from kadspec.conformance.trace_validation import Unexplained, Validation
+
+    conformance = _conformance({"RT-01": ("MUST", "pass")})
+    why = Unexplained(7, "b", "b kad_response_sent", 0, "", "", (), ("FIND-01",), "")
+    rejected = Validation("listener-side-join", "impl", "rejected", 1, 2, 2, 1, {}, why)
+    report = attrs.evolve(conformance.scenarios[0], validation=rejected)
+    monkeypatch.setattr(
+        runner, "conform", lambda *a, **k: attrs.evolve(conformance, scenarios=(report,))
+    )
+    (part, code, details), data = conform_for_verify(lambda _: None, tmp_path / "traces")
+    assert (part, code) == ("conform (reference)", 0)
+    assert "traces accepted 0/1; listener-side-join: rejected at #7 (breaks FIND-01)" in details
+    assert (tmp_path / "traces" / "listener-side-join.run.json").is_file()
+    written = data["scenarios"][0]["traces"]
+    assert {"listener-side-join.run.json", "listener-side-join--trace-validation.itf.json"} <= set(
+        written
+    )
+
+
 # --- the runner's aggregation and the report files, on a run built in the test ------------------
 
 
