@@ -822,6 +822,9 @@ class _Replayer:
                 yield _with(state, after, observations(world, action, after, origin))
             for action in query_of(world, self.policy, node):
                 yield from self._queries(state, action, origin)
+                late = self._started_late(state, action)
+                if late is not None:
+                    yield from self._queries(late, action, origin)
             yield from self._probes_answered(state, node, origin)
             if focus is not None:
                 continue  # broken streams only in the wide search: they multiply the states
@@ -909,6 +912,30 @@ class _Replayer:
         return any(
             not world.connected(node, a.peer) for a in bootstrap_of(world, self.policy, node)
         ) or any(True for _ in query_of(world, self.policy, node))
+
+    def _started_late(self, state: ReplayState, query: Action) -> ReplayState | None:
+        """The state with the lookup of ``query`` started later than the model's earliest
+        moment, seeded from the table as it is now; None when that changes nothing.
+
+        The model starts its self-lookup the moment the table has a peer
+        (``lifecycle.react``); js-libp2p runs it on a timer, a second after start, seeded with
+        every peer admitted meanwhile. A lookup shows nothing until its first request, so
+        until then one started now looks like the model's with the seeds of now. (Offered
+        beside the first request, at the same search depth: as a step of its own it would be
+        one level deeper, and the search keeps only the shallowest explanations.)"""
+        world, node = state.world, query.node
+        s = world.nodes[node]
+        lookup = s.lookups[query.key]
+        if lookup.inflight or lookup.answered or lookup.failed:
+            return None
+        seeds = frozenset(p for p in s.table() if not s.peers[p].failed)
+        if not seeds or seeds == lookup.seen:
+            return None
+        lookups_now = list(s.lookups)
+        lookups_now[query.key] = replace(lookup, seen=seeds)
+        return ReplayState(
+            world.with_node(node, replace(s, lookups=tuple(lookups_now))), state.pending
+        )
 
     def _probes_answered(self, state: ReplayState, node: int, origin: int) -> Iterator[ReplayState]:
         """A full table's admission probe was answered: the model's admission, with its own

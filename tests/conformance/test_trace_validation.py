@@ -558,6 +558,24 @@ def test_saved_mode_switch_run_a_requester_hears_a_clients_reset_late() -> None:
     assert reply["event"] == "kad_response_sent" and reply["closer_peers"]
 
 
+def test_saved_js_run_a_self_lookup_started_on_a_timer_is_explained() -> None:
+    """js-libp2p (libp2p 3.3.11, kad-dht 16.4.5, 16:24 on 2026-11-30) runs its self-lookup a
+    second after start, seeded with both peers b admitted by then (#57, #58); the model
+    starts it when the first peer arrives, with that peer alone. The replay once explained
+    #58 only by b dropping boot, and rejected b's next reply (#71) for naming boot. Now it
+    goes on to a real difference: js's GET_PROVIDERS reply names the requester c (#118),
+    which the model's replies never do (FIND-01: SHOULD NOT hold the requester)."""
+    with gzip.open(RUNS / "provide-at-startup.js-libp2p-live.run.json.gz", "rt") as f:
+        run = Run.from_json(json.load(f))
+    v = validate(run)
+    assert v.verdict == "rejected" and v.first_unexplained is not None
+    assert v.first_unexplained.seq == 118 and v.explained == 107
+    assert "GET_PROVIDERS" in v.first_unexplained.event
+    reply = run.entries[118].payload
+    requester = next(n.peer_id for n in run.nodes if n.name == "c")
+    assert requester in {p["peer_id"] for p in reply["closer_peers"]}
+
+
 def test_a_receipt_owed_before_the_shutdown_is_still_owed() -> None:
     """Halting the nodes at the shutdown must not excuse what they owed before it: a store
     never received is still blamed on the success that needed it."""
