@@ -288,9 +288,11 @@ def cost_split(scenario: str = "trio", repeats: int = 3) -> Json:
     situations: list[tuple[Any, Any]] = []
 
     class Recording(Successors):
-        def _compute(self, world: Any, move: Any, situation: int, alone: bool) -> Any:
+        def _compute(
+            self, world: Any, move: Any, situation: int, alone: bool, key: Any = None
+        ) -> Any:
             situations.append((world, move.action))
-            return super()._compute(world, move, situation, alone)
+            return super()._compute(world, move, situation, alone, key)
 
     def reused(*args: Any, **kwargs: Any) -> Successors:
         if not engines:

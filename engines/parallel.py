@@ -3,10 +3,12 @@
 Each state has an *owner*, a worker chosen by a hash of its content, and only its owner keeps
 it in a visited set; so the workers' sets are disjoint and their sizes add up to the number of
 distinct states. The search is level-synchronous: in one round every worker expands the states
-of the current level it owns and sends each successor to its owner; in the next every worker
-takes in what it was sent, keeps the states it had not seen (they form its part of the next
-level) and checks their invariants. A state is first kept in the round of its breadth-first
-depth, so every kept parent link lies on a shortest path and counterexamples stay shortest.
+of the current level it owns, keeps at once the successors it owns itself and had not seen, and
+sends each other successor to its owner; in the next every worker takes in what it was sent and
+keeps the states it had not seen. What a worker keeps forms its part of the next level, and
+its invariants are checked when it is kept. A state is first kept in the round of its
+breadth-first depth, so every kept parent link lies on a shortest path and counterexamples
+stay shortest.
 
 Workers are :class:`Worker` objects; where they run is the transport's business: in this
 process (one worker, as the fingerprint mode's serial run uses), in forked processes
@@ -24,11 +26,16 @@ starts (a mismatch would silently count states twice).
 
 The workers meet the same situations (an action and the states of the nodes it touches), so an
 effect one of them computes with the model's functions is sent to the others after the round
-and adopted there instead of computed again (:meth:`Successors.share`). What is not shared is
-each worker's own memo of networks and of what node states decide, and the translation of the
-successors it receives: two workers spend about 1.4 times the serial explorer's CPU time in
-all on ``trio-forgery``, so with a free core each they would finish about 1.5 times sooner
-(``benchmarks/explorer_bench.py --only scale`` measures it).
+and adopted there instead of computed again (:meth:`Successors.share`). Effects travel by id,
+as successors do: a node state goes to the others once, and a receiver maps the sender's ids
+onto its own, so adopting an effect hashes and compares no node state. What is not shared is
+each worker's own memo of networks and of what node states decide, the model's own memo of
+projections, and the translation of the successors it receives: two workers spend 1.40 to
+1.44 times the serial explorer's CPU time in all on ``trio-forgery`` (1.51 to 1.57 before
+effects travelled by id), and the busiest of them 0.71 to 0.73 times, so with a free core
+each they would finish about 1.4 times sooner. How evenly the states split depends on the
+hash secret (owner nodes' state combinations are few): 51 to 57% of the states went to one
+worker over the seeds tried (``benchmarks/explorer_bench.py --only scale`` measures it).
 
 With ``fingerprints`` a worker keeps a 64-bit fingerprint per state instead of its key and its
 parent link (Zobrist hashing: a random 64-bit value per (field, interned id), XORed, so two
@@ -46,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import gc
 import multiprocessing
 import os
 import random
@@ -67,7 +75,7 @@ from kadspec.engines.explorer import (
     memory_mb,
     rebuild_trace,
 )
-from kadspec.engines.successors import Successors
+from kadspec.engines.successors import Exports, Successors
 from kadspec.models.actions import Action, apply, enabled
 from kadspec.models.checks import Violation, check_quiescent
 from kadspec.models.policy import Policy
@@ -115,7 +123,7 @@ class Expanded:
     """A worker's share of one level's expansion."""
 
     batches: tuple[Batch | None, ...]  # per receiving worker (None: nothing for it)
-    effects: tuple[tuple[Any, ...], ...]  # effects computed this round, for the others
+    effects: Exports | None  # effects computed this round, for the others
     transitions: int
     found: tuple[Found, ...]
     timed_out: bool
@@ -218,6 +226,7 @@ class Worker:
         self._owned = 0  # states kept so far (their indices are 0 .. owned-1)
         self._level: list[int] = []  # keys of the current level's owned states
         self._level_first = 0  # the index of the level's first state
+        self._next: list[int] = []  # keys of the next level's owned states, as they are kept
         self._level_fingerprints: list[int] = []  # fingerprint mode: their fingerprints
         self._depth = 0
         # per other worker: component ids already sent to it, and its ids mapped to ours
@@ -235,7 +244,6 @@ class Worker:
             ((1 << engine.NODE_BITS) - 1) << (n * engine.NODE_BITS) for n in self._owner_nodes
         )
         self._sent_states: set[int] = set()  # keys sent to other workers (a bounded cache)
-        self._own_batch: Batch | None = None  # this round's successors owned here
         self._shift, self._network_mask = engine.network_field
         # per other worker: the parts of keys (all but the network) sent to it, and its parts
         # mapped to ours
@@ -360,6 +368,7 @@ class Worker:
         if self.owner(key) != self.index:
             return Absorbed(0, (), 0, memory_mb())
         found = self._keep([key], [-1], [-1], [-1], depth=0)
+        self._next_level()
         return Absorbed(1, found, self._owned, memory_mb())
 
     def expand(self, seconds: float | None = None) -> Expanded:
@@ -373,6 +382,8 @@ class Worker:
         expand, successor, owner = engine.expand, engine.successor, self.owner
         owners, owner_mask = self._owners, self._owner_mask
         seen, sent, fingerprints = self._seen, self._sent_states, self.fingerprints
+        fingerprint, take = self.fingerprint, self._take
+        self._next = []  # own successors are kept at once; absorb adds the others'
         out_keys: list[list[int]] = [[] for _ in range(count)]
         out_parents: list[list[int]] = [[] for _ in range(count)]
         out_positions: list[list[int]] = [[] for _ in range(count)]
@@ -404,9 +415,18 @@ class Worker:
                 if target < 0:
                     target = owner(after)
                 if target == me:
-                    if not fingerprints and after in seen:
-                        continue  # kept already (the owner's own set is the authority)
-                elif after in sent:
+                    # Ours: kept now, at the depth it is first reached (this level + 1), so it
+                    # needs no second pass in absorb. A state another worker sends us later
+                    # in this round is then found in the visited set there.
+                    name = fingerprint(after) if fingerprints else after
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    kept = take(after, me, index, position, depth + 1)
+                    if kept is not None:
+                        found.append(kept)
+                    continue
+                if after in sent:
                     continue  # sent to its owner before: kept there at that level or earlier
                 else:
                     if len(sent) >= SENT_CACHE:
@@ -419,21 +439,8 @@ class Worker:
                 timed_out = True
                 break
         batches: list[Batch | None] = []
-        self._own_batch = None
         for target in range(count):
             if not out_keys[target]:
-                batches.append(None)
-            elif target == me:
-                # kept here, in our own ids, for absorb: it need not travel to the
-                # coordinator and back
-                self._own_batch = Batch(
-                    (),
-                    (),
-                    (),
-                    tuple(out_keys[me]),
-                    tuple(out_parents[me]),
-                    tuple(out_positions[me]),
-                )
                 batches.append(None)
             else:
                 batches.append(
@@ -441,35 +448,39 @@ class Worker:
                         target, out_keys[target], out_parents[target], out_positions[target]
                     )
                 )
-        effects = tuple(engine.exported)
-        engine.exported.clear()
+        effects = engine.take_exports() if engine.shared is not None else None
         return Expanded(tuple(batches), effects, transitions, tuple(found), timed_out)
 
     def absorb(
-        self, batches: Sequence[Batch | None], effects: Sequence[tuple[Any, ...]] = ()
+        self, batches: Sequence[Batch | None], effects: Sequence[tuple[int, Exports]] = ()
     ) -> Absorbed:
         """Take in the successors sent by each worker (``batches[w]`` from worker ``w``);
-        those not seen before form this worker's part of the next level. ``effects`` are the
-        other workers' newly computed effects (adopted instead of computed again)."""
-        if self.engine.shared is not None:
-            self.engine.shared.update(effects)
+        those not seen before join this worker's part of the next level (its own successors
+        were kept in expand). ``effects`` are the other workers' newly computed effects, as
+        (worker, exports): adopted instead of computed again."""
+        for source, exports in effects:
+            self.engine.receive(source, exports)
         self._depth += 1
         keys: list[int] = []
         parent_workers: list[int] = []
         parents: list[int] = []
         positions: list[int] = []
         for source, batch in enumerate(batches):
-            if source == self.index:
-                batch, self._own_batch = self._own_batch, None
-            if batch is None:
-                continue
-            keys.extend(batch.keys if source == self.index else self._translate(source, batch))
+            if batch is None or source == self.index:
+                continue  # our own successors were kept in expand
+            keys.extend(self._translate(source, batch))
             parent_workers.extend([source] * len(batch.keys))
             parents.extend(batch.parents)
             positions.extend(batch.positions)
-        before = self._owned
         found = self._keep(keys, parent_workers, parents, positions, depth=self._depth)
-        return Absorbed(self._owned - before, found, self._owned, memory_mb())
+        new = self._next_level()
+        return Absorbed(new, found, self._owned, memory_mb())
+
+    def _next_level(self) -> int:
+        """Make the states kept since the last level the current level; their number."""
+        self._level_first = self._owned - len(self._next)
+        self._level, self._next = self._next, []
+        return len(self._level)
 
     def _keep(
         self,
@@ -479,42 +490,47 @@ class Worker:
         positions: list[int],
         depth: int,
     ) -> tuple[Found, ...]:
-        """Keep the keys not seen before as the new level; check their invariants."""
-        engine = self.engine
+        """Keep the keys not seen before (into the next level); check their invariants."""
         seen = self._seen
-        fingerprints = self.fingerprints
-        state_checks = engine.state_checks
-        state_sets = self._state_sets
-        level: list[int] = []
+        fingerprint = self.fingerprint if self.fingerprints else None
+        take = self._take
         found: list[Found] = []
-        self._level_first = self._owned
         for key, parent_worker, parent, position in zip(
             keys, parent_workers, parents, positions, strict=True
         ):
-            name = self.fingerprint(key) if fingerprints else key
+            name = key if fingerprint is None else fingerprint(key)
             if name in seen:
                 continue
             seen.add(name)
-            if not fingerprints:
-                self._parent_worker.append(parent_worker)
-                self._parent_index.append(parent)
-                self._position.append(position)
-            index = self._owned
-            self._owned += 1
-            level.append(key)
-            world = None
-            if self._waiting:
-                world = engine.world(key)
-                for witness in [w for w in self._waiting if w.holds(world)]:
-                    self._waiting.remove(witness)
-                    self._reached.add(witness.name)
-            violations, live = state_checks(key, world)
-            if live:
-                state_sets[live] = state_sets.get(live, 0) + 1
-            if violations:
-                found.append(self._found(violations, "state", index, -1, depth, key))
-        self._level = level
+            kept = take(key, parent_worker, parent, position, depth)
+            if kept is not None:
+                found.append(kept)
         return tuple(found)
+
+    def _take(
+        self, key: int, parent_worker: int, parent: int, position: int, depth: int
+    ) -> Found | None:
+        """Keep a state just added to the visited set: its parent link, its place in the
+        next level, the witnesses it reaches; what its invariants find."""
+        if not self.fingerprints:
+            self._parent_worker.append(parent_worker)
+            self._parent_index.append(parent)
+            self._position.append(position)
+        index = self._owned
+        self._owned += 1
+        self._next.append(key)
+        world = None
+        if self._waiting:
+            world = self.engine.world(key)
+            for witness in [w for w in self._waiting if w.holds(world)]:
+                self._waiting.remove(witness)
+                self._reached.add(witness.name)
+        violations, live = self.engine.state_checks(key, world)
+        if live:
+            self._state_sets[live] = self._state_sets.get(live, 0) + 1
+        if violations:
+            return self._found(violations, "state", index, -1, depth, key)
+        return None
 
     def _found(
         self,
@@ -580,7 +596,7 @@ class Transport:
         raise NotImplementedError
 
     def absorb(
-        self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
+        self, inboxes: list[list[Batch | None]], effects: list[tuple[tuple[int, Exports], ...]]
     ) -> list[Absorbed]:
         """``inboxes[w]`` for worker ``w``; ``effects[w]`` are the effects the others computed."""
         raise NotImplementedError
@@ -614,7 +630,7 @@ class LocalTransport(Transport):
         return [w.expand(seconds) for w in self.workers]
 
     def absorb(
-        self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
+        self, inboxes: list[list[Batch | None]], effects: list[tuple[tuple[int, Exports], ...]]
     ) -> list[Absorbed]:
         return [
             w.absorb(inbox, shared)
@@ -634,8 +650,6 @@ class LocalTransport(Transport):
 def _serve(connection: Any, make: Callable[[], Worker]) -> None:
     """A worker process's loop: build the worker, then answer (method, args) requests."""
     # The search never makes reference cycles worth collecting (see explorer.explore).
-    import gc
-
     gc.disable()
     worker = make()
     while True:
@@ -668,7 +682,7 @@ class RemoteTransport(Transport):
         return self._all("expand", [(seconds,)] * self.count)
 
     def absorb(
-        self, inboxes: list[list[Batch | None]], effects: list[tuple[Any, ...]]
+        self, inboxes: list[list[Batch | None]], effects: list[tuple[tuple[int, Exports], ...]]
     ) -> list[Absorbed]:
         return self._all(
             "absorb", [(inbox, shared) for inbox, shared in zip(inboxes, effects, strict=True)]
@@ -819,14 +833,23 @@ def explore_parallel(
         )
 
     transport: Transport
-    if in_process or count == 1:
-        transport = LocalTransport([maker(n)() for n in range(count)])
-    else:
-        transport = ProcessTransport([maker(n) for n in range(count)])
+    # Workers in this process allocate what the serial explorer does: no garbage cycles, so
+    # the cyclic collector would only rescan them (explorer.explore turns it off too; worker
+    # processes do in _serve): 2-3% of the fingerprint mode's one-worker run on trio-forgery.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        return coordinate(transport, initial, policy, chosen)
+        if in_process or count == 1:
+            transport = LocalTransport([maker(n)() for n in range(count)])
+        else:
+            transport = ProcessTransport([maker(n) for n in range(count)])
+        try:
+            return coordinate(transport, initial, policy, chosen)
+        finally:
+            transport.close()
     finally:
-        transport.close()
+        if collecting:
+            gc.enable()
 
 
 def coordinate(
@@ -958,7 +981,9 @@ def coordinate(
         stopping = record(f for e in expanded for f in e.found)
         inboxes = [[e.batches[w] for e in expanded] for w in range(count)]
         effects = [
-            tuple(x for n, e in enumerate(expanded) if n != w for x in e.effects)
+            tuple(
+                (n, e.effects) for n, e in enumerate(expanded) if n != w and e.effects is not None
+            )
             for w in range(count)
         ]
         absorbed = transport.absorb(inboxes, effects)

@@ -192,8 +192,14 @@ class Successors:
         self.replayed = 0  # steps patched from the memo
         self.computed = 0  # steps computed by the public functions
         self.adopted = 0  # effects adopted from other engines (see share)
-        self.shared: dict[tuple[Any, ...], tuple[Any, ...]] | None = None
-        self.exported: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
+        #: effects other engines computed, by (action, situation in this engine's ids)
+        self.shared: dict[tuple[Action, int], Effect] | None = None
+        #: effects computed here since the last take_exports, in this engine's ids
+        self.exported: list[Exported] = []
+        self._exported_nodes: set[int] = set()  # node state ids whose objects went out
+        self._exported_budgets: set[int] = set()
+        #: per source engine: its node state and budget ids mapped to ours
+        self._imported: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
         self._count = count = len(config.nodes)
         #: the user's moves by budget id and which nodes are up (one bit each)
         self._user: dict[int, tuple[Move, ...]] = {}
@@ -625,7 +631,7 @@ class Successors:
         if effect is None:
             if world is None:
                 world = self.world(key)
-            return self._compute(world, move, situation, alone)
+            return self._compute(world, move, situation, alone, key)
         self.replayed += 1
         after = key & effect.keep | effect.put
         if effect.edits:
@@ -661,17 +667,21 @@ class Successors:
         return self._network_of(tuple(channels))
 
     def _compute(
-        self, world: World, move: Move, situation: int, alone: bool
+        self, world: World, move: Move, situation: int, alone: bool, key: int | None = None
     ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
-        content = None
+        """The step computed with the model's functions (``key`` is ``world``'s key, computed
+        when not given), its effect memoized; or, when another engine computed it in the same
+        situation (see :meth:`share`), that effect adopted."""
         if self.shared is not None:
-            content = self._content(world, move, alone)
-            known = self.shared.get(content)
+            known = self.shared.get((move.action, situation))
             if known is not None:
                 # computed by another worker in the same situation: adopt it, then replay
+                # (kept: moves for equal actions are separate objects with memos of their own)
                 self.adopted += 1
-                move.memo[situation] = self._adopt(*known)
-                return self.successor(self.key(world), move, world)
+                if not known.serial:
+                    self._register(known)
+                move.memo[situation] = known
+                return self.successor(self.key(world) if key is None else key, move, world)
         self.computed += 1
         after = apply(world, self.policy, move.action)
         violations = tuple(check_step(world, move.action, after, self.policy))
@@ -687,8 +697,9 @@ class Successors:
         if effect is not None:
             self._register(effect)
             move.memo[situation] = effect
-            if content is not None:
-                self.exported.append((content, _portable(effect)))
+            if self.shared is not None:
+                layout = (2 if move.parties is None else 0) | move.spends
+                self.exported.append((move.action, situation, layout, effect))
         return key, violations, exercised
 
     def _register(self, effect: Effect) -> None:
@@ -706,41 +717,115 @@ class Successors:
 
     def share(self) -> None:
         """Exchange effects with other engines of the same (configuration, policy): each effect
-        this engine computes is appended to ``exported`` (in a form that names objects, not
-        ids), and one found in ``shared`` is adopted instead of being computed again."""
+        this engine computes is recorded in ``exported`` (see :meth:`take_exports`), and one
+        received from another engine (:meth:`receive`) is adopted instead of being computed
+        again when this engine meets its situation."""
         if self.shared is None:
             self.shared = {}
             self.exported = []
 
-    def _content(self, world: World, move: Move, alone: bool) -> tuple[Any, ...]:
-        """A move's situation by content (the objects its int situation names by id)."""
-        nodes = world.nodes
-        parties = move.parties
-        if parties is None:
-            states: tuple[NodeState, ...] = nodes
-        elif alone:
-            states = (nodes[parties[1]],)
-        else:
-            states = tuple(nodes[p] for p in parties)
-        return (move.action, alone, world.clock, states, world.budget if move.spends else None)
+    def take_exports(self) -> Exports | None:
+        """The effects computed since the last call, for the other engines: each named by its
+        action and its situation in this engine's ids, with the objects behind the ids that
+        were not sent before (every other engine receives every export, so once is enough).
+        Ids and small ints travel instead of node states, and a receiver maps an id it has
+        seen once without hashing or comparing the state again."""
+        if not self.exported:
+            return None
+        nodes: list[tuple[int, NodeState]] = []
+        budgets: list[tuple[int, Budget]] = []
+        sent_nodes, sent_budgets = self._exported_nodes, self._exported_budgets
 
-    def _adopt(
-        self,
-        changes: tuple[tuple[int, NodeState], ...],
-        edits: tuple[tuple[int, int, tuple[Message, ...]], ...],
-        budget: Budget | None,
-        clock: int | None,
-        violations: tuple[Violation, ...],
-        exercised: frozenset[str],
-    ) -> Effect:
-        """An effect computed elsewhere, its objects interned here."""
-        nodes = self._nodes
-        changes = tuple((n, nodes[self.node_id(state)]) for n, state in changes)
-        if budget is not None:
-            budget = self._budgets[self.budget_id(budget)]
-        effect = Effect(changes, edits, budget, clock, violations, exercised)
-        self._register(effect)
-        return effect
+        def node(ident: int) -> int:
+            if ident not in sent_nodes:
+                sent_nodes.add(ident)
+                nodes.append((ident, self._nodes[ident]))
+            return ident
+
+        def budget(ident: int) -> int:
+            if ident not in sent_budgets:
+                sent_budgets.add(ident)
+                budgets.append((ident, self._budgets[ident]))
+            return ident
+
+        records = []
+        for action, situation, layout, effect in self.exported:
+            self._map_situation(situation, layout, node, budget)
+            for _, ident in effect.node_ids:
+                node(ident)
+            if effect.budget_id >= 0:
+                budget(effect.budget_id)
+            records.append(
+                (
+                    action,
+                    situation,
+                    layout,
+                    effect.node_ids,
+                    effect.edits,
+                    effect.budget_id,
+                    effect.clock,
+                    effect.violations,
+                    effect.exercised,
+                )
+            )
+        self.exported = []
+        return Exports(tuple(nodes), tuple(budgets), tuple(records))
+
+    def receive(self, source: int, exports: Exports) -> None:
+        """Take in the effects engine ``source`` exported (:meth:`take_exports`), in this
+        engine's ids, to adopt when a step meets their situation."""
+        shared = self.shared
+        assert shared is not None, "share() first"
+        node_map, budget_map = self._imported.setdefault(source, ({}, {}))
+        for ident, state in exports.nodes:
+            node_map[ident] = self.node_id(state)
+        for ident, value in exports.budgets:
+            budget_map[ident] = self.budget_id(value)
+        nodes, budgets = self._nodes, self._budgets
+        node_of, budget_of = node_map.__getitem__, budget_map.__getitem__
+        for (
+            action,
+            situation,
+            layout,
+            node_ids,
+            edits,
+            budget_id,
+            clock,
+            violations,
+            live,
+        ) in exports.records:
+            local = self._map_situation(situation, layout, node_of, budget_of)
+            changes = tuple((n, nodes[node_map[ident]]) for n, ident in node_ids)
+            budget = budgets[budget_map[budget_id]] if budget_id >= 0 else None
+            shared[(action, local)] = Effect(changes, edits, budget, clock, violations, live)
+
+    def _map_situation(
+        self, situation: int, layout: int, node: Callable[[int], int], budget: Callable[[int], int]
+    ) -> int:
+        """``situation`` (packed as :meth:`_situation` packs it) with each node state id
+        replaced by ``node(id)`` and the budget id by ``budget(id)``. ``layout`` says how it
+        was packed: bit 1 for a move of every node (the key's fields), bit 0 for a move that
+        spends (its budget appended, or for a move of every node kept in the key's field)."""
+        bits = self.NODE_BITS
+        node_mask = (1 << bits) - 1
+        if layout & 2:  # the key without the network (and without the budget unless spent)
+            clock, budget_id, _, ids = self.fields(situation >> 2)
+            if layout & 1:
+                budget_id = budget(budget_id)
+            return self.compose(clock, budget_id, 0, [node(i) for i in ids]) << 2 | 3
+        spent = -1
+        if layout & 1:
+            spent = budget(situation & ((1 << self.BUDGET_BITS) - 1))
+            situation >>= self.BUDGET_BITS
+        form, body = situation & 3, situation >> 2
+        if form == 1:  # (clock, first party, second party)
+            second = node(body & node_mask)
+            first = node((body >> bits) & node_mask)
+            mapped = ((body >> 2 * bits) << bits | first) << bits | second
+        else:  # (clock, one party): the receiver of a delivery alone, or a one-node move
+            mapped = (body >> bits) << bits | node(body & node_mask)
+        mapped = mapped << 2 | form
+        return mapped << self.BUDGET_BITS | spent if layout & 1 else mapped
 
     def _masks(self, effect: Effect) -> None:
         """Fill ``effect.keep`` and ``effect.put`` from the fields it sets."""
@@ -849,16 +934,20 @@ class Successors:
         return exercised_at_quiescence(world, self.policy)
 
 
-def _portable(effect: Effect) -> tuple[Any, ...]:
-    """An effect's content without this engine's ids (see :meth:`Successors.share`)."""
-    return (
-        effect.changes,
-        effect.edits,
-        effect.budget,
-        effect.clock,
-        effect.violations,
-        effect.exercised,
-    )
+#: an effect computed here, for the other engines: (action, situation, its layout (see
+#: Successors._map_situation), effect)
+Exported = tuple[Action, int, int, Effect]
+
+
+@attrs.frozen
+class Exports:
+    """Effects one engine computed, for the others (:meth:`Successors.take_exports`): the
+    objects behind the ids not sent before, then per effect its action, its situation and how
+    that is packed, and the effect's content with node states and budgets as ids."""
+
+    nodes: tuple[tuple[int, NodeState], ...]
+    budgets: tuple[tuple[int, Budget], ...]
+    records: tuple[tuple[Any, ...], ...]
 
 
 @attrs.frozen
@@ -910,4 +999,4 @@ _SPLIT_OVER_NODES: dict[StateCheck, Callable[[Config, int, NodeState, int], list
 }
 
 
-__all__ = ["Effect", "Move", "Successors"]
+__all__ = ["Effect", "Exports", "Move", "Successors"]

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from kadspec.engines.explorer import Exploration, Snapshot, explore
 from kadspec.engines.parallel import (
     LocalTransport,
+    SearchOptions,
     Worker,
     choose_owner_nodes,
     coordinate,
@@ -154,6 +155,23 @@ def test_workers_split_the_states_and_share_effects() -> None:
     assert all(n > result.states // 4 for n in owned)  # a spread, not one worker doing it all
     assert sum(w.engine.adopted for w in workers) > 0
     assert sum(w.engine.computed for w in workers) < 1.2 * alone.engine.computed
+
+
+@pytest.mark.parametrize("name", ["join-crash", "mode-change", "crowd-lossy-find"])
+def test_adopted_effects_equal_the_models_own_steps(name: str) -> None:
+    """Effects travel between workers by id (situation, node states, budgets mapped onto the
+    receiver's ids): with both engines in verify mode, every step replayed from an adopted
+    effect is recomputed with the model's own functions and compared. The scenarios cover
+    every way a situation is packed: a crash (every node, spending), a mode change (one node,
+    spending), losses (a pair, spending) and deliveries (a pair, or the receiver alone)."""
+    initial = SCENARIOS[name].initial()
+    workers = [Worker(n, 2, initial, SPEC) for n in range(2)]
+    for worker in workers:
+        worker.engine.verify = True
+    # join-crash in full takes 20 s in verify mode; its first crashes come early
+    result = coordinate(LocalTransport(workers), initial, SPEC, SearchOptions(max_states=6_000))
+    assert result.complete or result.states >= 6_000
+    assert all(w.engine.adopted > 0 for w in workers)
 
 
 def test_owner_nodes_leave_out_the_hub_and_keep_successors_local() -> None:
