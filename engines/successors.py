@@ -211,6 +211,9 @@ class Successors:
         self._split_checks: dict[StateCheck, dict[int, tuple[Violation, ...]]] = {}
         self._deliveries: dict[Message, Move] = {}
         self._faults: dict[Action, Move] = {}
+        #: per network id: the losses the model offers when the budget allows them
+        self._losses: dict[int, tuple[Move, ...]] = {}
+        self._no_messages: tuple[tuple[Message, ...], ...] = ((),) * (count * count)
         assert count <= 16, "node indices are packed into 4 bits of the per-node memo's key"
         self._tick = Move(Action("tick"), None, count)
         self._effects = 0
@@ -372,7 +375,14 @@ class Successors:
             network = self._network_part(world, key)
         moves = list(nodes_part.head)
         if nodes_part.faulty:
-            moves.extend(self._fault_moves(world or self.world(key)))
+            moves.extend(nodes_part.fault_head)
+            if nodes_part.loses:
+                network_id = (key >> self._network_shift) & self._network_mask
+                losses = self._losses.get(network_id)
+                if losses is None:
+                    losses = self._loss_moves(network_id, world or self.world(key))
+                moves.extend(losses)
+            moves.extend(nodes_part.fault_tail)
         moves.extend(network.deliveries)
         moves.extend(nodes_part.tail)
         busy = nodes_part.busy or bool(network.deliveries)
@@ -476,6 +486,7 @@ class Successors:
                 shares.extend(share)
             by_nodes[check] = tuple(shares)
         premises: frozenset[str] = frozenset().union(*(entry[2] for entry in entries))
+        fault_head, fault_tail, loses = self._node_faults(clock, budget_id, ids)
         complete = all(check in by_nodes for _, check in WORLD_CHECKS)
         every = tuple(found) + tuple(
             v for _, check in WORLD_CHECKS for v in by_nodes.get(check, ())
@@ -489,6 +500,9 @@ class Successors:
             premises,
             self._budgets[budget_id].faults > 0,
             every if complete else None,
+            fault_head,
+            fault_tail,
+            loses,
         )
         self._by_nodes[nodes_key] = part
         return part
@@ -530,6 +544,40 @@ class Successors:
             Move(a, (a.node,), self._count, spends=True)
             for a in transitions.user_actions(world, self.policy)
         )
+
+    def _node_faults(
+        self, clock: int, budget_id: int, ids: list[int]
+    ) -> tuple[tuple[Move, ...], tuple[Move, ...], bool]:
+        """The fault moves that read the node states and the budget only, split around where
+        the model puts losses (crashes and disconnects before, forgeries after), and whether
+        the budget allows losses (they read the network: see :meth:`_loss_moves`).
+
+        They are the model's own fault actions in the world of these node states with no
+        message in flight, where it offers no loss; ``verify`` compares the whole list."""
+        budget = self._budgets[budget_id]
+        if budget.faults <= 0:
+            return (), (), False
+        nodes = self._nodes
+        quiet = World(
+            self.config,
+            self.horizon,
+            clock,
+            tuple([nodes[i] for i in ids]),
+            self._no_messages,
+            budget,
+        )
+        head: list[Move] = []
+        tail: list[Move] = []
+        for move in self._fault_moves(quiet):
+            (tail if tail or move.action.kind == "forge_add_provider" else head).append(move)
+        return tuple(head), tuple(tail), "lose" in budget.fault_kinds
+
+    def _loss_moves(self, network_id: int, world: World) -> tuple[Move, ...]:
+        """The losses the model offers in ``world``'s network when the budget allows them:
+        its fault actions under a budget of losses alone (they read the channels' heads)."""
+        only_losses = attrs.evolve(world, budget=_LOSSES_ONLY)
+        found = self._losses[network_id] = tuple(self._fault_moves(only_losses))
+        return found
 
     def _fault_moves(self, world: World) -> list[Move]:
         found = []
@@ -963,6 +1011,11 @@ class NodesPart:
     faulty: bool = False  # the budget allows faults (their moves read the whole world)
     #: every invariant's violations, when the world invariants all read the nodes only
     state_violations: tuple[Violation, ...] | None = None
+    #: with ``faulty``: the fault moves before the losses (crashes, disconnects) and after
+    #: them (forgeries), and whether the budget allows losses (see Successors._node_faults)
+    fault_head: tuple[Move, ...] = ()
+    fault_tail: tuple[Move, ...] = ()
+    loses: bool = False
 
 
 @attrs.frozen
@@ -973,6 +1026,9 @@ class NetworkPart:
     checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the network
     silent: frozenset[StateCheck]  # world invariants that cannot fire with these messages
 
+
+#: a budget that allows losses and nothing else (see Successors._loss_moves)
+_LOSSES_ONLY = Budget(faults=1, fault_kinds=frozenset({"lose"}))
 
 #: world invariants by what they read; an invariant in neither set is run on every world.
 #: Those reading the nodes only may read the clock too: the nodes' memo is keyed by it.
