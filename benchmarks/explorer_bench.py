@@ -20,8 +20,10 @@ What it measures:
 * scale (issue 11): the partitioned explorer with 1 and 2 worker processes against the serial
   one on a complete scenario (wall and CPU time, each worker's CPU time, the speed-up), the
   Ray mode with 2 local workers against ``--workers 2``, the fingerprint mode, and the
-  progress snapshots of a run. On a machine shared with other work the wall figures carry
-  that load (``load_average`` is recorded at each); CPU figures are what the processes did;
+  progress snapshots of a run; and the 2-worker speed-up under several hash secrets
+  (``by_seed``: which worker owns a state is a hash, and its split of the states varies with
+  ``PYTHONHASHSEED``). On a machine shared with other work the wall figures carry that load
+  (``load_average`` is recorded at each); CPU figures are what the processes did;
 * spin: the ratio to Spin's states per second when ``spin`` is installed (skipped otherwise);
 * goals: each figure against the goal it answers, ``met`` true or false.
 
@@ -501,11 +503,14 @@ def spin_ratio(rate: float) -> Json:
 # --- runs in a child process (peak memory of their own) -----------------------------------------
 
 
-def child(request: Json, timeout: float | None) -> Json:
-    """Run ``request`` in a fresh interpreter; its JSON answer, or why there is none."""
+def child(request: Json, timeout: float | None, env: dict[str, str] | None = None) -> Json:
+    """Run ``request`` in a fresh interpreter (with ``env``, default this one's); its JSON
+    answer, or why there is none."""
     command = [sys.executable, __file__, "--child", json.dumps(request)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "timeout_seconds": timeout}
     if done.returncode != 0:
@@ -547,7 +552,49 @@ def run_child(request: Json) -> Json:
         answer["reduction"] = request["reduction"]
         answer["peak_rss_mib"] = peak_rss_mib()
         return answer
+    if request["kind"] == "two-workers":
+        return two_workers_child(request["scenario"])
     return hunt_child(request["mutant"], request["max_examples"])
+
+
+def two_workers_child(name: str) -> Json:
+    """The serial explorer against 2 worker processes on one complete scenario, CPU times."""
+    from kadspec.engines.parallel import explore_parallel
+
+    initial = scenario_of(name).initial()
+    serial, _, cpu = timed(partial(explore, initial, SPEC, keep_going=True))
+    two = explore_parallel(initial, SPEC, workers=2, keep_going=True)
+    busiest = max(two.worker_cpu_seconds)
+    return {
+        "states": two.states,
+        "agrees_with_serial": (two.states, two.levels) == (serial.states, serial.levels),
+        "serial_cpu_seconds": round(cpu, 3),
+        "worker_cpu_seconds": [round(c, 3) for c in two.worker_cpu_seconds],
+        "speedup_2_workers_cpu_bound": round(cpu / busiest, 2),
+        "total_cpu_ratio_2_workers": round(two.cpu_seconds / cpu, 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def scale_by_seed(scenario: str, seeds: tuple[int, ...] = (1, 2, 3)) -> Json:
+    """:func:`two_workers_child` under each hash secret in ``seeds``: a state's owner is a
+    hash of the owner nodes' states, whose combinations are few, so how evenly the workers
+    share the states (and the busiest worker's CPU time) varies with the secret."""
+    rows = {
+        str(seed): child(
+            {"kind": "two-workers", "scenario": scenario},
+            timeout=900,
+            env=dict(os.environ) | {"PYTHONHASHSEED": str(seed)},
+        )
+        for seed in seeds
+    }
+    speedups = [r["speedup_2_workers_cpu_bound"] for r in rows.values() if "states" in r]
+    return {
+        "scenario": scenario,
+        "by_seed": rows,
+        "speedup_2_workers_cpu_bound_min": min(speedups, default=None),
+        "speedup_2_workers_cpu_bound_max": max(speedups, default=None),
+    }
 
 
 def hunt_child(name: str, max_examples: int) -> Json:
@@ -748,6 +795,10 @@ def scale_goals(report: Json) -> list[Json]:
                     "wall": scale_["speedup_2_workers_wall"],
                     "cpu_bound": scale_["speedup_2_workers_cpu_bound"],
                     "total_cpu_ratio": scale_["total_cpu_ratio_2_workers"],
+                    "cpu_bound_by_seed": {
+                        seed: row.get("speedup_2_workers_cpu_bound")
+                        for seed, row in scale_.get("by_seed", {}).get("by_seed", {}).items()
+                    },
                     "load_average": scale_["workers_2"]["load_average"],
                     "note": "wall figures under the load recorded; cpu_bound = serial CPU / "
                     "busiest worker's CPU (the speed-up with a free core per worker)",
@@ -826,6 +877,9 @@ def main(argv: list[str] | None = None) -> int:
         report["scale"] = scale(args.scale_scenario, ray_scenario="trio")
         step("serial against 2 workers on star-4, capped")
         report["scale"]["capped"] = scale_capped("star-4", 50_000 if args.quick else 400_000)
+        if not args.quick:
+            step(f"2 workers on {args.scale_scenario} under hash secrets 1, 2 and 3")
+            report["scale"]["by_seed"] = scale_by_seed(args.scale_scenario)
     if "growth" in sections:
         step("state counts by network size")
         report["growth"] = growth(
