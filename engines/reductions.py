@@ -203,8 +203,10 @@ class Automorphism:
 
     def lookup(self, lookup: Lookup) -> Lookup:
         order = self.order
-        # Only a self-lookup targets an ID; key targets are fixed (no key activity).
-        target = lookup.target ^ self.mask if lookup.purpose is Purpose.SELF else lookup.target
+        # Self and refresh lookups target IDs (own, or own with one bit flipped); key targets
+        # are fixed (no key activity).
+        translated = lookup.purpose in (Purpose.SELF, Purpose.REFRESH)
+        target = lookup.target ^ self.mask if translated else lookup.target
         return Lookup(
             lookup.purpose,
             lookup.key,

@@ -11,7 +11,9 @@ this module wires them to events. It implements, at MUST and SHOULD level:
 
 - bootstrap: dial configured peers one after another until two connect (BOOT-01), then a
   self-lookup; Ready = a peer in the table and a self-lookup answered (BOOT-02, BOOT-05);
-  refresh stays armed (BOOT-03) and re-dials bootstrap peers when the table is empty;
+  refresh stays armed (BOOT-03) and re-dials bootstrap peers when the table is empty; each
+  bootstrap and refresh run follows its self-lookup with a lookup of an ID in each empty
+  bucket up to the deepest non-empty one, one at a time (BOOT-03);
 - admission only with evidence (identify's kad advert, a kad reply, configuration) and a
   dialable address (RT-01..04); failed peers leave the table (RT-06);
 - lookups with alpha in flight and a deadline per request (FIND-03, FIND-04, PROV-08);
@@ -36,7 +38,8 @@ from kadspec.impl.addresses import Addresses
 from kadspec.impl.config import BootstrapPeer, CoreConfig, Mode
 from kadspec.impl.effects import KAD_PROTOCOL, Effect
 from kadspec.impl.events import Direction, Event, Timer, TimerKind
-from kadspec.impl.lookup import Lookup, Purpose
+from kadspec.impl.keyspace import common_prefix_length
+from kadspec.impl.lookup import MAX_REFRESH_BUCKET, Lookup, Purpose, refresh_key
 from kadspec.impl.provide import NO_ADDRESS, NO_PEERS, NONE_DELIVERED, NOT_READY, Phase, ProvideJob
 from kadspec.impl.records import ProviderRecord, RecordStore
 from kadspec.impl.requirements import implements
@@ -105,6 +108,10 @@ class Core:
         self._finds: dict[int, tuple[list[int], bytes]] = {}
         self._probing: set[bytes] = set()
         self._self_lookup_due = False  # a refresh's self-lookup waits for admission probes
+        #: the bucket from which the run's refresh lookups go on, once admission probes are
+        #: answered (None: no refresh lookup is due)
+        self._refresh_from: int | None = None
+        self._refresh_keys: dict[int, bytes | None] = {}  # per bucket: the kad key it looks up
         self._next_id = 0
         self._bootstrap: dict[bytes, BootstrapPeer] = {b.peer: b for b in config.bootstrap}
         #: bootstrap peers dialled (or found connected) since the start or the last empty refresh
@@ -252,6 +259,8 @@ class Core:
             # An admission probe is out: lookups wait for its answer, so that they start from
             # the table the probe decides (the model admits within the same step).
             return
+        if self._refresh_from is not None:
+            self._refresh_buckets(now)
         running_self = any(lk.purpose is Purpose.SELF for lk in self._lookups.values())
         due = self._self_lookup_due or (bool(self.table) and not self.self_lookup_done)
         if due and not running_self:
@@ -708,6 +717,17 @@ class Core:
                 self.self_lookup_done = True
             elif not lookup.keys:
                 self._log("lookup.failed", purpose="self", reason="no peers in table")
+            if self.self_lookup_done:
+                # a new run: a bucket lookup the last run left open gives way to it
+                stale = [i for i, lk in self._lookups.items() if lk.purpose is Purpose.REFRESH]
+                for ident in stale:
+                    self._drop_lookup(ident)
+                self._refresh_from = 0
+                self._refresh_buckets(now)
+        elif lookup.purpose is Purpose.REFRESH:
+            bucket = common_prefix_length(self.own_key, lookup.target, self.keyspace.bits)
+            self._refresh_from = bucket + 1
+            self._refresh_buckets(now)
         elif lookup.purpose is Purpose.PROVIDE:
             job = self._jobs.get(lookup.key)
             if job is not None and job.lookup == lookup.ident:
@@ -725,6 +745,37 @@ class Core:
             for op in ops:
                 outcome = fx.FindOutcome(op, key, bool(lookup.answered), providers, reason, code)
                 self._emit(fx.ReportOutcome(outcome))
+
+    def _next_refresh_bucket(self, first: int) -> int | None:
+        """The first empty bucket from ``first`` on, no deeper than the deepest non-empty one
+        (nor than 15); None when none is left or the table is empty (the model's
+        ``lifecycle.next_refresh_bucket``)."""
+        buckets = self.table.bucket_sizes()
+        if not buckets:
+            return None
+        for bucket in range(first, min(max(buckets), MAX_REFRESH_BUCKET + 1)):
+            if bucket not in buckets:
+                return bucket
+        return None
+
+    @implements("BOOT-03")
+    def _refresh_buckets(self, now: int) -> None:
+        """Look up an ID in the run's next empty bucket: one lookup at a time, after the
+        self-lookup, each next one when the last ends (go's doRefresh, the IPFS spec's
+        FIND_NODE "with a randomly generated Peer ID matching the bucket"). It waits while an
+        admission probe is out, so that it reads the table the probe decides."""
+        if self._probing or self._refresh_from is None:
+            return
+        first, self._refresh_from = self._refresh_from, None
+        while (bucket := self._next_refresh_bucket(first)) is not None:
+            if bucket not in self._refresh_keys:
+                self._refresh_keys[bucket] = refresh_key(self.keyspace, self.own_key, bucket)
+            key = self._refresh_keys[bucket]
+            if key is not None:
+                self._start_lookup(Purpose.REFRESH, key, now)
+                return
+            self._log("refresh.skipped", bucket=bucket, reason="no key for the bucket")
+            first = bucket + 1
 
     # --- provide -----------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import bisect
 import enum
+import hashlib
 
+from kadspec.impl.keyspace import FixedKeyspace, Keyspace, Sha256Keyspace
 from kadspec.impl.requirements import implements
 from kadspec.impl.wire import PeerInfo
 
@@ -18,6 +20,77 @@ class Purpose(enum.Enum):
     SELF = "self"  # bootstrap / refresh: look up our own ID (BOOT-02)
     PROVIDE = "provide"  # GetClosestPeers for a key we provide (PROV-01)
     FIND_PROVIDERS = "find-providers"  # GET_PROVIDERS
+    REFRESH = "refresh"  # an ID in one empty bucket, after the self-lookup (BOOT-03)
+
+
+#: the deepest bucket a refresh looks up: go's kbucket refreshes common prefix lengths up to 15
+#: (maxCplForRefresh), the reach of its table of IDs with a chosen 16-bit prefix
+MAX_REFRESH_BUCKET = 15
+
+
+def refresh_target(own_key: int, bits: int, bucket: int) -> int:
+    """The position a refresh of ``bucket`` aims at: our own with bit ``bucket`` (from the top)
+    flipped, the model's target (``kadspec.models.lookup.refresh_target``)."""
+    return own_key ^ (1 << (bits - 1 - bucket))
+
+
+def fixed_refresh_name(position: int) -> bytes:
+    """The kad key a fixed key space (the model's small IDs) gives position ``position`` for a
+    refresh; the lockstep driver names the mirror of every node's ID this way."""
+    return b"refresh/" + position.to_bytes(32, "big")
+
+
+#: per key width: candidate kad keys found so far by their leading bits, {length: {prefix: key}}
+_PREFIXED: dict[int, dict[int, dict[int, bytes]]] = {}
+_DRAWN: dict[int, int] = {}  # per key width: how many candidates have been hashed
+
+
+def _candidate(n: int) -> bytes:
+    """The ``n``-th candidate kad key: a sha2-256 multihash, shaped like a peer ID (as go's
+    GenRandPeerID draws), so that no receiver rejects it as malformed."""
+    return b"\x12\x20" + hashlib.sha256(b"kadspec refresh %d" % n).digest()
+
+
+def refresh_position(keyspace: Keyspace, own_key: int, bucket: int) -> int | None:
+    """Where the kad key :func:`refresh_key` picks sits (a replay of a reference node's run
+    gives the model this target), or None when there is none."""
+    key = refresh_key(keyspace, own_key, bucket)
+    return None if key is None else keyspace.key_of(key)
+
+
+@implements("BOOT-03")
+def refresh_key(keyspace: Keyspace, own_key: int, bucket: int) -> bytes | None:
+    """A kad key whose position shares exactly ``bucket`` leading bits with ``own_key``.
+
+    The spec asks for "a randomly generated Peer ID matching the bucket"; the core draws no
+    randomness, so the key is the first of a fixed sequence of candidates whose position starts
+    like :func:`refresh_target` (the same leading ``bucket + 1`` bits). Candidates are hashed
+    once per process and indexed by their leading bits, so all nodes of a simulation share the
+    work (a few thousand hashes for a 1,000-node network, whose deepest buckets are ~10). A
+    fixed key space answers only for the names the lockstep driver gave it: there the position
+    is the model's target exactly; None when it names none (that bucket is not looked up).
+    """
+    bits = keyspace.bits
+    target = refresh_target(own_key, bits, bucket)
+    if isinstance(keyspace, FixedKeyspace):
+        name = fixed_refresh_name(target)
+        return name if keyspace.table.get(name) == target else None
+    length = bucket + 1
+    prefix = target >> (bits - length)
+    tables = _PREFIXED.setdefault(bits, {})
+    found = tables.get(length, {}).get(prefix)
+    while found is None:
+        n = _DRAWN.get(bits, 0)
+        _DRAWN[bits] = n + 1
+        key = _candidate(n)
+        if isinstance(keyspace, Sha256Keyspace):  # hashed here: the keyspace's cache is for peers
+            position = int.from_bytes(hashlib.sha256(key).digest(), "big") >> (256 - bits)
+        else:
+            position = keyspace.key_of(key)
+        for size in range(1, min(bits, MAX_REFRESH_BUCKET + 1) + 1):
+            tables.setdefault(size, {}).setdefault(position >> (bits - size), key)
+        found = tables[length].get(prefix)
+    return found
 
 
 class Lookup:

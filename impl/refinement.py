@@ -48,8 +48,10 @@ from kadspec.impl.config import ModeSetting as CoreSetting
 from kadspec.impl.core import Core
 from kadspec.impl.effects import KAD_PROTOCOL
 from kadspec.impl.events import Direction, Timer, TimerKind
-from kadspec.impl.keyspace import FixedKeyspace
+from kadspec.impl.keyspace import FixedKeyspace, common_prefix_length
+from kadspec.impl.lookup import Lookup as CoreLookup
 from kadspec.impl.lookup import Purpose as CorePurpose
+from kadspec.impl.lookup import fixed_refresh_name, refresh_target
 from kadspec.impl.provide import NO_ADDRESS, NO_PEERS, NONE_DELIVERED, NOT_READY
 from kadspec.impl.provide import Phase as CorePhase
 from kadspec.impl.records import MemoryStore
@@ -100,6 +102,7 @@ _PURPOSES = {
     CorePurpose.SELF: Purpose.SELF,
     CorePurpose.PROVIDE: Purpose.PROVIDE,
     CorePurpose.FIND_PROVIDERS: Purpose.FIND_PROVIDERS,
+    CorePurpose.REFRESH: Purpose.REFRESH,
 }
 _REASONS = {
     "": Reason.NONE,
@@ -178,6 +181,11 @@ class Lockstep:
         self.count = count
         table = {peer_id(n): config.ids[n] for n in range(count)}
         table.update({content_key(k): value for k, value in enumerate(config.keys)})
+        # the kad key of each refresh target: every node's ID with one bit flipped (BOOT-03)
+        for n in range(count):
+            for bucket in range(config.id_bits):
+                target = refresh_target(config.ids[n], config.id_bits, bucket)
+                table[fixed_refresh_name(target)] = target
         self.keyspace = FixedKeyspace(config.id_bits, table)
         self.index = {peer_id(n): n for n in range(count)}
         self.key_index = {content_key(k): k for k in range(len(config.keys))}
@@ -421,7 +429,7 @@ class Lockstep:
         lookups = core.lookups()
         lookup = next(lk for lk in lookups if lk.ident == request.lookup)
         purpose = _PURPOSES[lookup.purpose]
-        key = 0 if purpose is Purpose.SELF else self.key_index[lookup.key]
+        key = self._model_key(node, lookup)
         index = next(
             (
                 i
@@ -689,6 +697,15 @@ class Lockstep:
 
     # --- the abstraction function ------------------------------------------------------------
 
+    def _model_key(self, node: int, lookup: CoreLookup) -> int:
+        """The model's ``Lookup.key`` of ``node``'s lookup: 0 for a self-lookup, the bucket (the
+        target's common prefix length with the node's ID) for a refresh, else the key's index."""
+        if lookup.purpose is CorePurpose.SELF:
+            return 0
+        if lookup.purpose is CorePurpose.REFRESH:
+            return common_prefix_length(self.config.ids[node], lookup.target, self.config.id_bits)
+        return self.key_index[lookup.key]
+
     def _abstract_packet(self, src: int, dst: int, packet: Packet) -> Message:
         if packet.kind in (Kind.IDENTIFY, Kind.IDENTIFY_PUSH):
             return Message(
@@ -803,7 +820,7 @@ class Lockstep:
             lookups.append(
                 Lookup(
                     purpose=purpose,
-                    key=0 if purpose is Purpose.SELF else self.key_index[lk.key],
+                    key=self._model_key(node, lk),
                     target=lk.target,
                     seen=frozenset(self.index[p] for p in lk.keys),
                     inflight=inflight,

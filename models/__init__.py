@@ -39,13 +39,17 @@ the core's way onto the model's and says so. What each abstraction hides:
 (f) ``provide.user_provide`` while an attempt runs resets the phase to QUEUED but keeps its
     lookup and pending ADD_PROVIDERs. Unreachable in the shipped scenarios (each provide is in
     the environment's budget once); a configuration that provides a key twice would explore it.
-(g) No refresh lookups beyond the self-lookup. The libp2p kad-dht spec ("Bootstrap process")
-    also looks up a random ID on every run, and go refreshes one random ID per bucket up to
-    common-prefix length 15 (rtrefresh doRefresh, kbucket maxCplForRefresh); the model, and so
-    the core, run only the self-lookup at bootstrap and every refresh interval. Hidden: far
-    buckets fill only by chance (a 1,000-node simulation found half the nodes with an empty
-    bucket 0 twenty seconds in, and one key provided to the wrong 20 nodes). Planned shape: a
-    REFRESH lookup per bucket cpl 0..min(deepest non-empty, 15), skipping full buckets, with the
-    deterministic target own ID ^ (1 << (bits - 1 - cpl)); it waits for the symbolic mirror,
-    whose targets are node IDs and keys only.
+(g) Refresh looks up the empty buckets only, at a fixed ID. After the self-lookup of each
+    bootstrap and refresh run, one lookup at a time (as go's doRefresh), the node looks up
+    an ID in each bucket that holds no peer, from common prefix length 0 up to its deepest
+    non-empty bucket (and at most 15, go's maxCplForRefresh) (``lifecycle.refresh_buckets``).
+    The ID is the node's own with that bucket's bit flipped (``lookup.refresh_target``), where
+    the spec draws a random ID in the bucket. go, js and py-libp2p also look up the buckets
+    that hold a peer but are not full; looking those up made a three-node scenario's state
+    space grow from 35,522 to over 2 million states. Hidden: a non-empty bucket with fewer
+    than k peers is not replenished by refresh (the IPFS spec's MUST asks for every bucket
+    that is not full), so the fresh contacts such a lookup would bring are missing, and a
+    random target's spread inside its bucket (the lookup converges on the peers nearest one
+    fixed point of it). The holes a 1,000-node simulation found were empty buckets, which
+    this covers.
 """

@@ -530,6 +530,55 @@ def own_id_lookups_answered(step: ObservedStep) -> list[str]:
     return found
 
 
+#: the deepest bucket BOOT-03 asks a refresh to look up (go's kbucket maxCplForRefresh)
+_DEEPEST_REFRESHED = 15
+
+
+def _unvisited_empty_buckets(world: World, n: int, first: int) -> set[int]:
+    """Buckets from ``first`` on that hold no peer of ``n``'s table, up to its deepest
+    non-empty bucket (and to 15): the ones a refresh run still owes a lookup."""
+    ids, bits = world.config.ids, world.config.id_bits
+    held = {common_prefix_length(ids[n], ids[p], bits) for p in world.nodes[n].table()}
+    if not held:
+        return set()
+    return set(range(first, min(max(held), _DEEPEST_REFRESHED + 1))) - held
+
+
+@requirement("BOOT-03")
+def refresh_looks_up_empty_buckets(
+    pre: World, action: Action, post: World, policy: Policy
+) -> list[str]:
+    """Internal (lookup bookkeeping): after a run's self-lookup (once one was answered), the node
+    looks up an ID in every empty bucket up to its deepest non-empty one, one after another. A
+    step that ends the self-lookup or a bucket's lookup, starts no next one, and leaves a bucket
+    further on empty (before and after the step) that no lookup of this run visited, breaks it.
+    """
+    found = []
+    for n, (a, b) in enumerate(zip(pre.nodes, post.nodes, strict=True)):
+        if a is b or not (a.up and b.up) or not b.self_lookup_done:
+            continue  # (the run's bucket lookups follow a self-lookup that was answered)
+        if action.kind in ("start", "restart") and action.node == n:
+            continue
+        if any(lk.purpose in (Purpose.REFRESH, Purpose.SELF) for lk in b.lookups):
+            continue  # a bucket's lookup runs, or a new run has begun (its lookups follow)
+        ended = [lk for lk in a.lookups if lk.purpose is Purpose.REFRESH]
+        if ended:
+            first = ended[0].key + 1
+        elif any(lk.purpose is Purpose.SELF for lk in a.lookups) and not any(
+            lk.purpose is Purpose.SELF for lk in b.lookups
+        ):
+            first = 0
+        else:
+            continue
+        owed = _unvisited_empty_buckets(pre, n, first) & _unvisited_empty_buckets(post, n, first)
+        if owed:
+            found.append(
+                f"{post.config.name(n)} ends its refresh run with bucket {min(owed)} empty and "
+                "never looked up"
+            )
+    return found
+
+
 @requirement("FIND-05")
 @observable
 def replies_do_not_admit_closer_peers(step: ObservedStep) -> list[str]:
@@ -930,6 +979,7 @@ STEP_CHECKS: tuple[StepCheck, ...] = (
     failed_peers_not_admitted,
     find_node_replies_are_closest,
     own_id_lookups_answered,
+    refresh_looks_up_empty_buckets,
     replies_do_not_admit_closer_peers,
     provide_success_is_real,
     expired_records_not_served,

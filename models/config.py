@@ -185,6 +185,14 @@ class Config:
         """How traces and messages call a node."""
         return f"n{node}"
 
+    def refresh_target(self, node: int, bucket: int) -> int:
+        """The ID a refresh of ``node``'s bucket ``bucket`` looks up (BOOT-03): the node's own
+        ID with bit ``bucket`` (from the top) flipped, so it shares exactly ``bucket`` leading
+        bits with it. The spec draws a random ID in the bucket; this one needs no randomness,
+        and no node can steer it anywhere but its own ID's mirror. A replay of a real node's
+        run gives the ID that node looked up instead."""
+        return self.ids[node] ^ (1 << (self.id_bits - 1 - bucket))
+
     def validate(self) -> Config:
         """Return self, or raise ConfigError naming the first field that is out of range."""
         count = len(self.nodes)

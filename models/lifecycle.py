@@ -14,7 +14,7 @@ from kadspec.models import provide
 from kadspec.models.network import can_dial, connect, disconnect, drop_channels
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
-from kadspec.models.routing import mark_failed, try_admit
+from kadspec.models.routing import bucket_of, mark_failed, try_admit
 from kadspec.models.state import (
     NO_FIND,
     Conn,
@@ -47,7 +47,11 @@ def finish(world: World, policy: Policy, node: int, finished: Lookup | None) -> 
     if finished.purpose is Purpose.SELF:
         if finished.answered:
             world = world.with_node(node, replace(world.nodes[node], self_lookup_done=True))
+        if world.nodes[node].self_lookup_done:
+            world = refresh_buckets(world, policy, node, 0)
         return world
+    if finished.purpose is Purpose.REFRESH:
+        return refresh_buckets(world, policy, node, finished.key + 1)
     if finished.purpose is Purpose.PROVIDE:
         if provide.get(world, node, finished.key).phase is not Phase.LOOKUP:
             return world
@@ -161,6 +165,58 @@ def refresh(world: World, policy: Policy, node: int) -> World:
     if lookups.find_index(world, node, Purpose.SELF, 0) is None:
         world = start_lookup(world, policy, node, Purpose.SELF, 0)
     return world
+
+
+#: the deepest bucket a refresh looks up (go's kbucket maxCplForRefresh: its table of IDs with a
+#: chosen prefix covers 16 bits)
+MAX_REFRESH_BUCKET = 15
+
+
+def next_refresh_bucket(world: World, node: int, first: int) -> int | None:
+    """The first bucket from ``first`` on that a refresh run looks up: an empty one no deeper
+    than the deepest non-empty bucket (nor than 15); None when none is left or the table is
+    empty."""
+    buckets = {bucket_of(world, node, p) for p in world.nodes[node].table()}
+    if not buckets:
+        return None
+    for bucket in range(first, min(max(buckets), MAX_REFRESH_BUCKET + 1)):
+        if bucket not in buckets:
+            return bucket
+    return None
+
+
+@requirement("BOOT-03")
+def refresh_buckets(world: World, policy: Policy, node: int, first: int) -> World:
+    """Refresh the next empty bucket of this run: one lookup at a time, after the self-lookup
+    (a run that starts while the last one still looks a bucket up starts over: ``first`` 0).
+
+    The IPFS kad-dht spec ("Routing Table Refresh"): buckets that are not full "MUST be
+    replenished with fresh, online peers ... by either adding recently connected peers or by
+    executing a FIND_NODE ... with a randomly generated Peer ID matching the bucket. FIND_NODE
+    requests should only be run for buckets up to the last non-empty bucket"; go's doRefresh
+    looks up one ID per bucket up to common prefix length 15, in turn, after its self-lookup.
+    The model looks up the buckets that hold no peer at all, the holes a lookup cannot route
+    through; a bucket with a peer has a contact already, and the self-lookup covers the
+    deepest ones. Looking up every bucket that is not full, as go does, made the exhaustive
+    state space too large to explore (a three-node network: 35,522 states -> over 2 million),
+    and is allowed, not required. Peers the lookup meets are admitted as in every lookup (its
+    responders, once identify vouched for them).
+    """
+    if not policy.refresh_far_buckets:
+        return world
+    if first == 0:
+        # A new run starts: a bucket lookup the last run left open gives way to it (the run
+        # starts over from the farthest bucket), so one lookup at a time still holds.
+        index = next(
+            (i for i, lk in enumerate(world.nodes[node].lookups) if lk.purpose is Purpose.REFRESH),
+            None,
+        )
+        if index is not None:
+            world = lookups.drop(world, node, index)
+    bucket = next_refresh_bucket(world, node, first)
+    if bucket is None:
+        return world
+    return start_lookup(world, policy, node, Purpose.REFRESH, bucket)
 
 
 @requirement("BOOT-06", "ADDR-06", "RT-07")

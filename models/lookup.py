@@ -25,6 +25,11 @@ def _replace(world: World, node: int, index: int, lookup: Lookup | None) -> Worl
     return world.with_node(node, replace(world.nodes[node], lookups=tuple(lookups)))
 
 
+def drop(world: World, node: int, index: int) -> World:
+    """Abandon a lookup: its replies still on the way are then late (answer nothing)."""
+    return _replace(world, node, index, None)
+
+
 def inflight_peers(lookup: Lookup) -> frozenset[int]:
     return frozenset(p for p, _ in lookup.inflight)
 
@@ -56,13 +61,25 @@ def find_index(world: World, node: int, purpose: Purpose, key: int) -> int | Non
     return None
 
 
+@requirement("BOOT-03")
+def refresh_target(world: World, node: int, bucket: int) -> int:
+    """The ID a refresh of ``bucket`` looks up: one that shares exactly ``bucket`` leading bits
+    with the node's ID (``Config.refresh_target``: its own with that bit flipped)."""
+    return world.config.refresh_target(node, bucket)
+
+
 @requirement("BOOT-04")
 def start(
     world: World, policy: Policy, node: int, purpose: Purpose, key: int
 ) -> tuple[World, Finished]:
     """Start a lookup seeded from the routing table; with no candidate it fails at once."""
     state = world.nodes[node]
-    target = world.config.ids[node] if purpose is Purpose.SELF else world.config.keys[key]
+    if purpose is Purpose.SELF:
+        target = world.config.ids[node]
+    elif purpose is Purpose.REFRESH:
+        target = refresh_target(world, node, key)
+    else:
+        target = world.config.keys[key]
     seeds = frozenset(p for p in state.table() if not state.peers[p].failed)
     lookup = Lookup(purpose=purpose, key=key, target=target, seen=seeds)
     if not seeds and policy.empty_lookup_fails_fast:
@@ -91,7 +108,9 @@ def query(world: World, policy: Policy, node: int, index: int) -> tuple[World, F
             world = mark_failed(world, policy, node, peer)
             return _settle(world, node, index, replace(lookup, failed=lookup.failed | {peer}))
     kind = Kind.FIND_NODE if lookup.purpose is not Purpose.FIND_PROVIDERS else Kind.GET_PROVIDERS
-    world = send(world, Message(kind, node, peer, target=lookup.target, key=lookup.key))
+    # FIND_NODE's receiver reads only the target; a refresh's key is its bucket, not a key index
+    key = 0 if lookup.purpose is Purpose.REFRESH else lookup.key
+    world = send(world, Message(kind, node, peer, target=lookup.target, key=key))
     deadline = (
         world.clock + world.config.timing.request_deadline if policy.per_request_deadline else None
     )
@@ -107,7 +126,7 @@ def _settle(world: World, node: int, index: int, lookup: Lookup) -> tuple[World,
 
 def _matching(world: World, node: int, message: Message, peer: int) -> int | None:
     purpose_kinds = {
-        Kind.FIND_NODE_REPLY: (Purpose.SELF, Purpose.PROVIDE),
+        Kind.FIND_NODE_REPLY: (Purpose.SELF, Purpose.PROVIDE, Purpose.REFRESH),
         Kind.GET_PROVIDERS_REPLY: (Purpose.FIND_PROVIDERS,),
     }
     for index, lookup in enumerate(world.nodes[node].lookups):

@@ -210,6 +210,18 @@ MUTANTS: dict[str, Mutant] = {
             redial_bootstrap_when_empty=False,
         ),
         _mutant(
+            "refresh-lookups-skipped",
+            "kadspec's own reference core and model before issue 8's far-bucket refresh (a "
+            "1,000-node simulation found 474 nodes with no contact in the far half of the key "
+            "space twenty seconds in, and a key provided to the wrong 20 nodes); the libp2p and "
+            "IPFS kad-dht specs, go, js and py-libp2p all look up an ID per bucket",
+            "a bootstrap or refresh run looks up only the node's own ID: empty far buckets are "
+            "never looked up",
+            "BOOT-03",
+            "crowd-unresponsive-find",
+            refresh_far_buckets=False,
+        ),
+        _mutant(
             "refresh-not-rearmed",
             "kadspec robustness rule; libp2p/rust-libp2p PR #5349 fixed the opposite failure "
             "of the same code path (a bootstrap with no known peers re-fired in a busy loop "

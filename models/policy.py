@@ -37,6 +37,9 @@ class Policy:
     ready_requires_self_lookup: bool = True
     #: BOOT-03: re-arm the refresh timer after a refresh found the table empty
     rearm_refresh_when_empty: bool = True
+    #: BOOT-03: each bootstrap and refresh run looks up an ID in every bucket that is not full,
+    #: up to the deepest non-empty one; off = the self-lookup only
+    refresh_far_buckets: bool = True
     #: BOOT-04: a lookup with no candidate fails at once; off = it waits (js before PR #457's fix)
     empty_lookup_fails_fast: bool = True
     #: BOOT-06: probe a candidate (it must return a closer peer) only when the table holds k peers

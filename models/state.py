@@ -150,11 +150,13 @@ class Purpose(enum.IntEnum):
     SELF = 0  # bootstrap / refresh self-lookup: FIND_NODE for our own ID
     PROVIDE = 1  # GetClosestPeers(key) before ADD_PROVIDER
     FIND_PROVIDERS = 2  # GET_PROVIDERS lookup
+    REFRESH = 3  # refresh of one bucket: FIND_NODE for an ID in it (key = the bucket's cpl)
 
 
 @attrs.frozen(cache_hash=True)
 class Lookup:
-    """An iterative lookup (FIND-03, FIND-04). ``key`` indexes Config.keys, unused for SELF."""
+    """An iterative lookup (FIND-03, FIND-04). ``key`` indexes Config.keys for PROVIDE and
+    FIND_PROVIDERS, is the bucket (common prefix length) for REFRESH, and is unused for SELF."""
 
     purpose: Purpose
     key: int
