@@ -80,6 +80,8 @@ from typing import Any, Final
 import attrs
 
 from kadspec.conformance.protocol import Entry, Run, key_bytes, unbase58, wire_key
+from kadspec.impl.keyspace import Sha256Keyspace
+from kadspec.impl.lookup import refresh_position
 from kadspec.models import ghost, lifecycle, provide
 from kadspec.models import lookup as lookups
 from kadspec.models.actions import (
@@ -170,6 +172,14 @@ class ReplayConfig(Config):
 
     def name(self, node: int) -> str:
         return self.names[node] if node < len(self.names) else f"n{node}"
+
+    def refresh_target(self, node: int, bucket: int) -> int:
+        """The ID the reference node looks up to refresh ``bucket``: the kad position of its
+        fixed refresh key (a real node cannot send the model's mirror ID, whose preimage is
+        unknown). js and py draw random IDs, which no replay can predict: their bucket
+        lookups stay unexplained."""
+        position = refresh_position(Sha256Keyspace(self.id_bits), self.ids[node], bucket)
+        return 0 if position is None else position
 
     def validate(self) -> ReplayConfig:
         count = len(self.nodes)
