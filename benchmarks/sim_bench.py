@@ -214,9 +214,9 @@ def run(
         "messages_through_protobuf": wire,
         "bootstrap_order": "shuffled per node (seeded)" if shuffle_bootstrap else "fixed",
         "far_bucket_refresh": (
-            "none: the core (and the model) refresh with a self-lookup only, so the far buckets "
-            "fill by chance (see table_holes_when_providing; the libp2p spec's bootstrap process "
-            "also looks up random IDs)"
+            "after each self-lookup the core looks up, one at a time, an ID in every empty "
+            "bucket up to its deepest non-empty one (BOOT-03); buckets that hold a peer but "
+            "fewer than k are not looked up (see table_holes_when_providing)"
         ),
         "all_ready_before_providing": all_ready,
         "all_provided": all_provided,
