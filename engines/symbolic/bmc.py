@@ -43,7 +43,7 @@ from kadspec.engines.symbolic.terms import eq, known, or_, z
 from kadspec.models.actions import Action, apply, enabled
 from kadspec.models.checks import Violation, check_state, check_step
 from kadspec.models.policy import Policy
-from kadspec.models.state import World
+from kadspec.models.state import Purpose, World
 
 BmcVerdict = Literal["refuted", "unknown"]
 
@@ -164,7 +164,8 @@ def _static_instances(enc: Encoding, init: Values, world: World) -> list[Instanc
             continue
         if inst.cls.startswith("GP") and not finding:
             continue
-        if inst.kind == "query" and inst.slot > enc.shape.keys and not finding:
+        finds = enc.shape.slot_purpose(inst.slot)[0] is Purpose.FIND_PROVIDERS
+        if inst.kind == "query" and finds and not finding:
             continue
         if inst.kind == "tick" and world.horizon <= world.clock:
             continue

@@ -19,8 +19,10 @@ from kadspec.engines.symbolic.encoding import (
     Shape,
     SymConfig,
     Values,
+    class_cpl,
     class_family,
     class_key,
+    refresh_target,
 )
 from kadspec.models.config import Config, ModeSetting, NodeConfig, Reach, Timing
 from kadspec.models.ghost import Ghost
@@ -133,10 +135,16 @@ def concretize(
         )
         active = [q for q in range(shape.slots) if v["active"][n, q]]
         # Older lookups come first: sort by how many active lookups each is older than.
-        active.sort(key=lambda q: -sum(bool(v["older"][n, q, o]) for o in active if o != q))
+        # (over a copy: list.sort empties the list it sorts while it runs)
+        running = tuple(active)
+        active.sort(key=lambda q: -sum(bool(v["older"][n, q, o]) for o in running if o != q))
         lookups = []
         for q in active:
             purpose, key = shape.slot_purpose(q)
+            target = ids[n] if q == 0 else keys[key] if key >= 0 else 0
+            if q == shape.refresh_slot:
+                key = int(v["ref_cpl"][n,])
+                target = refresh_target(ids[n], key, config.id_bits)
             inflight = tuple(
                 (p, int(v["dl_inflight"][n, q, p]) if timed else None)
                 for p in range(n_nodes)
@@ -146,7 +154,7 @@ def concretize(
                 Lookup(
                     purpose=purpose,
                     key=key,
-                    target=ids[n] if q == 0 else keys[key],
+                    target=target,
                     seen=_members(v, "seen", (n, q), n_nodes),
                     inflight=inflight,
                     answered=_members(v, "answered", (n, q), n_nodes),
@@ -316,6 +324,8 @@ def _message(v: Values, config: Config, a: int, b: int, i: int, cls: str, copy: 
     nodes = len(ids)
     if cls == "FN_SELF":
         return Message(Kind.FIND_NODE, a, b, target=ids[a])
+    if cls.startswith("FN_REF"):
+        return Message(Kind.FIND_NODE, a, b, target=refresh_target(ids[a], k, config.id_bits))
     if cls.startswith("FN_KEY"):
         return Message(Kind.FIND_NODE, a, b, target=keys[k], key=k)
     if cls.startswith("GPR"):
@@ -325,7 +335,12 @@ def _message(v: Values, config: Config, a: int, b: int, i: int, cls: str, copy: 
         return Message(Kind.GET_PROVIDERS, a, b, target=keys[k], key=k)
     if cls.startswith("FNR"):
         closer = _members(v, "rep_closer", (a, b, i), nodes) if copy == 0 else frozenset()
-        target = ids[b] if cls == "FNR_SELF" else keys[k]
+        if cls == "FNR_SELF":
+            target = ids[b]
+        elif class_cpl(cls) >= 0:
+            target = refresh_target(ids[b], class_cpl(cls), config.id_bits)
+        else:
+            target = keys[k]
         return Message(Kind.FIND_NODE_REPLY, a, b, target=target, closer=closer)
     if cls.startswith("AP_FORGED"):
         claims = sorted(_members(v, "claims", (a, b, k), nodes)) or [

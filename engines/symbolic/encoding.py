@@ -13,11 +13,15 @@ What is tracked (one variable per entry):
 - per node: up, mode, setting, candidate/confirmed addresses, dial-back tried, self-lookup done,
   refresh armed, bootstrap peers tried;
 - per ordered pair (node, peer): the peer view (connection, protocols, address, in table, failed);
-- per node and lookup slot (SELF, PROVIDE k, FIND k): active, the seen / in-flight / answered /
-  failed peer sets, and which active lookup is older (the order replies are matched in);
+- per node and lookup slot (SELF, PROVIDE k, FIND k, REFRESH): active, the seen / in-flight /
+  answered / failed peer sets, and which active lookup is older (the order replies are matched
+  in); for the REFRESH slot, the bucket (cpl) it looks up, since a node refreshes one bucket at
+  a time;
 - per node and key: the provide (providing, phase, outcome, delivered count, attempts, retry armed,
   publication and republish times, pending and acknowledged peers) and stored records with expiry;
-- per channel (src, dst): how many messages of each class are in flight, how many identifies
+- per channel (src, dst): how many messages of each class are in flight (a FIND_NODE and its
+  reply are classed by target: the requester's own ID, a key, or the requester's refresh target
+  of bucket c, one class per c; a target equal to a key is classed by the key), how many identifies
   lead the channel, the kind and kad flag of its oldest and newest identify, the closer peers of
   its oldest reply of each class, and which providers forged ADD_PROVIDERs claim;
 - the clock, every timer's time (refresh, retry with its backoff, republish, each request's and
@@ -62,7 +66,10 @@ branches no reachable state takes:
 The configuration is symbolic in proofs (:meth:`SymConfig.symbolic`): any reachability, bootstrap
 lists, k, alpha and timing satisfying ``Config.validate``, with bucket indices and distance
 orders abstracted to arbitrary integers (distinct per target), so a proof covers every
-assignment of IDs. Bounded model checking and the fidelity test use a concrete one
+assignment of IDs. Refresh targets (a node's ID with the bit of bucket c flipped) are targets of
+their own, 16 per node (buckets 0..15, go's maxCplForRefresh), with free distances and free
+coincidences with keys and node IDs: no metric lemma ties them to buckets, since no invariant
+needs one. Bounded model checking and the fidelity test use a concrete one
 (:meth:`SymConfig.of`).
 """
 
@@ -113,7 +120,10 @@ from kadspec.models.state import (
 
 Idx = tuple[int, ...]
 Sort = Literal["bool", "int"]
-Target = tuple[str, int]  # ("id", node) or ("key", key index)
+Target = tuple[str, int] | tuple[str, int, int]
+"""("id", node), ("key", key index) or ("ref", node, cpl): node's refresh target for bucket cpl."""
+MAX_REFRESH_CPLS = 16
+"""Refresh looks up buckets cpl 0..15 at most (go kbucket maxCplForRefresh)."""
 
 
 class NotRepresentable(ValueError):
@@ -125,15 +135,22 @@ class NotRepresentable(ValueError):
 
 @attrs.frozen
 class Shape:
-    """The fixed size of an encoding: how many nodes and keys."""
+    """The fixed size of an encoding: how many nodes and keys, and how many refresh targets.
+
+    ``refresh`` is how many common-prefix lengths a node's REFRESH lookups may target (cpl
+    0..refresh-1): its refresh targets are message classes of their own. A concrete configuration
+    needs min(id_bits, 16) of them (a table peer's cpl is below id_bits, and refresh stops at
+    cpl 15); the symbolic proofs take all 16, so they cover every ID width.
+    """
 
     nodes: int
     keys: int = 1
+    refresh: int = MAX_REFRESH_CPLS
 
     @property
     def slots(self) -> int:
-        """Lookup slots per node: SELF, then PROVIDE per key, then FIND_PROVIDERS per key."""
-        return 1 + 2 * self.keys
+        """Lookup slots per node: SELF, PROVIDE per key, FIND_PROVIDERS per key, REFRESH."""
+        return 2 + 2 * self.keys
 
     def provide_slot(self, key: int) -> int:
         return 1 + key
@@ -141,34 +158,49 @@ class Shape:
     def find_slot(self, key: int) -> int:
         return 1 + self.keys + key
 
+    @property
+    def refresh_slot(self) -> int:
+        """The one REFRESH lookup a node runs at a time (its cpl is ``ref_cpl``)."""
+        return 1 + 2 * self.keys
+
     def slot_of(self, purpose: Purpose, key: int) -> int:
         if purpose is Purpose.SELF:
             return 0
+        if purpose is Purpose.REFRESH:
+            return self.refresh_slot
         return self.provide_slot(key) if purpose is Purpose.PROVIDE else self.find_slot(key)
 
     def slot_purpose(self, slot: int) -> tuple[Purpose, int]:
+        """The purpose and key of a slot (REFRESH: key -1, the cpl is a state variable)."""
         if slot == 0:
             return Purpose.SELF, 0
+        if slot == self.refresh_slot:
+            return Purpose.REFRESH, -1
         if slot <= self.keys:
             return Purpose.PROVIDE, slot - 1
         return Purpose.FIND_PROVIDERS, slot - 1 - self.keys
 
     def slot_name(self, slot: int) -> str:
         purpose, key = self.slot_purpose(slot)
-        return "SELF" if purpose is Purpose.SELF else f"{purpose.name}{key}"
+        return (
+            purpose.name if purpose in (Purpose.SELF, Purpose.REFRESH) else f"{purpose.name}{key}"
+        )
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Message classes tracked per channel."""
         ks = range(self.keys)
+        cpls = range(self.refresh)
         return (
             "IDENTIFY",
             "PUSH",
             "FN_SELF",
             *(f"FN_KEY{k}" for k in ks),
+            *(f"FN_REF{c}" for c in cpls),
             *(f"GP{k}" for k in ks),
             "FNR_SELF",
             *(f"FNR_KEY{k}" for k in ks),
+            *(f"FNR_REF{c}" for c in cpls),
             *(f"GPR{k}" for k in ks),
             *(f"AP_PUB{k}" for k in ks),
             *(f"AP_PRIV{k}" for k in ks),
@@ -192,16 +224,31 @@ def class_family(cls: str) -> str:
 
 
 def class_key(cls: str) -> int:
-    """The key index a class names (-1 for SELF and identify classes)."""
+    """The key index a class names (-1 for SELF and identify classes; for a refresh class, its
+    cpl: see :func:`class_cpl`)."""
     digits = "".join(ch for ch in cls if ch.isdigit())
     return int(digits) if digits else -1
+
+
+def class_cpl(cls: str) -> int:
+    """The common-prefix length a refresh request or reply class targets (-1 for the others)."""
+    return class_key(cls) if cls.startswith(("FN_REF", "FNR_REF")) else -1
 
 
 def class_target(cls: str, requester: int) -> Target:
     """The target of a request or reply class, for the node that asked."""
     if cls.endswith("_SELF"):
         return ("id", requester)
+    if class_cpl(cls) >= 0:
+        return ("ref", requester, class_cpl(cls))
     return ("key", class_key(cls))
+
+
+def refresh_target(own: int, cpl: int, bits: int) -> int:
+    """The model's REFRESH target for bucket ``cpl``: the node's own ID with bit ``cpl`` (from
+    the top) flipped, the one ID whose common prefix with it is exactly ``cpl`` bits and whose
+    distance to it is smallest."""
+    return own ^ (1 << (bits - 1 - cpl))
 
 
 def request_classes(shape: Shape) -> tuple[str, ...]:
@@ -319,6 +366,7 @@ FIELDS: tuple[Field, ...] = (
     Field("confirmed", "bool", each_node),
     Field("dial_back_tried", "bool", each_node),
     Field("self_done", "bool", each_node),
+    Field("ref_cpl", "int", each_node),  # the bucket the REFRESH lookup targets (0: none runs)
     Field("refresh_armed", "bool", each_node),
     Field("refresh_at", "int", each_node),
     Field("boot_tried", "bool", each_channel),
@@ -388,6 +436,10 @@ FIELD = {f.name: f for f in FIELDS}
 Values = dict[str, dict[Idx, int | bool]]
 
 
+def _target_name(t: Target) -> str:
+    return f"{t[0]}{'.'.join(map(str, t[1:]))}"
+
+
 def _name(prefix: str, field: str, idx: Idx) -> str:
     return f"{prefix}{field}[{','.join(map(str, idx))}]" if idx else f"{prefix}{field}"
 
@@ -448,6 +500,8 @@ class SymConfig:
     Buckets and distances are abstract: ``bucket[n, p]`` is any integer and ``dist[t][p]`` any
     integers distinct per target, so a proof over them covers every assignment of IDs, and
     ``key_is_id[k, n]`` says key k equals node n's ID (then the two distance orders agree).
+    A refresh target ("ref", n, c) may equal a key (``ref_is_key[n, c, k]``) or another node's
+    ID (``ref_is_id[n, c, m]``), with the same consequence for its distances.
     """
 
     shape: Shape
@@ -465,13 +519,17 @@ class SymConfig:
     bucket: dict[tuple[int, int], Term]
     dist: dict[Target, dict[int, Term]]
     key_is_id: dict[tuple[int, int], Term]
+    ref_is_key: dict[tuple[int, int, int], Term]
+    ref_is_id: dict[tuple[int, int, int], Term]
     fault: dict[str, Term]
     horizon: Term | None = None  # concrete runs: no timer fires after it
 
     @classmethod
     def symbolic(cls, shape: Shape, policy: Policy) -> SymConfig:
-        n, ks = shape.nodes, shape.keys
-        targets: list[Target] = [("id", t) for t in range(n)] + [("key", k) for k in range(ks)]
+        n, ks, cpls = shape.nodes, shape.keys, range(shape.refresh)
+        targets: list[Target] = [("id", t) for t in range(n)]
+        targets += [("key", k) for k in range(ks)]
+        targets += [("ref", t, c) for t in range(n) for c in cpls]
         return cls(
             shape=shape,
             public={i: z3.Bool(f"cfg.public[{i}]") for i in range(n)},
@@ -490,9 +548,24 @@ class SymConfig:
             retry_cap=z3.Int("cfg.retry_cap"),
             give_up_after=policy.give_up_after,
             bucket={(a, b): z3.Int(f"cfg.bucket[{a},{b}]") for a in range(n) for b in range(n)},
-            dist={t: {p: z3.Int(f"cfg.dist[{t[0]}{t[1]},{p}]") for p in range(n)} for t in targets},
+            dist={
+                t: {p: z3.Int(f"cfg.dist[{_target_name(t)},{p}]") for p in range(n)}
+                for t in targets
+            },
             key_is_id={
                 (k, i): z3.Bool(f"cfg.key_is_id[{k},{i}]") for k in range(ks) for i in range(n)
+            },
+            ref_is_key={
+                (t, c, k): z3.Bool(f"cfg.ref_is_key[{t},{c},{k}]")
+                for t in range(n)
+                for c in cpls
+                for k in range(ks)
+            },
+            ref_is_id={
+                (t, c, i): z3.Bool(f"cfg.ref_is_id[{t},{c},{i}]") if i != t else False
+                for t in range(n)
+                for c in cpls
+                for i in range(n)
             },
             fault={f: z3.Bool(f"cfg.fault[{f}]") for f in FAULT_KINDS},
         )
@@ -509,12 +582,22 @@ class SymConfig:
         fault_kinds: frozenset[str],
         policy: Policy,
         horizon: int | None = None,
+        shape: Shape | None = None,
     ) -> SymConfig:
-        shape = Shape(len(config.nodes), len(config.keys))
+        """The configuration as constants; ``shape`` may have more refresh classes than the
+        ID width needs (a proof's 16 for a counterexample's 4-bit IDs): the refresh targets of
+        cpls at or past the width, which no node ever looks up, get their node's distances."""
+        shape = config_shape(config) if shape is None else shape
         ids = config.ids
+        bits = config.id_bits
         targets: dict[Target, int] = {("id", t): ids[t] for t in range(shape.nodes)}
         targets.update({("key", k): key for k, key in enumerate(config.keys)})
-        bits = config.id_bits
+        refs: dict[Target, int] = {
+            ("ref", t, c): refresh_target(ids[t], c, bits) if c < bits else ids[t]
+            for t in range(shape.nodes)
+            for c in range(shape.refresh)
+        }
+        targets.update(refs)
         return cls(
             shape=shape,
             public={i: c.reach is Reach.PUBLIC for i, c in enumerate(config.nodes)},
@@ -541,6 +624,18 @@ class SymConfig:
             key_is_id={
                 (k, i): key == ids[i] for k, key in enumerate(config.keys) for i in range(len(ids))
             },
+            ref_is_key={
+                (t, c, k): c < bits and refs["ref", t, c] == key
+                for t in range(shape.nodes)
+                for c in range(shape.refresh)
+                for k, key in enumerate(config.keys)
+            },
+            ref_is_id={
+                (t, c, i): c < bits and refs["ref", t, c] == ids[i]
+                for t in range(shape.nodes)
+                for c in range(shape.refresh)
+                for i in range(shape.nodes)
+            },
             fault={f: f in fault_kinds for f in FAULT_KINDS},
             horizon=horizon,
         )
@@ -565,6 +660,8 @@ class SymConfig:
         out += [(f"bucket{i}", t) for i, t in self.bucket.items()]
         out += [(f"dist{t}{p}", d) for t, ds in self.dist.items() for p, d in ds.items()]
         out += [(f"key_is_id{i}", t) for i, t in self.key_is_id.items()]
+        out += [(f"ref_is_key{i}", t) for i, t in self.ref_is_key.items()]
+        out += [(f"ref_is_id{i}", t) for i, t in self.ref_is_id.items()]
         out += [(f"fault{f}", t) for f, t in self.fault.items()]
         return out
 
@@ -602,9 +699,39 @@ class SymConfig:
                 ]
         for a in range(n):
             out += [lt(self.bucket[a, b], self.bucket[a, a]) for b in range(n) if b != a]
+            # a cpl is never negative: the refresh sequence starts at bucket 0
+            out += [le(0, self.bucket[a, b]) for b in range(n) if b != a]
+        cpls = self.shape.refresh
+        for (o, c, k), same in self.ref_is_key.items():
+            ref = self.dist["ref", o, c]
+            out += [implies(same, eq(ref[p], self.dist["key", k][p])) for p in range(n)]
+            # a refresh target equal to a key equals the nodes that key equals, and no other
+            out += [
+                implies(same, eq(self.ref_is_id[o, c, i], self.key_is_id[k, i])) for i in range(n)
+            ]
+            # two refresh targets of one node differ, so one key equals at most one of them
+            out += [not_(and_(same, self.ref_is_key[o, d, k])) for d in range(c + 1, cpls)]
+        for (o, c, i), same in self.ref_is_id.items():
+            if same is False:
+                continue
+            ref = self.dist["ref", o, c]
+            out += [implies(same, eq(ref[p], self.dist["id", i][p])) for p in range(n)]
+            out += [not_(and_(same, self.ref_is_id[o, c, j])) for j in range(i + 1, n)]
+            out += [not_(and_(same, self.ref_is_id[o, d, i])) for d in range(c + 1, cpls)]
         return [z(t) for t in out if not (isinstance(t, bool) and t)]
 
     def same_target(self, a: Target, b: Target) -> Term:
+        """Whether two targets are the same ID (a refresh target is compared only with its own
+        node's targets, keys and node IDs; never with another node's refresh target)."""
+        if a[0] == "ref" or b[0] == "ref":
+            ref, other = (a, b) if a[0] == "ref" else (b, a)
+            node, cpl = ref[1], ref[2]  # type: ignore[misc]
+            if other[0] == "ref":
+                assert other[1] == node, "refresh targets of two nodes are never compared"
+                return other[2] == cpl  # type: ignore[misc]
+            if other[0] == "key":
+                return self.ref_is_key[node, cpl, other[1]]
+            return self.ref_is_id[node, cpl, other[1]]
         if a[0] == b[0]:
             return a[1] == b[1]
         node, key = (a[1], b[1]) if a[0] == "id" else (b[1], a[1])
@@ -655,14 +782,19 @@ def identify_count(st: SymState, src: int, dst: int) -> Term:
     )
 
 
+def config_shape(config: Config) -> Shape:
+    """The shape of a configuration: its nodes, keys and the refresh cpls its IDs allow."""
+    return Shape(len(config.nodes), len(config.keys), min(config.id_bits, MAX_REFRESH_CPLS))
+
+
 def shape_of(world: World) -> Shape:
-    return Shape(len(world.nodes), len(world.config.keys))
+    return config_shape(world.config)
 
 
 # --- projection -----------------------------------------------------------------------------
 
 
-def classify(world: World, message: Message) -> str:
+def classify(world: World, message: Message, refresh: int | None = None) -> str:
     """The class of a concrete message in flight (see :attr:`Shape.classes`)."""
     keys = world.config.keys
     ids = world.config.ids
@@ -676,9 +808,16 @@ def classify(world: World, message: Message) -> str:
         prefix = "FN" if m.kind is Kind.FIND_NODE else "FNR"
         if m.target in keys:
             return f"{prefix}_KEY{keys.index(m.target)}"
-        if m.target != ids[requester]:
-            raise NotRepresentable(f"{m.kind.name} for a target that is neither a key nor self")
-        return f"{prefix}_SELF"
+        if m.target == ids[requester]:
+            return f"{prefix}_SELF"
+        bits, flipped = world.config.id_bits, m.target ^ ids[requester]
+        cpl = bits - flipped.bit_length()
+        limit = shape_of(world).refresh if refresh is None else refresh
+        if flipped & (flipped - 1) == 0 and cpl < limit:
+            return f"{prefix}_REF{cpl}"
+        raise NotRepresentable(
+            f"{m.kind.name} for a target that is neither a key, self nor a refresh target"
+        )
     if m.kind in (Kind.GET_PROVIDERS, Kind.GET_PROVIDERS_REPLY):
         if m.target != keys[m.key]:
             raise NotRepresentable(f"{m.kind.name} whose target is not key{m.key}")
@@ -690,9 +829,12 @@ def classify(world: World, message: Message) -> str:
     return f"AP_FORGED{m.key}"
 
 
-def project(world: World) -> Values:
-    """The abstraction of a concrete world: the values of every symbolic state variable."""
-    shape = shape_of(world)
+def project(world: World, shape: Shape | None = None) -> Values:
+    """The abstraction of a concrete world: the values of every symbolic state variable (in
+    ``shape``, by default the world's own; a wider one has more refresh classes, all empty)."""
+    shape = shape_of(world) if shape is None else shape
+    if (shape.nodes, shape.keys) != (len(world.nodes), len(world.config.keys)):
+        raise NotRepresentable(f"the world does not have the nodes and keys of {shape}")
     keys = world.config.keys
     if len(set(keys)) != len(keys):
         raise NotRepresentable(f"keys {list(keys)} are not distinct")
@@ -713,6 +855,7 @@ def project(world: World) -> Values:
             ("confirmed", node.confirmed),
             ("dial_back_tried", node.dial_back_tried),
             ("self_done", node.self_lookup_done),
+            ("ref_cpl", next((lk.key for lk in node.lookups if lk.purpose is Purpose.REFRESH), 0)),
             ("refresh_armed", node.refresh_at is not None),
             ("refresh_at", node.refresh_at or 0),
         ):
@@ -801,7 +944,7 @@ def project(world: World) -> Values:
         claims: set[tuple[int, int]] = set()
         oldest_reply: dict[str, frozenset[int]] = {}
         for msg in world.channel(a, c):
-            cls = classify(world, msg)
+            cls = classify(world, msg, shape.refresh)
             counts[cls] += 1
             if class_family(cls) == "reply":
                 if a in msg.closer or c in msg.closer:
@@ -1046,9 +1189,17 @@ _LOOKUP_FIELDS = {
 LookupTerms = dict[str, dict[int, Term]]  # lookup field -> peer -> term (see _LOOKUP_FIELDS)
 
 
-def closest(cfg: SymConfig, target: Target, members: dict[int, Term]) -> dict[int, Term]:
-    """metric.closest: the at most k members nearest ``target``."""
-    d = cfg.dist[target]
+Dists = dict[int, Term]
+"""A target's distance to each node: what ordering by distance needs of it."""
+
+
+def distances(cfg: SymConfig, target: Target | Dists) -> Dists:
+    return target if isinstance(target, dict) else cfg.dist[target]
+
+
+def closest(cfg: SymConfig, target: Target | Dists, members: dict[int, Term]) -> dict[int, Term]:
+    """metric.closest: the at most k members nearest ``target`` (a target, or its distances)."""
+    d = distances(cfg, target)
     out: dict[int, Term] = {}
     for p, m in members.items():
         nearer = card(and_(mq, lt(d[q], d[p])) for q, mq in members.items() if q != p)
@@ -1058,7 +1209,7 @@ def closest(cfg: SymConfig, target: Target, members: dict[int, Term]) -> dict[in
 
 def farthest(cfg: SymConfig, target: Target, members: dict[int, Term]) -> dict[int, Term]:
     """The at most k members farthest from ``target`` (a reversed priority queue)."""
-    d = cfg.dist[target]
+    d = distances(cfg, target)
     out: dict[int, Term] = {}
     for p, m in members.items():
         farther = card(and_(mq, lt(d[p], d[q])) for q, mq in members.items() if q != p)
@@ -1067,9 +1218,39 @@ def farthest(cfg: SymConfig, target: Target, members: dict[int, Term]) -> dict[i
 
 
 def slot_target(shape: Shape, n: int, slot: int) -> Target:
-    """The target of node n's lookup in ``slot``: its own ID, or a key."""
+    """The target of node n's lookup in ``slot``: its own ID, or a key (the REFRESH slot's
+    target depends on the state: :func:`slot_distances`, :func:`slot_is`)."""
     purpose, key = shape.slot_purpose(slot)
+    assert purpose is not Purpose.REFRESH, "the REFRESH slot's target is in the state"
     return ("id", n) if purpose is Purpose.SELF else ("key", key)
+
+
+def _by_cpl(st: SymState, n: int, terms: list[Term]) -> Term:
+    """``terms[c]`` for node n's current refresh cpl ``c`` (the last one past the range, which
+    the domain invariant rules out)."""
+    cpl = st("ref_cpl", n)
+    out = terms[-1]
+    for c in range(len(terms) - 2, -1, -1):
+        out = ite(eq(cpl, c), terms[c], out)
+    return out
+
+
+def slot_distances(st: SymState, cfg: SymConfig, n: int, slot: int) -> Dists:
+    """The distances of node n's lookup target in ``slot`` to every node."""
+    if slot != st.shape.refresh_slot:
+        return cfg.dist[slot_target(st.shape, n, slot)]
+    cpls = range(st.shape.refresh)
+    return {
+        p: _by_cpl(st, n, [cfg.dist["ref", n, c][p] for c in cpls]) for p in range(st.shape.nodes)
+    }
+
+
+def slot_is(st: SymState, cfg: SymConfig, n: int, slot: int, target: Target) -> Term:
+    """Whether node n's lookup in ``slot`` targets ``target``."""
+    if slot != st.shape.refresh_slot:
+        return cfg.same_target(slot_target(st.shape, n, slot), target)
+    same = [cfg.same_target(("ref", n, c), target) for c in range(st.shape.refresh)]
+    return _by_cpl(st, n, same)
 
 
 def lookup_of(st: SymState, n: int, slot: int) -> LookupTerms:
@@ -1091,7 +1272,7 @@ def lookup_pool(lk: LookupTerms) -> dict[int, Term]:
     }
 
 
-def lookup_finished(cfg: SymConfig, target: Target, lk: LookupTerms) -> Term:
+def lookup_finished(cfg: SymConfig, target: Target | Dists, lk: LookupTerms) -> Term:
     """lookup.is_finished: the k closest live peers seen all answered, or nothing is left to
     ask or await."""
     live = {p: and_(lk["seen"][p], not_(lk["lfailed"][p])) for p in lk["seen"]}
@@ -1220,6 +1401,7 @@ class Encoding:
             "last_push": False,
             "rep_closer": False,
             "refresh_at": 0,
+            "ref_cpl": 0,
             "retry_at": 0,
             "backoff": 0,
             "dl_inflight": 0,
@@ -1374,10 +1556,7 @@ class _Effect:
         i = self.cls_index(cls)
         self.put(w, "count", (src, dst, i), add(self.g("count", src, dst, i), ite(w, 1, 0)))
 
-    def dist(self, target: Target) -> dict[int, Term]:
-        return self.cfg.dist[target]
-
-    def closest(self, target: Target, members: dict[int, Term]) -> dict[int, Term]:
+    def closest(self, target: Target | Dists, members: dict[int, Term]) -> dict[int, Term]:
         return closest(self.cfg, target, members)
 
     # -- network
@@ -1506,8 +1685,9 @@ class _Effect:
 
     # -- lookups
 
-    def slot_target(self, n: int, slot: int) -> Target:
-        return slot_target(self.shape, n, slot)
+    def slot_target(self, n: int, slot: int) -> Dists:
+        """The distances of the slot's target, in the state as it stands."""
+        return slot_distances(self.st, self.cfg, n, slot)
 
     def lookup(self, n: int, slot: int) -> dict[str, dict[int, Term]]:
         return lookup_of(self.st, n, slot)
@@ -1515,15 +1695,17 @@ class _Effect:
     def pool(self, lk: dict[str, dict[int, Term]]) -> dict[int, Term]:
         return lookup_pool(lk)
 
-    def next_candidate(self, target: Target, lk: dict[str, dict[int, Term]]) -> dict[int, Term]:
+    def next_candidate(
+        self, target: Target | Dists, lk: dict[str, dict[int, Term]]
+    ) -> dict[int, Term]:
         pool = self.pool(lk)
-        d = self.dist(target)
+        d = distances(self.cfg, target)
         return {
             p: and_(pool[p], *(implies(pool[q], lt(d[p], d[q])) for q in pool if q != p))
             for p in pool
         }
 
-    def is_finished(self, target: Target, lk: dict[str, dict[int, Term]]) -> Term:
+    def is_finished(self, target: Target | Dists, lk: dict[str, dict[int, Term]]) -> Term:
         return lookup_finished(self.cfg, target, lk)
 
     def write_lookup(self, w: Term, n: int, slot: int, lk: dict[str, dict[int, Term]]) -> None:
@@ -1533,6 +1715,8 @@ class _Effect:
 
     def clear_lookup(self, w: Term, n: int, slot: int) -> None:
         self.put(w, "active", (n, slot), False)
+        if slot == self.shape.refresh_slot:
+            self.put(w, "ref_cpl", (n,), 0)
         for f, field in _LOOKUP_FIELDS.items():
             for p in self.others(n):
                 self.put(w, field, (n, slot, p), 0 if f == "deadline" else False)
@@ -1571,15 +1755,19 @@ class _Effect:
                 "deadline": dict.fromkeys(seeds, 0),
             },
         )
-        self.finish(at_once, n, slot, dict.fromkeys(seeds, False))
+        if slot != self.shape.refresh_slot:  # refresh_buckets starts none that ends at once
+            self.finish(at_once, n, slot, dict.fromkeys(seeds, False))
 
-    def finish(self, w: Term, n: int, slot: int, answered: dict[int, Term]) -> None:
-        """lifecycle.finish: what an ended lookup means."""
+    def finish(self, w: Term, n: int, slot: int, answered: dict[int, Term], cpl: Term = 0) -> None:
+        """lifecycle.finish: what an ended lookup means (``cpl``: a REFRESH lookup's bucket)."""
         if w is False:
             return
         purpose, key = self.shape.slot_purpose(slot)
         if purpose is Purpose.SELF:
             self.put(and_(w, any_(answered.values())), "self_done", (n,), True)
+            self.refresh_buckets(and_(w, self.g("self_done", n)), n, 0, new_run=True)
+        elif purpose is Purpose.REFRESH:
+            self.refresh_buckets(w, n, add(cpl, 1))
         elif purpose is Purpose.PROVIDE:
             in_lookup = eq(self.g("phase", n, key), int(Phase.LOOKUP))
             result = self.closest(self.slot_target(n, slot), answered)
@@ -1601,19 +1789,63 @@ class _Effect:
         finished = self.is_finished(self.slot_target(n, slot), lk)
         self.write_lookup(and_(w, not_(finished)), n, slot, lk)
         done = and_(w, finished)
+        cpl = self.g("ref_cpl", n)  # before clearing: the next refresh follows this bucket
         self.clear_lookup(done, n, slot)
-        self.finish(done, n, slot, lk["answered"])
+        self.finish(done, n, slot, lk["answered"], cpl)
+
+    def refresh_buckets(self, w: Term, n: int, first: Term, *, new_run: bool = False) -> None:
+        """lifecycle.refresh_buckets: the REFRESH lookup of the first empty bucket from
+        ``first`` on that lies below the deepest non-empty one (and is no deeper than 15, the
+        shape's last refresh class), or none when no bucket is left or the table is empty. A
+        new run (from bucket 0) first drops the bucket lookup the last run left open.
+
+        A lookup without seeds ends at once and the model moves on to the next bucket, whose
+        seeds are the same, so a run that starts with none starts nothing: that case is left
+        out here rather than recursed through."""
+        if w is False or not self.policy.refresh_far_buckets:
+            return
+        slot = self.shape.refresh_slot
+        if new_run:
+            self.clear_lookup(and_(w, self.g("active", n, slot)), n, slot)
+        table = {p: self.g("in_table", n, p) for p in self.others(n)}
+        bucket = {p: self.cfg.bucket[n, p] for p in table}
+        eligible = [
+            and_(
+                le(first, c),
+                any_(and_(t, lt(c, bucket[p])) for p, t in table.items()),
+                not_(any_(and_(t, eq(bucket[p], c)) for p, t in table.items())),
+            )
+            for c in range(min(self.shape.refresh, MAX_REFRESH_CPLS))
+        ]
+        go = and_(w, any_(eligible))
+        if self.policy.empty_lookup_fails_fast:
+            seeds = [and_(t, not_(self.g("failed", n, p))) for p, t in table.items()]
+            go = and_(go, any_(seeds))
+        for c, first_eligible in enumerate(one_hot_first(eligible)):
+            self.put(and_(go, first_eligible), "ref_cpl", (n,), c)
+        self.start_lookup(go, n, slot)
 
     def request_class(self, n: int, slot: int) -> list[tuple[Term, str]]:
-        """(condition, class) of the request a lookup sends: its target decides the class."""
+        """(condition, class) of the request a lookup sends: its target decides the class (a
+        self or refresh target that equals a key travels as that key's FIND_NODE)."""
         purpose, key = self.shape.slot_purpose(slot)
         if purpose is Purpose.FIND_PROVIDERS:
             return [(True, f"GP{key}")]
         if purpose is Purpose.PROVIDE:
             return [(True, f"FN_KEY{key}")]
-        equal = [self.cfg.key_is_id[k, n] for k in range(self.shape.keys)]
-        firsts = one_hot_first(equal)
-        return [(f, f"FN_KEY{k}") for k, f in enumerate(firsts)] + [(not_(any_(equal)), "FN_SELF")]
+        if purpose is Purpose.SELF:
+            equal = [self.cfg.key_is_id[k, n] for k in range(self.shape.keys)]
+            firsts = one_hot_first(equal)
+            own = [(f, f"FN_KEY{k}") for k, f in enumerate(firsts)]
+            return [*own, (not_(any_(equal)), "FN_SELF")]
+        out: list[tuple[Term, str]] = []
+        for c in range(self.shape.refresh):
+            at = eq(self.g("ref_cpl", n), c)
+            equal = [self.cfg.ref_is_key[n, c, k] for k in range(self.shape.keys)]
+            firsts = one_hot_first(equal)
+            out += [(and_(at, f), f"FN_KEY{k}") for k, f in enumerate(firsts)]
+            out.append((and_(at, not_(any_(equal))), f"FN_REF{c}"))
+        return out
 
     def deadline(self) -> Term:
         """A new request's deadline: PROV-08's per-request deadline, or none (0)."""
@@ -1658,10 +1890,14 @@ class _Effect:
     def matching_slots(self, n: int, cls: str, replies_only: bool) -> list[int]:
         """Slots whose lookups a reply (or a refused request) of ``cls`` may belong to."""
         s = self.shape
+        if class_cpl(cls) >= 0:
+            # classify gives a refresh class only to a target that is no key and not the
+            # node's own ID: only the REFRESH lookup can have it
+            return [s.refresh_slot]
         if replies_only:
             if cls.startswith("GPR"):
                 return [s.find_slot(k) for k in range(s.keys)]
-            return [0, *(s.provide_slot(k) for k in range(s.keys))]
+            return [0, *(s.provide_slot(k) for k in range(s.keys)), s.refresh_slot]
         return list(range(s.slots))
 
     def first_match(self, n: int, peer: int, cls: str, replies_only: bool) -> dict[int, Term]:
@@ -1672,7 +1908,7 @@ class _Effect:
         match = {
             q: and_(
                 self.g("active", n, q),
-                self.cfg.same_target(self.slot_target(n, q), target),
+                slot_is(self.st, self.cfg, n, q, target),
                 self.g("inflight", n, q, peer),
             )
             for q in slots
@@ -2467,6 +2703,7 @@ __all__ = [
     "EXACT_GROUPS",
     "FIELDS",
     "GROUPS",
+    "MAX_REFRESH_CPLS",
     "Encoding",
     "Instance",
     "NotRepresentable",
@@ -2476,9 +2713,12 @@ __all__ = [
     "SymConfig",
     "SymState",
     "Values",
+    "class_cpl",
     "class_family",
     "classify",
     "closest",
+    "config_shape",
+    "distances",
     "each_channel",
     "each_node",
     "each_provide",
@@ -2496,7 +2736,10 @@ __all__ = [
     "lookup_of",
     "lookup_pool",
     "project",
+    "refresh_target",
     "sent_in_step",
     "shape_of",
+    "slot_distances",
+    "slot_is",
     "slot_target",
 ]

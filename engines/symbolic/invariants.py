@@ -24,6 +24,7 @@ from kadspec.engines.symbolic.encoding import (
     FIELD,
     GHOST_FIELDS,
     GHOST_KEPT,
+    MAX_REFRESH_CPLS,
     Idx,
     Instance,
     Outputs,
@@ -47,7 +48,7 @@ from kadspec.engines.symbolic.encoding import (
     lookup_finished,
     lookup_of,
     sent_in_step,
-    slot_target,
+    slot_distances,
 )
 from kadspec.engines.symbolic.terms import (
     Term,
@@ -58,6 +59,7 @@ from kadspec.engines.symbolic.terms import (
     card,
     eq,
     implies,
+    ite,
     le,
     lt,
     ne,
@@ -232,7 +234,7 @@ def _alpha(st: SymState, cfg: SymConfig, n: int, q: int) -> Term:
 def _lookup_goes_on(st: SymState, cfg: SymConfig, n: int, q: int) -> Term:
     lk = lookup_of(st, n, q)
     live = any_(and_(lk["seen"][p], not_(lk["lfailed"][p])) for p in lk["seen"])
-    finished = lookup_finished(cfg, slot_target(st.shape, n, q), lk)
+    finished = lookup_finished(cfg, slot_distances(st, cfg, n, q), lk)
     return implies(and_(st("active", n, q), live), not_(finished))
 
 
@@ -352,6 +354,7 @@ def _domains(st: SymState, cfg: SymConfig) -> Term:
         out += [and_(le(0, t), le(t, top)) for t in st.terms[name].values()]
     for name in ("count", "delivered", "attempts", "faults"):
         out += [le(0, t) for t in st.terms[name].values()]
+    out += [and_(le(0, t), lt(t, st.shape.refresh)) for t in st.terms["ref_cpl"].values()]
     return all_(out)
 
 
@@ -422,6 +425,8 @@ def _lookup_sets_clear(st: SymState, cfg: SymConfig, n: int, q: int) -> Term:
     sets = [
         st(f, n, q, p) for f in ("seen", "inflight", "answered", "lfailed") for p in _others(st, n)
     ]
+    if q == st.shape.refresh_slot:
+        sets.append(ne(st("ref_cpl", n), 0))
     return implies(not_(st("active", n, q)), not_(any_(sets)))
 
 
@@ -559,7 +564,8 @@ AUXILIARY_INVARIANTS: tuple[Invariant, ...] = (
     Invariant(
         "value_domains",
         (),
-        "Enumerations stay in range; counts, delivered and attempts are never negative.",
+        "Enumerations stay in range; counts, delivered and attempts are never negative; a "
+        "refresh cpl is one the shape has a class for.",
         _domains,
     ),
     Invariant(
@@ -594,7 +600,7 @@ AUXILIARY_INVARIANTS: tuple[Invariant, ...] = (
     Invariant(
         "idle_lookup_slots_are_empty",
         (),
-        "A lookup slot that runs nothing holds no peer sets.",
+        "A lookup slot that runs nothing holds no peer sets (an idle REFRESH slot, cpl 0).",
         forall(each_slot, _lookup_sets_clear),
     ),
     Invariant(
@@ -992,6 +998,47 @@ def _failures_name_a_reason(
     return all_(claims)
 
 
+def _owed_buckets(st: SymState, cfg: SymConfig, n: int, first: Term) -> list[Term]:
+    """Per cpl: a bucket from ``first`` on that holds no table peer of n, below n's deepest
+    non-empty bucket and no deeper than 15 (checks._unvisited_empty_buckets)."""
+    table = {p: st("in_table", n, p) for p in _others(st, n)}
+    return [
+        and_(
+            le(first, c),
+            any_(and_(t, lt(c, cfg.bucket[n, p])) for p, t in table.items()),
+            not_(any_(and_(t, eq(cfg.bucket[n, p], c)) for p, t in table.items())),
+        )
+        for c in range(min(st.shape.refresh, MAX_REFRESH_CPLS))
+    ]
+
+
+def _refresh_visits_empty_buckets(
+    pre: SymState, inst: Instance, out: Outputs, post: SymState, cfg: SymConfig
+) -> Term:
+    claims: list[Term] = []
+    refresh, self_slot = pre.shape.refresh_slot, 0
+    for n in range(pre.shape.nodes):
+        if inst.kind in ("start", "restart") and inst.node == n:
+            continue
+        if all(pre("active", n, q) is post("active", n, q) for q in (refresh, self_slot)):
+            continue  # the step leaves both lookups as they were: none of them ends
+        ran = pre("active", n, refresh)
+        self_ended = and_(pre("active", n, self_slot), not_(post("active", n, self_slot)))
+        ends = and_(
+            pre("up", n),
+            post("up", n),
+            post("self_done", n),
+            not_(post("active", n, refresh)),
+            not_(post("active", n, self_slot)),  # a new run has begun: it starts over
+            or_(ran, self_ended),
+        )
+        first = ite(ran, add(pre("ref_cpl", n), 1), 0)
+        before, after = _owed_buckets(pre, cfg, n, first), _owed_buckets(post, cfg, n, first)
+        owed = any_(and_(b, a) for b, a in zip(before, after, strict=True))
+        claims.append(not_(and_(ends, owed)))
+    return all_(claims)
+
+
 def _no_collision(
     pre: SymState, inst: Instance, out: Outputs, post: SymState, cfg: SymConfig
 ) -> Term:
@@ -1083,6 +1130,14 @@ STEP_PROPERTIES: tuple[StepProperty, ...] = (
         "A GET_PROVIDERS reply with fewer than k providers names every provider, other than "
         "the requester, whose stored record the ghost says is live.",
         on_reply_to("GP", _live_served),
+    ),
+    StepProperty(
+        "refresh_looks_up_empty_buckets",
+        ("BOOT-03",),
+        "A step that ends a node's self-lookup (once one was answered) or the lookup of one "
+        "bucket, and starts no next bucket's, leaves no bucket further on empty before and "
+        "after it below the deepest non-empty one (nor deeper than 15).",
+        _refresh_visits_empty_buckets,
     ),
     StepProperty(
         "failures_name_a_reason",

@@ -57,7 +57,10 @@ def render_state(values: Values, shape: Shape) -> list[str]:
                     f"{f}={_set(v, f, (n, q), n_nodes)}"
                     for f in ("seen", "inflight", "answered", "lfailed")
                 )
-                lines.append(f"    lookup {shape.slot_name(q)}: {lk}")
+                name = shape.slot_name(q)
+                if q == shape.refresh_slot:
+                    name += f" cpl {v['ref_cpl'][n,]}"
+                lines.append(f"    lookup {name}: {lk}")
         for k in range(shape.keys):
             phase, outcome = v["phase"][n, k], v["outcome"][n, k]
             if not v["providing"][n, k] and phase == 0 and outcome == 0:

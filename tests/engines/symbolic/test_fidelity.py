@@ -10,6 +10,7 @@ run is ``PAIRS``: 10,000 with ``HYPOTHESIS_PROFILE=thorough``, 1,000 otherwise (
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from kadspec.engines.symbolic import encoding
 from kadspec.engines.symbolic.concretize import concretize
 from kadspec.engines.symbolic.encoding import project, shape_of
 from kadspec.engines.symbolic.fidelity import Divergence, FidelityChecker
-from kadspec.engines.symbolic.terms import and_
+from kadspec.engines.symbolic.terms import add, and_
 from kadspec.models.actions import apply, enabled
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC, Policy
@@ -140,3 +141,62 @@ def test_projection_and_concretization_round_trip(scenario: str) -> None:
             horizon=world.horizon,
         )
         assert project(rebuilt) == values
+
+
+def _refresh_pairs() -> list[tuple[World, Any, World, list[Any]]]:
+    """Seeded random walks of crowd-unresponsive-find, the shipped scenario whose nodes have
+    empty buckets below their deepest one: every (state, action) pair whose instance runs a
+    REFRESH lookup, carries a refresh FIND_NODE or reply, or starts or ends a REFRESH lookup."""
+    rng = random.Random(8)
+    out = []
+    for _ in range(20):
+        world = SCENARIOS["crowd-unresponsive-find"].initial()
+        for _ in range(60):
+            actions = enabled(world, SPEC)
+            if not actions:
+                break
+            action = actions[rng.randrange(len(actions))]
+            after = apply(world, SPEC, action)
+            inst = encoding.instance_of(world, action)
+            refresh = shape_of(world).refresh_slot
+            running = [
+                encoding.project(w)["active"][n, refresh]
+                for w in (world, after)
+                for n in range(len(world.nodes))
+            ]
+            half = len(running) // 2
+            if (
+                (inst.kind == "query" and inst.slot == refresh)
+                or encoding.class_cpl(inst.cls) >= 0
+                or running[:half] != running[half:]
+            ):
+                out.append((world, action, after, actions))
+            world = after
+    return out
+
+
+def test_refresh_lookups_agree_with_the_executable_model() -> None:
+    """The bucket refresh (REFRESH lookups, one bucket at a time, their FIND_NODEs and replies
+    with a refresh target) is mirrored exactly: the random walks above reach it more often
+    than the sampled walks of the test above, which rarely pick this scenario."""
+    pairs = _refresh_pairs()
+    checker = FidelityChecker()
+    labels = [checker.check(w, SPEC, a, after, acts) for w, a, after, acts in pairs]
+    kinds = {i.kind if i.kind != "deliver" else f"deliver {i.cls[:6]}" for i in labels}
+    assert {"query", "deliver FN_REF", "deliver FNR_RE"} <= kinds, kinds
+    assert len(pairs) >= 40
+
+
+def test_a_refresh_that_repeats_its_bucket_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the mirror of lifecycle.refresh_buckets (after a bucket's lookup ends, the next
+    search starts at that bucket again, not the one after it): the checker names the step."""
+    real = encoding._Effect.refresh_buckets
+
+    def repeats(self: Any, w: Any, n: int, first: Any, *, new_run: bool = False) -> None:
+        real(self, w, n, first if new_run else add(first, -1), new_run=new_run)
+
+    monkeypatch.setattr(encoding._Effect, "refresh_buckets", repeats)
+    checker = FidelityChecker()
+    with pytest.raises(Divergence, match=r"ref_cpl|active\[\d,\d\]|seen\["):
+        for world, action, after, actions in _refresh_pairs():
+            checker.check(world, SPEC, action, after, actions)
