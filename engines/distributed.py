@@ -27,8 +27,8 @@ from kadspec.engines.parallel import (
     RemoteTransport,
     SearchOptions,
     Worker,
-    choose_owner_nodes,
     coordinate,
+    worker_arguments,
 )
 from kadspec.models.policy import Policy
 from kadspec.models.state import World
@@ -120,18 +120,9 @@ def explore_ray(
         resources = cast(Callable[[], dict[str, float]], ray.cluster_resources)()
         count = workers or max(1, int(resources.get("CPU", 1)))
         host = ray.remote(num_cpus=1)(_Host)
-        owners = choose_owner_nodes(initial, policy) if count > 1 else None
         actors = [
-            host.remote(
-                n,
-                count,
-                initial,
-                policy,
-                fingerprints=chosen.fingerprints,
-                witnesses=chosen.witnesses,
-                owner_nodes=owners,
-            )
-            for n in range(count)
+            host.remote(*args, **keywords)
+            for args, keywords in worker_arguments(initial, policy, count, chosen)
         ]
         transport = RayTransport(actors)
         try:

@@ -818,20 +818,10 @@ def explore_parallel(
     """
     chosen = attrs.evolve(options or SearchOptions(), **search)
     count = workers or usable_cores()
-    owners = choose_owner_nodes(initial, policy) if count > 1 else None
-
-    def maker(index: int) -> Callable[[], Worker]:
-        return partial(
-            Worker,
-            index,
-            count,
-            initial,
-            policy,
-            fingerprints=chosen.fingerprints,
-            witnesses=chosen.witnesses,
-            owner_nodes=owners,
-        )
-
+    makers: list[Callable[[], Worker]] = [
+        partial(Worker, *args, **keywords)
+        for args, keywords in worker_arguments(initial, policy, count, chosen)
+    ]
     transport: Transport
     # Workers in this process allocate what the serial explorer does: no garbage cycles, so
     # the cyclic collector would only rescan them (explorer.explore turns it off too; worker
@@ -840,9 +830,9 @@ def explore_parallel(
     gc.disable()
     try:
         if in_process or count == 1:
-            transport = LocalTransport([maker(n)() for n in range(count)])
+            transport = LocalTransport([make() for make in makers])
         else:
-            transport = ProcessTransport([maker(n) for n in range(count)])
+            transport = ProcessTransport(makers)
         try:
             return coordinate(transport, initial, policy, chosen)
         finally:
@@ -850,6 +840,21 @@ def explore_parallel(
     finally:
         if collecting:
             gc.enable()
+
+
+def worker_arguments(
+    initial: World, policy: Policy, count: int, options: SearchOptions
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Per worker of ``count``, the (positional, keyword) arguments of :class:`Worker` for a
+    search with ``options``: every transport builds its workers alike (processes here, Ray
+    actors in ``distributed``), with one choice of owner nodes for all of them."""
+    owners = choose_owner_nodes(initial, policy) if count > 1 else None
+    keywords: dict[str, Any] = {
+        "fingerprints": options.fingerprints,
+        "witnesses": options.witnesses,
+        "owner_nodes": owners,
+    }
+    return [((index, count, initial, policy), keywords) for index in range(count)]
 
 
 def coordinate(
@@ -1115,4 +1120,5 @@ __all__ = [
     "explore_parallel",
     "omission_probability",
     "usable_cores",
+    "worker_arguments",
 ]
