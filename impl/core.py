@@ -331,7 +331,7 @@ class Core:
 
     def _on_dial_failed(self, event: ev.DialFailed) -> None:
         self._log("dial.failed", peer=event.peer.hex(), reason=event.reason)
-        self._mark_failed(event.peer, f"dial failed: {event.reason}")
+        self._mark_failed(event.peer, f"dial failed: {event.reason}", event.now)
         if self._boot_dialing == event.peer:
             self._boot_dialing = None
             self._boot_overtaken = False
@@ -427,16 +427,20 @@ class Core:
             self._log("table.remove", peer=peer.hex(), reason="client", size=len(self.table))
 
     @implements("RT-06")
-    def _mark_failed(self, peer: bytes, reason: str) -> None:
-        """A dial or request to ``peer`` failed: note it, and take it out of the table."""
+    def _mark_failed(self, peer: bytes, reason: str, now: int) -> None:
+        """A dial or request to ``peer`` failed: note it, and take it out of the table. A
+        removal that leaves the table below k re-evaluates the other connected peers at once
+        (go's PeerRemoved hook wakes fixLowPeers); this one waits for the next removal or
+        refresh (go re-adds it only once a fresh probe answers)."""
         if peer == self.peer_id:
             return
         self._peer(peer).failed = True
         if self.table.remove(peer):
             self._log("table.remove", peer=peer.hex(), reason=reason, size=len(self.table))
+            self._recover_low_table(now, skip=peer)
 
     @implements("BOOT-06", "ADDR-06", "RT-07")
-    def _recover_low_table(self, now: int) -> None:
+    def _recover_low_table(self, now: int, skip: bytes = b"") -> None:
         """A table below k re-evaluates every connected peer (go's fixLowPeers): a peer dropped
         after a request that failed or timed out on a live connection is still a connected
         server, and the refresh gives it another chance, failed mark or not (RT-07 forbids
@@ -444,7 +448,9 @@ class Core:
         if len(self.table) >= self.config.k:
             return
         for peer, state in list(self._peers.items()):
-            if state.connections:
+            if skip and len(self.table) >= self.config.k:
+                break  # after a removal: refill to k, no admission probe in the middle of a step
+            if state.connections and peer != skip:
                 self._consider(peer, now)
 
     # --- serving requests --------------------------------------------------------------------
@@ -614,7 +620,7 @@ class Core:
             return
         self._log("request.failed", peer=request.peer.hex(), reason=reason)
         if request.lookup is not None:
-            self._mark_failed(request.peer, reason)
+            self._mark_failed(request.peer, reason, now)
             lookup = self._lookups.get(request.lookup)
             if lookup is not None:
                 lookup.on_failure(request.peer)
@@ -623,7 +629,7 @@ class Core:
             job = self._jobs.get(request.provide_key)
             if job is not None and rid in job.pending:
                 job.pending.remove(rid)
-                self._mark_failed(request.peer, reason)
+                self._mark_failed(request.peer, reason, now)
                 self._settle_job(job, now)
 
     @implements("PROV-05", "PROV-06", "PROV-08")

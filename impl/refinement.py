@@ -669,8 +669,13 @@ class Lockstep:
         for rid, request in requests.items():
             if request.peer != peer_id(peer):
                 continue
-            if request.provide_key is not None and request.provide_key == packet.message.key:
-                return rid  # the model settles ADD_PROVIDER by key and holder (settle_pending)
+            if request.provide_key is not None:
+                if (
+                    packet.message.type is MessageType.ADD_PROVIDER
+                    and request.provide_key == packet.message.key
+                ):
+                    return rid  # the model settles ADD_PROVIDER by key and holder
+                continue  # a lookup's late reply for the same key answers no ADD_PROVIDER
             lookup = next((lk for lk in core.lookups() if lk.ident == request.lookup), None)
             if lookup is None or lookup.key != packet.message.key:
                 continue

@@ -14,10 +14,9 @@ from kadspec.models import provide
 from kadspec.models.network import can_dial, connect, disconnect, drop_channels
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
-from kadspec.models.routing import bucket_of, mark_failed, try_admit
+from kadspec.models.routing import bucket_of, mark_failed, recover_low_table
 from kadspec.models.state import (
     NO_FIND,
-    Conn,
     FindState,
     Lookup,
     NodeState,
@@ -217,27 +216,6 @@ def refresh_buckets(world: World, policy: Policy, node: int, first: int) -> Worl
     if bucket is None:
         return world
     return start_lookup(world, policy, node, Purpose.REFRESH, bucket)
-
-
-@requirement("BOOT-06", "ADDR-06", "RT-07")
-def recover_low_table(world: World, policy: Policy, node: int) -> World:
-    """A table below k re-evaluates every connected peer (go's fixLowPeers).
-
-    A peer dropped after a request that failed or timed out on a live connection is still a
-    connected server: identify's word stands, so ``try_admit`` applies the usual evidence rules.
-    Its failed mark does not keep it out: a request that timed out on a live connection is no
-    failed dial (RT-07), and the refresh gives it another chance, as go's fixLowPeers does
-    (it re-adds every connected kad server when the table runs low, whatever failed before;
-    go-libp2p-kad-dht PR #420 "try to re-add existing peers when the routing table is empty").
-    Without this a node whose every connected peer missed one deadline stays isolated for good.
-    """
-    state = world.nodes[node]
-    if len(state.table()) >= world.config.timing.k:
-        return world
-    for peer, peer_view in enumerate(state.peers):
-        if peer_view.conn is not Conn.NONE:
-            world = try_admit(world, policy, node, peer)
-    return world
 
 
 def _due(deadline: int | None, now: int) -> bool:

@@ -10,7 +10,7 @@ from kadspec.models.metric import closest, common_prefix_length
 from kadspec.models.network import set_view, view
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
-from kadspec.models.state import Addr, Proto, World
+from kadspec.models.state import Addr, Conn, Proto, World
 
 
 def bucket_of(world: World, node: int, peer: int) -> int:
@@ -81,10 +81,43 @@ def remove(world: World, node: int, peer: int) -> World:
 
 @requirement("RT-06")
 def mark_failed(world: World, policy: Policy, node: int, peer: int) -> World:
-    """A dial or request to ``peer`` failed: note it and (spec) drop the peer from the table."""
+    """A dial or request to ``peer`` failed: note it and (spec) drop the peer from the table.
+
+    A removal that leaves the table below k re-evaluates the other connected peers at once
+    (``recover_low_table``), as go does: its routing table's PeerRemoved hook calls
+    fixRTIfNeeded, which wakes fixLowPeers. The peer that just failed is not among them: go
+    re-adds it only after a fresh FIND_NODE probe answers (lookupCheck), the sign of life it
+    just failed to give; here it waits for the next removal or refresh."""
+    in_table = view(world, node, peer).in_table
     world = set_view(world, node, peer, failed=True)
-    if policy.remove_failed_peers:
+    if policy.remove_failed_peers and in_table:
         world = remove(world, node, peer)
+        world = recover_low_table(world, policy, node, skip=peer)
+    return world
+
+
+@requirement("BOOT-06", "ADDR-06", "RT-07")
+def recover_low_table(world: World, policy: Policy, node: int, skip: int = -1) -> World:
+    """A table below k re-evaluates every connected peer (go's fixLowPeers), at each refresh
+    and after each removal (``mark_failed``, which passes the peer it removed as ``skip``).
+
+    A peer dropped after a request that failed or timed out on a live connection is still a
+    connected server: identify's word stands, so ``try_admit`` applies the usual evidence rules.
+    Its failed mark does not keep it out: a request that timed out on a live connection is no
+    failed dial (RT-07), and go's fixLowPeers re-adds every connected kad server when the table
+    runs low, whatever failed before (go-libp2p-kad-dht PR #420 "try to re-add existing peers
+    when the routing table is empty"). Without this a node whose every connected peer missed
+    one deadline stays isolated. After a removal the refill stops at k, so that no admission
+    probe runs in the middle of another step.
+    """
+    k = world.config.timing.k
+    if len(world.nodes[node].table()) >= k:
+        return world
+    for peer, peer_view in enumerate(world.nodes[node].peers):
+        if skip >= 0 and len(world.nodes[node].table()) >= k:
+            break
+        if peer_view.conn is not Conn.NONE and peer != skip:
+            world = try_admit(world, policy, node, peer)
     return world
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from kadspec.engines.explorer import Counterexample, explore
-from kadspec.models import lifecycle
+from kadspec.models import lifecycle, routing
 from kadspec.models.actions import apply, enabled
 from kadspec.models.checks import check_quiescent, check_state, check_step
 from kadspec.models.policy import SPEC
@@ -26,6 +26,7 @@ def _without_recovery_counterexample(monkeypatch: pytest.MonkeyPatch) -> Counter
     """The model as it was: no recovery, so BOOT-06/ADDR-06 break (the gap this closes)."""
     with monkeypatch.context() as m:
         m.setattr(lifecycle, "recover_low_table", lambda world, policy, node: world)
+        m.setattr(routing, "recover_low_table", lambda world, policy, node, skip=-1: world)
         result = explore(SCENARIO.initial(), SPEC)
     assert result.violated == {"BOOT-06", "ADDR-06"}
     assert result.counterexample is not None
@@ -48,7 +49,16 @@ def _refresh_of_an_empty_table(trace: Counterexample) -> int:
 def test_table_empties_then_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
     trace = _without_recovery_counterexample(monkeypatch)
     at = _refresh_of_an_empty_table(trace)
-    # Replay the same moves under the spec (recovery on): identical up to that refresh.
+    # Replay the same moves under the spec with the refresh's recovery on (the recovery right
+    # after a removal stays off, see the test below): identical up to that refresh.
+    at_refresh_only = routing.recover_low_table
+    monkeypatch.setattr(
+        routing,
+        "recover_low_table",
+        lambda world, policy, node, skip=-1: (
+            world if skip >= 0 else at_refresh_only(world, policy, node)
+        ),
+    )
     world = SCENARIO.initial()
     assert world == trace.initial
     for i, step in enumerate(trace.steps[: at + 1]):
@@ -87,3 +97,22 @@ def test_spec_passes_the_scenario() -> None:
     result = explore(SCENARIO.initial(), SPEC)
     assert result.stop_reason == "complete"
     assert not result.violated
+
+
+def test_a_removal_re_admits_the_other_connected_servers_at_once() -> None:
+    """go's PeerRemoved hook wakes fixLowPeers: a removal that leaves the table below k
+    re-admits the connected servers dropped before, at once, not at the next refresh; the peer
+    that just failed stays out (go re-adds it only once a fresh probe answers)."""
+    world = SCENARIO.initial()
+    n0 = world.nodes[0]
+    servers = [p for p, v in enumerate(n0.peers) if v.conn is not Conn.NONE]
+    assert len(servers) > world.config.timing.k, "more connected servers than the table holds"
+    for peer in [*n0.table(), *n0.table()]:  # each entry fails, then the newcomers too
+        if peer not in world.nodes[0].table():
+            continue
+        world = routing.mark_failed(world, SPEC, 0, peer)
+        table = world.nodes[0].table()
+        assert peer not in table  # RT-06: the peer that failed leaves
+        assert len(table) == world.config.timing.k  # refilled from the connected servers
+        assert set(table) <= set(servers) - {peer}
+    assert all(world.nodes[0].peers[p].failed or p in world.nodes[0].table() for p in servers)
