@@ -196,6 +196,7 @@ def bmc(
     max_attempts: int = 40,
     every: int = 0,
     shrink: bool = True,
+    first_check: int = 1,
 ) -> BmcResult:
     """Search up to ``max_depth`` steps from ``world`` for a violation of ``target``.
 
@@ -204,6 +205,9 @@ def bmc(
     shortest trace but must prove each shorter depth violation-free, the expensive part). A
     trace found is replayed, stopping at the first step where the executable model breaks the
     requirement, and then shrunk: steps are dropped while the replay still breaks it.
+    ``first_check`` skips the questions before that depth: a caller that knows a violation
+    exists within ``max_depth`` (the explorer's shortest counterexample) need not have z3
+    prove each shorter depth violation-free, since a question covers every step so far.
     """
     started = time.perf_counter()
     shape = shape_of(world)
@@ -252,6 +256,8 @@ def bmc(
             bads.append(step_bad)
             names.append(named)
         if not bads or (depth > 8 and (every == 0 or depth % every) and depth != max_depth):
+            continue
+        if depth < min(first_check, max_depth):
             continue
         bad = [z3.Or(*bads)]
         solver.push()

@@ -1627,9 +1627,12 @@ class _Effect:
         self.put(w, "in_table", (n, p), False)
 
     def mark_failed(self, w: Term, n: int, p: int) -> None:
+        """routing.mark_failed: a removal that leaves the table below k recovers at once."""
+        in_table = self.g("in_table", n, p)
         self.put(w, "failed", (n, p), True)
         if self.policy.remove_failed_peers:
             self.remove(w, n, p)
+            self.recover_low_table(and_(w, in_table), n, skip=p)
 
     def closest_known(
         self, n: int, target: Target, exclude: int, replying: bool = False
@@ -2231,11 +2234,17 @@ class _Effect:
             self.put(redial, "boot_tried", (n, p), False)
         self.start_lookup(and_(w, not_(self.g("active", n, 0))), n, 0)
 
-    def recover_low_table(self, w: Term, n: int) -> None:
-        """lifecycle.recover_low_table: a table below k re-evaluates its connected peers."""
+    def recover_low_table(self, w: Term, n: int, skip: int = -1) -> None:
+        """routing.recover_low_table: a table below k re-evaluates its connected peers; after
+        the removal of ``skip`` it leaves that peer out and stops once the table holds k."""
+        if w is False:
+            return
         low = and_(w, lt(card(self.table(n)), self.cfg.k))
         for p in self.others(n):
-            self.try_admit(and_(low, self.connected(n, p)), n, p)
+            if p == skip:
+                continue
+            room = lt(card(self.table(n)), self.cfg.k) if skip >= 0 else True
+            self.try_admit(and_(low, room, self.connected(n, p)), n, p)
 
     def timers(self) -> list[tuple[Term, Term]]:
         """(armed, time) of every timer lifecycle.next_deadline looks at: running nodes only."""
@@ -2280,28 +2289,44 @@ class _Effect:
         s = self.shape
         for n in range(s.nodes):
             up = self.g("up", n)
-            for slot in range(s.slots):
-                for p in self.others(n):
-                    due = and_(
-                        up,
-                        timed,
-                        self.g("active", n, slot),
-                        self.g("inflight", n, slot, p),
-                        le(self.g("dl_inflight", n, slot, p), now),
-                    )
-                    self.on_failure(due, n, slot, p)
+            # Lookups oldest first, as fire_timers walks them (a failure's removal may refill
+            # the table, so the order shows): the lookup at position i is the active one that
+            # i active lookups are older than. Lookups a failure starts send nothing yet.
+            active = {q: self.g("active", n, q) for q in range(s.slots)}
+            older = {
+                q: card(and_(active[o], self.g("older", n, o, q)) for o in active if o != q)
+                for q in active
+            }
+            for position in range(s.slots):
+                for slot in range(s.slots):
+                    here = and_(active[slot], eq(older[slot], position))
+                    for p in self.others(n):
+                        due = and_(
+                            here,
+                            up,
+                            timed,
+                            self.g("active", n, slot),
+                            self.g("inflight", n, slot, p),
+                            le(self.g("dl_inflight", n, slot, p), now),
+                        )
+                        self.on_failure(due, n, slot, p)
             for k in range(s.keys):
-                dues = [
-                    and_(
+                dues = {
+                    p: and_(
                         up,
                         timed,
                         self.g("pending", n, k, p),
                         le(self.g("dl_pending", n, k, p), now),
                     )
                     for p in self.others(n)
-                ]
-                for p, due in zip(self.others(n), dues, strict=True):
-                    self.settle_pending(due, n, k, p, delivered=False)
+                }
+                # In the order announce sent them, nearest the key first (the order shows
+                # when a removal refills the table).
+                d = self.cfg.dist["key", k]
+                rank = {p: card(lt(d[q], d[p]) for q in dues if q != p) for p in dues}
+                for position in range(len(dues)):
+                    for p, due in dues.items():
+                        self.settle_pending(and_(due, eq(rank[p], position)), n, k, p, False)
                 phase = self.g("phase", n, k)
                 retry = and_(
                     up,

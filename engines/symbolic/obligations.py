@@ -144,12 +144,16 @@ def _merge(pre: SymState, posts: list[SymState], sel: Selector) -> SymState:
     for field, idx, base in pre.items():
         # Instances that leave the variable alone, or set it to the same term (z3 shares equal
         # terms, so equal AST ids mean equal terms), share one branch.
-        branches: dict[int, tuple[Any, list[int]]] = {}
-        base_id = _ast_id(base)
+        # (A term left alone is the very object of the pre-state: no AST id is needed, and
+        # building z3 values for Python ones to compare them was most of a BMC run's time.)
+        branches: dict[object, tuple[Any, list[int]]] = {}
+        base_key = _term_key(base)
         for i, post in enumerate(posts):
             after = post.terms[field][idx]
-            key = _ast_id(after)
-            if key != base_id:
+            if after is base:
+                continue
+            key = _term_key(after)
+            if key != base_key:
                 branches.setdefault(key, (after, []))[1].append(i)
         term = base
         for after, chosen in branches.values():
@@ -262,6 +266,14 @@ def _worst(results: tuple[ObligationResult, ...]) -> ObligationResult:
 
 def _ast_id(term: Any) -> int:
     return int(z(term).get_id())
+
+
+def _term_key(term: Any) -> object:
+    """Equal for equal terms: a Python value (a folded term) by its type and value, a z3 term
+    by its AST id (z3 shares equal terms)."""
+    if isinstance(term, bool | int):
+        return (type(term), term)
+    return _ast_id(term)
 
 
 class Prover:
