@@ -171,7 +171,10 @@ def test_adopted_effects_equal_the_models_own_steps(name: str) -> None:
     # join-crash in full takes 20 s in verify mode; its first crashes come early
     result = coordinate(LocalTransport(workers), initial, SPEC, SearchOptions(max_states=6_000))
     assert result.complete or result.states >= 6_000
-    assert all(w.engine.adopted > 0 for w in workers)
+    # the comparison ran: some effect was adopted (crowd-lossy-find's 193 states are too few
+    # for both workers to adopt one under every hash seed; under seeds 0, 2, 4 and 6 one adopts
+    # none)
+    assert sum(w.engine.adopted for w in workers) > 0
 
 
 def test_owner_nodes_leave_out_the_hub_and_keep_successors_local() -> None:
