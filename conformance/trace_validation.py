@@ -13,7 +13,9 @@ How an entry of the run is replayed:
 - requests the runner sent (start, restart, provide, find providers, set mode, dial) and the
   replies that confirm a crash or a stop are *environment steps*: the model applies the matching
   action (``start``, ``provide``, ``crash`` ...) where it appears in the log (a request the
-  adapter refused changes nothing);
+  adapter refused changes nothing); a set mode takes effect at the node's own mode_changed
+  event between the request and its reply, when it reports one (a node answers the requests
+  it read before it switched);
 - a crash or a stop (confirmed by its ok reply) and the shutdown's stop of every node take
   effect right after the node's last event between the request and the reply (the end of the
   run for the shutdown), or another node's last receipt of what it sent (up to the node's next
@@ -547,6 +549,34 @@ class _Replayer:
         self.shutdown_seq: int | None = None
         self.halted_by_shutdown: set[int] = set()
         self.halts = self._halts()
+        self.mode_switches = self._mode_switches()
+        #: seq of a mode_changed event -> the set_mode step that takes effect at it
+        self.deferred_modes: dict[int, tuple[int, ModeSetting, int]] = {}
+
+    def _mode_switches(self) -> dict[int, int]:
+        """Where each set_mode request takes effect: at the node's own mode_changed event
+        between the request and its reply, when it reports one. A node reads requests already
+        on its streams before it switches (the reference node answered two FIND_NODEs as a
+        server between set_mode and its mode_changed); applied at the request, the model's
+        client would have to answer them, which ADDR-01 forbids. Maps the request's seq to the
+        event's seq; a request with no such event takes effect where it appears."""
+        switches: dict[int, int] = {}
+        entries = self.run.entries
+        for position, entry in enumerate(entries):
+            p = entry.payload
+            if entry.kind != "request" or p.get("op") != "set_mode":
+                continue
+            node = str((p.get("args") or {}).get("node", entry.node))
+            answer = self.run.reply_to(int(p.get("id", -1)))
+            for later in entries[position + 1 :]:
+                if answer is not None and later.seq == answer.seq:
+                    break
+                if later.kind == "event" and later.node == node and (
+                    later.payload.get("event") == "mode_changed"
+                ):
+                    switches[entry.seq] = later.seq
+                    break
+        return switches
 
     def _halts(self) -> dict[int, list[tuple[int, bool]]]:
         """When each confirmed crash or stop, and the shutdown's stop of every node, takes
@@ -1383,6 +1413,9 @@ def _replay(
                 continue
             if seen.kind == "connection_closed":
                 r.environment("disconnect", seen.node, peer=seen.peer, origin=entry.seq)
+            if entry.seq in r.deferred_modes:
+                node, setting, origin = r.deferred_modes.pop(entry.seq)
+                r.environment("set_mode", node, setting=setting, origin=origin)
             if seen.kind == "provide_outcome":
                 r.outcomes_seen.append((entry.seq, seen.node, seen.detail[0], seen))
             states, visited, ended = r.explain(seen, r.now)
@@ -1495,7 +1528,11 @@ def _environment_entry(r: _Replayer, entry: Entry) -> Unexplained | None:
             setting = {"server": ModeSetting.SERVER, "client": ModeSetting.CLIENT}.get(
                 str(args.get("mode")), ModeSetting.AUTO
             )
-            r.environment("set_mode", node, setting=setting, origin=origin)
+            switch = r.mode_switches.get(entry.seq)
+            if switch is not None:
+                r.deferred_modes[switch] = (node, setting, origin)
+            else:
+                r.environment("set_mode", node, setting=setting, origin=origin)
         elif op == "dial":
             peer = r._peer_of_addr(str(args.get("addr")))
             if peer is not None:

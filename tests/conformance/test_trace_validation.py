@@ -563,6 +563,22 @@ def test_saved_mode_switch_run_a_requester_hears_a_clients_reset_late() -> None:
     assert reply["event"] == "kad_response_sent" and reply["closer_peers"]
 
 
+def test_saved_mode_switch_run_requests_read_before_the_switch_are_answered_as_a_server() -> None:
+    """From a fresh-clone CI's verify (b495ab3, recorded with the bucket refresh): between
+    set_mode client (#338) and its mode_changed (#343) the switcher reads a's and b's
+    FIND_NODEs and answers both as a server (#340, #342). With the switch applied at the
+    request the model's client had to answer them, and #340 was rejected (ADDR-01); the
+    switch now takes effect at the node's own mode_changed event."""
+    run = _saved_run("mode-switch-read-before-switch")
+    v = validate(run)
+    assert v.accepted, (v.summary(), v.first_unexplained)
+    assert v.explained == v.modelled == 466
+    assert run.entries[338].payload["op"] == "set_mode"
+    assert run.entries[340].payload["event"] == "kad_response_sent"
+    assert run.entries[343].payload["event"] == "mode_changed"
+    assert _Replayer(run, SPEC).mode_switches[338] == 343
+
+
 def test_saved_js_run_a_self_lookup_started_on_a_timer_is_explained() -> None:
     """js-libp2p (libp2p 3.3.11, kad-dht 16.4.5, 16:24 on 2026-11-30) runs its self-lookup a
     second after start, seeded with both peers b admitted by then (#57, #58); the model
