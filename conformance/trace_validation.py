@@ -571,8 +571,10 @@ class _Replayer:
             for later in entries[position + 1 :]:
                 if answer is not None and later.seq == answer.seq:
                     break
-                if later.kind == "event" and later.node == node and (
-                    later.payload.get("event") == "mode_changed"
+                if (
+                    later.kind == "event"
+                    and later.node == node
+                    and (later.payload.get("event") == "mode_changed")
                 ):
                     switches[entry.seq] = later.seq
                     break
@@ -968,14 +970,11 @@ class _Replayer:
         lookup = s.lookups[query.key]
         if lookup.inflight or lookup.answered or lookup.failed:
             return None
-        seeds = frozenset(p for p in s.table() if not s.peers[p].failed)
+        seeds = lookups.seeds(s)
         if not seeds or seeds == lookup.seen:
             return None
-        lookups_now = list(s.lookups)
-        lookups_now[query.key] = replace(lookup, seen=seeds)
-        return ReplayState(
-            world.with_node(node, replace(s, lookups=tuple(lookups_now))), state.pending
-        )
+        reseeded = lookups.with_lookup(world, node, query.key, replace(lookup, seen=seeds))
+        return ReplayState(reseeded, state.pending)
 
     def _probes_answered(self, state: ReplayState, node: int, origin: int) -> Iterator[ReplayState]:
         """A full table's admission probe was answered: the model's admission, with its own

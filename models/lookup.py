@@ -11,12 +11,13 @@ from kadspec.models.network import can_dial, connect, send, set_view, view
 from kadspec.models.policy import Policy
 from kadspec.models.requirements_registry import requirement
 from kadspec.models.routing import admit_named_peer, mark_failed, routable, try_admit
-from kadspec.models.state import Addr, Kind, Lookup, Message, Purpose, World, replace
+from kadspec.models.state import Addr, Kind, Lookup, Message, NodeState, Purpose, World, replace
 
 Finished = Lookup | None
 
 
-def _replace(world: World, node: int, index: int, lookup: Lookup | None) -> World:
+def with_lookup(world: World, node: int, index: int, lookup: Lookup | None) -> World:
+    """The world with the node's lookup at ``index`` replaced (None: removed)."""
     lookups = list(world.nodes[node].lookups)
     if lookup is None:
         del lookups[index]
@@ -27,7 +28,7 @@ def _replace(world: World, node: int, index: int, lookup: Lookup | None) -> Worl
 
 def drop(world: World, node: int, index: int) -> World:
     """Abandon a lookup: its replies still on the way are then late (answer nothing)."""
-    return _replace(world, node, index, None)
+    return with_lookup(world, node, index, None)
 
 
 def inflight_peers(lookup: Lookup) -> frozenset[int]:
@@ -68,6 +69,11 @@ def refresh_target(world: World, node: int, bucket: int) -> int:
     return world.config.refresh_target(node, bucket)
 
 
+def seeds(state: NodeState) -> frozenset[int]:
+    """The peers a lookup starts from: the table's, but those marked failed (RT-06)."""
+    return frozenset(p for p in state.table() if not state.peers[p].failed)
+
+
 @requirement("BOOT-04")
 def start(
     world: World, policy: Policy, node: int, purpose: Purpose, key: int
@@ -80,9 +86,9 @@ def start(
         target = refresh_target(world, node, key)
     else:
         target = world.config.keys[key]
-    seeds = frozenset(p for p in state.table() if not state.peers[p].failed)
-    lookup = Lookup(purpose=purpose, key=key, target=target, seen=seeds)
-    if not seeds and policy.empty_lookup_fails_fast:
+    seen = seeds(state)
+    lookup = Lookup(purpose=purpose, key=key, target=target, seen=seen)
+    if not seen and policy.empty_lookup_fails_fast:
         return world, lookup  # ended at once: 'no peers in table'
     lookups = (*state.lookups, lookup)
     return world.with_node(node, replace(state, lookups=lookups)), None
@@ -120,8 +126,8 @@ def query(world: World, policy: Policy, node: int, index: int) -> tuple[World, F
 
 def _settle(world: World, node: int, index: int, lookup: Lookup) -> tuple[World, Finished]:
     if is_finished(world, lookup):
-        return _replace(world, node, index, None), lookup
-    return _replace(world, node, index, lookup), None
+        return with_lookup(world, node, index, None), lookup
+    return with_lookup(world, node, index, lookup), None
 
 
 def _matching(world: World, node: int, message: Message, peer: int) -> int | None:
