@@ -1,8 +1,10 @@
 """Tests for kadspec.engines.distributed: the explorer on a local Ray of two workers.
 
 The Ray mode runs the partitioned explorer's rounds over actors; it must find what the serial
-explorer finds (states level by level, premises, violations, counterexample lengths). Small
-scenarios and mutants only: starting Ray costs seconds.
+explorer finds (states level by level, premises, witnesses, violations, counterexample lengths)
+on every scenario: completely where a scenario has up to 100,000 states, level by level under a
+state cap above that; and on mutants. One local Ray serves the module: starting Ray costs
+seconds.
 
 Ray is an optional extra. Outside CI the tests skip when it is not installed; under CI=true
 (where the set-up script installs the extra) a missing Ray fails them instead.
@@ -65,13 +67,32 @@ def agreement(result: Exploration) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("name", ["join", "mode-change", "nat-provides"])
+#: scenarios of over 100,000 states: compared under a state cap, level by level
+LARGE = ("trio-forgery", "crowd-unresponsive-find", "republish", "expiry")
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if n not in LARGE])
 def test_ray_agrees_with_the_serial_explorer(local_ray: None, name: str) -> None:
-    initial = SCENARIOS[name].initial()
-    serial = explore(initial, SPEC, keep_going=True)
-    distributed = explore_ray(initial, SPEC, workers=2, keep_going=True)
+    scenario = SCENARIOS[name]
+    initial = scenario.initial()
+    witnesses = getattr(scenario, "witnesses", ())
+    serial = explore(initial, SPEC, keep_going=True, witnesses=witnesses)
+    distributed = explore_ray(initial, SPEC, workers=2, keep_going=True, witnesses=witnesses)
     assert distributed.workers == 2 and distributed.complete
     assert agreement(distributed) == agreement(serial)
+    assert distributed.witnesses_reached == serial.witnesses_reached
+
+
+@pytest.mark.parametrize("name", LARGE)
+def test_a_capped_ray_run_agrees_level_by_level(local_ray: None, name: str) -> None:
+    """A state cap ends the serial search inside a level and the Ray one after it: every
+    level both completed must hold the same number of states."""
+    initial = SCENARIOS[name].initial()
+    serial = explore(initial, SPEC, keep_going=True, max_states=15_000)
+    distributed = explore_ray(initial, SPEC, workers=2, keep_going=True, max_states=15_000)
+    assert serial.stop_reason == distributed.stop_reason == "state-cap"
+    assert distributed.states >= 15_000 and len(serial.levels) > 5
+    assert distributed.levels[: len(serial.levels)] == serial.levels
 
 
 @pytest.mark.parametrize("name", ["admit-on-inbound-request", "lookup-check-deadlock"])
