@@ -27,6 +27,7 @@ from kadspec.models.config import Reach
 
 if TYPE_CHECKING:
     from kadspec.models.actions import Action
+    from kadspec.models.observe import Event
     from kadspec.models.state import Message, NodeState, World
 
 #: ``Ghost.asked`` operation codes
@@ -184,7 +185,7 @@ def observe(pre: World, action: Action, post: World) -> World:
     for n in parties(action, count):
         before = nodes[n].ghost
         after = _observe_node(pre, action, post, n, popped)
-        if after != before:
+        if after is not before and after != before:
             nodes[n] = st.replace(nodes[n], ghost=after)
             changed = True
     if action.kind in ("dial_bootstrap", "query"):
@@ -235,10 +236,12 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         and not any(e[:2] == (FIND, action.key) for e in asked)
     ):
         asked |= {(FIND, action.key, clock)}  # a call joining a running find keeps its time
-    # The outcomes the node reported (its events), which answer the calls.
-    for op, key in reported(old, new):
+    # The outcomes the node reported (its events), which answer the calls. A node the step
+    # left as it was reports nothing (most parties of a step: skip reading its outcomes).
+    events = () if old is new else node_events(-1, old, new)
+    for op, key in _operations(events):
         asked = frozenset(e for e in asked if e[:2] != (op, key))
-    for key in succeeded(old, new):
+    for key in _succeeded(events):
         publishes = _publish(publishes, key, n, clock)
     heard, servers, unresponsive = g.heard, g.servers, g.unresponsive
     observers, stored, sent, kept = g.observers, g.stored, g.sent, g.kept
@@ -327,11 +330,7 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
         # An attempt that found no peer to ask (or none that stored it) and said so started
         # to publish again too: the node tried, and BOOT-05's outcome tells its user.
         no_peer = (st.Reason.NO_PEERS, st.Reason.NONE_DELIVERED)
-        tried = {
-            e.key
-            for e in node_events(-1, old, new)
-            if e.kind == "provide-failed" and e.reason in no_peer
-        }
+        tried = {e.key for e in events if e.kind == "provide-failed" and e.reason in no_peer}
         retried |= {
             key
             for key, _ in kept
@@ -364,6 +363,24 @@ def _observe_node(pre: World, action: Action, post: World, n: int, popped: int) 
             unresponsive |= {dialed}
     if kind == "dial_back" and action.node == n and post.config.nodes[n].reach is Reach.PUBLIC:
         changes["dialed_back"] = True
+    if (
+        not changes
+        and asked is g.asked
+        and publishes is g.publishes
+        and heard is g.heard
+        and servers is g.servers
+        and unresponsive is g.unresponsive
+        and observers is g.observers
+        and stored is g.stored
+        and sent is g.sent
+        and kept is g.kept
+        and retried is g.retried
+        and waiting is g.waiting
+        and unanswered is g.unanswered
+        and boot_dialed is g.boot_dialed
+        and emptied_at == g.emptied_at
+    ):
+        return g  # nothing the observer records changed: the ghost as it was, not a copy
     changes.update(
         asked=asked,
         publishes=publishes,
@@ -413,20 +430,33 @@ def reported(old: NodeState, new: NodeState) -> list[tuple[int, int]]:
     """(operation, key) of every outcome the node reported in the step (its events)."""
     from kadspec.models.observe import node_events  # observe imports state: import late
 
-    codes = {
-        "provide-succeeded": PROVIDE,
-        "provide-failed": PROVIDE,
-        "find-succeeded": FIND,
-        "find-failed": FIND,
-    }
-    return [(codes[e.kind], e.key) for e in node_events(-1, old, new)]
+    return _operations(node_events(-1, old, new))
 
 
 def succeeded(old: NodeState, new: NodeState) -> list[int]:
     """Keys whose provide the node reported successful in the step."""
     from kadspec.models.observe import node_events
 
-    return [e.key for e in node_events(-1, old, new) if e.kind == "provide-succeeded"]
+    return _succeeded(node_events(-1, old, new))
+
+
+#: the operation each reported outcome answers
+_ANSWERS = {
+    "provide-succeeded": PROVIDE,
+    "provide-failed": PROVIDE,
+    "find-succeeded": FIND,
+    "find-failed": FIND,
+}
+
+
+def _operations(events: tuple[Event, ...]) -> list[tuple[int, int]]:
+    """(operation, key) answered by each of these reported outcomes."""
+    return [(_ANSWERS[e.kind], e.key) for e in events]
+
+
+def _succeeded(events: tuple[Event, ...]) -> list[int]:
+    """Keys whose provide these reported outcomes say succeeded."""
+    return [e.key for e in events if e.kind == "provide-succeeded"]
 
 
 __all__ = ["FIND", "NO_HISTORY", "OPERATIONS", "PROVIDE", "Ghost", "observe", "parties", "reported"]

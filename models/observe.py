@@ -217,22 +217,43 @@ def outcome_bound(config: Config) -> int | None:
     return int(bound(len(config.nodes)) if callable(bound) else bound)
 
 
-_CACHES: dict[int, tuple[Config, dict[tuple[int, NodeState], ObservedNode]]] = {}
+#: per configuration (by id, holding it so the id cannot be recycled): projections by (node,
+#: state), and the same by (the state object's id, node) for the objects met, each entry
+#: holding its state object
+_CACHES: dict[
+    int,
+    tuple[
+        Config,
+        dict[tuple[int, NodeState], ObservedNode],
+        dict[int, tuple[NodeState, ObservedNode]],
+    ],
+] = {}
 
 
 def project_node(config: Config, node: int, state: NodeState) -> ObservedNode:
-    """The projection of one node state, memoized per (configuration, node, state)."""
+    """The projection of one node state, memoized per (configuration, node, state).
+
+    Equal node states are often distinct objects (each search builds its own), and comparing
+    two of them walks the whole state: so each object is also remembered by identity, and an
+    equal state met again as the same object is found without comparing anything."""
     entry = _CACHES.get(id(config))
     if entry is None or entry[0] is not config:
         if len(_CACHES) > 64:
             _CACHES.clear()
-        entry = _CACHES[id(config)] = (config, {})
+        entry = _CACHES[id(config)] = (config, {}, {})
+    by_object = entry[2]
+    known = by_object.get(id(state) << 4 | node)
+    if known is not None and known[0] is state:
+        return known[1]
     cache = entry[1]
     found = cache.get((node, state))
     if found is None:
         if len(cache) > 500_000:
             cache.clear()
         found = cache[(node, state)] = _project(config, node, state)
+    if len(by_object) > 100_000:  # it may hold states the search has dropped: keep it small
+        by_object.clear()
+    by_object[id(state) << 4 | node] = (state, found)
     return found
 
 
