@@ -15,7 +15,8 @@ beyond the head it pops.
 So the effect of an action is a function of its *situation*: the action, the clock, the
 states of the nodes it touches ("parties"), and the budget when it spends some. Most deliveries
 do not touch their sender at all (``actions.deliver_reads_sender`` decides it from the
-receiver's state); their situation is the receiver's state alone.
+receiver's state); their situation is the receiver's state alone. A situation is the world's
+key (below) with every other field cleared: one ``&`` with a mask each move keeps.
 :class:`Successors` computes it the first time with the public
 :func:`~kadspec.models.actions.apply` and :func:`~kadspec.models.checks.check_step`, records
 what changed (new party states, channels popped, cleared or appended to, budget, clock, step
@@ -86,6 +87,7 @@ class Effect:
         "changes",
         "clock",
         "edit_ids",
+        "edit_set",
         "edits",
         "exercised",
         "keep",
@@ -111,6 +113,9 @@ class Effect:
         self.clock = clock
         self.violations = violations
         self.serial = 0
+        #: the interned id of ``edit_ids``: effects with the same edits lead a network to the
+        #: same network, so the cache of networks after an edit is keyed by it
+        self.edit_set = 0
         self.node_ids: tuple[tuple[int, int], ...] = ()
         #: the edits as (channel index, interned edit id) (see Successors._patched)
         self.edit_ids: tuple[tuple[int, int], ...] = ()
@@ -127,7 +132,18 @@ class Move:
     ``parties`` None means every node (``tick``, ``crash``).
     """
 
-    __slots__ = ("action", "alone", "cleared", "memo", "parties", "popped", "spends")
+    __slots__ = (
+        "action",
+        "alone",
+        "cleared",
+        "mask",
+        "memo",
+        "parties",
+        "popped",
+        "receiver",
+        "single",
+        "spends",
+    )
 
     def __init__(
         self,
@@ -140,10 +156,18 @@ class Move:
         self.action = action
         self.parties = parties
         self.spends = spends  # the effect reads and changes the budget
-        #: effects by situation, the situation packed into an int (``Successors._situation``)
+        #: effects by situation: the world's key with every field the move does not read
+        #: cleared (``key & mask``, see ``Successors._move``)
         self.memo: dict[int, Effect] = {}
-        #: for a delivery, per receiver state id: whether the effect ignores the sender
-        self.alone: dict[int, bool] = {}
+        #: the key's fields the move reads: the clock, its parties' states, and the budget when
+        #: it spends (every field but the network's for a move of every node)
+        self.mask = -1
+        #: for a delivery: the receiver's field of the key (0 for every other move), the mask
+        #: of a delivery that ignores its sender (the clock and the receiver's field), and per
+        #: receiver state (its field of the key) the mask that applies to it
+        self.receiver = 0
+        self.single = -1
+        self.alone: dict[int, int] = {}
         message = action.message
         #: the channel whose head the action takes (deliver, lose)
         self.popped = (
@@ -163,7 +187,17 @@ class Move:
 
 
 #: a node's own moves by generator (bootstrap, query, dial-back) and its next timer
-Local = tuple[tuple[tuple[Move, ...], tuple[Move, ...], tuple[Move, ...]], int | None]
+Local = tuple[tuple[Move, ...], tuple[Move, ...], tuple[Move, ...], int | None]
+#: per node state: its own moves (bootstrap, query, dial-back), next timer, invariants' violations
+#: and live premises
+NodeEntry = tuple[
+    tuple[Move, ...],
+    tuple[Move, ...],
+    tuple[Move, ...],
+    int | None,
+    tuple[Violation, ...],
+    frozenset[str],
+]
 
 
 class Successors:
@@ -205,7 +239,7 @@ class Successors:
         self._user: dict[int, tuple[Move, ...]] = {}
         #: per node ``n`` and node state id ``s`` (``n | s << 4``): its own moves and next
         #: timer, its invariants' violations, its live premises
-        self._per_node: dict[int, tuple[Local, tuple[Violation, ...], frozenset[str]]] = {}
+        self._per_node: dict[int, NodeEntry] = {}
         #: per world invariant that splits over nodes: each node's share, by (clock, node state
         #: id, node) packed into an int (see _SPLIT_OVER_NODES)
         self._split_checks: dict[StateCheck, dict[int, tuple[Violation, ...]]] = {}
@@ -215,7 +249,6 @@ class Successors:
         self._losses: dict[int, tuple[Move, ...]] = {}
         self._no_messages: tuple[tuple[Message, ...], ...] = ((),) * (count * count)
         assert count <= 16, "node indices are packed into 4 bits of the per-node memo's key"
-        self._tick = Move(Action("tick"), None, count)
         self._effects = 0
         # interning: object -> id and id -> object, per kind
         self._node_id: dict[NodeState, int] = {}
@@ -234,8 +267,10 @@ class Successors:
         self._budget_id: dict[Budget, int] = {}
         self._budgets: list[Budget] = []
         self._messages: dict[Message, Message] = {}
-        #: network id | effect serial << NETWORK_BITS -> the network the effect leads to
+        #: network id | effect.edit_set << NETWORK_BITS -> the network the edits lead to
         self._next_network: dict[int, int] = {}
+        #: the distinct ``Effect.edit_ids`` met, by interned id
+        self._edit_sets: dict[tuple[tuple[int, int], ...], int] = {}
         self._by_nodes: dict[int, NodesPart] = {}  # by key with the network's bits cleared
         self._by_network: dict[int, NetworkPart] = {}  # by network id
         # key layout, from the low bits: node 0 .. node count-1, network, budget, clock
@@ -248,6 +283,19 @@ class Successors:
         self._nodes_and_clock_mask = self._nodes_mask & ~(
             ((1 << self.BUDGET_BITS) - 1) << self._budget_shift
         )
+        self._node_mask = (1 << self.NODE_BITS) - 1
+        self._budget_mask = (1 << self.BUDGET_BITS) - 1
+        self._node_shifts = tuple(n * self.NODE_BITS for n in range(count))
+        #: the world invariants that read the nodes only, in check_state's order, each with its
+        #: per-node share where it splits over nodes (see _SPLIT_OVER_NODES)
+        self._node_checks = tuple(
+            (rid, check, _SPLIT_OVER_NODES.get(check))
+            for rid, check in WORLD_CHECKS
+            if check in _READ_NODES_ONLY
+        )
+        #: every world invariant reads the nodes only: the nodes' memo holds all violations
+        self._nodes_decide_world_checks = all(c in _READ_NODES_ONLY for _, c in WORLD_CHECKS)
+        self._tick = self._move(Action("tick"), None)
 
     # --- interning and keys -------------------------------------------------------------------
 
@@ -371,7 +419,6 @@ class Successors:
             nodes_part = self._nodes_part(world, key)
         network = self._by_network.get((key >> self._network_shift) & self._network_mask)
         if network is None:
-            world = world or self.world(key)
             network = self._network_part(world, key)
         moves = list(nodes_part.head)
         if nodes_part.faulty:
@@ -423,11 +470,10 @@ class Successors:
             return part
         if len(self._by_nodes) >= self.PART_CACHE:
             self._by_nodes.clear()  # a pure cache: start over rather than grow without bound
-        bits = self.NODE_BITS
-        node_mask = (1 << bits) - 1
+        node_mask = self._node_mask
         clock = key >> self._clock_shift
-        budget_id = (key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)
-        ids = [(key >> (n * bits)) & node_mask for n in range(self._count)]
+        budget_id = (key >> self._budget_shift) & self._budget_mask
+        ids = [(key >> shift) & node_mask for shift in self._node_shifts]
         states = self._nodes
         user_key = budget_id
         for state_id in ids:
@@ -436,40 +482,39 @@ class Successors:
         if user is None:
             world = world or self.world(key)
             user = self._user[user_key] = self._user_moves(world)
-        head = list(user)
         # Per node and node state id: its own moves and timer, invariant violations, premises.
         per_node = self._per_node
-        entries = []
+        entries: list[NodeEntry] = []
         for n, state_id in enumerate(ids):
-            node_key = n | state_id << 4
-            entry = per_node.get(node_key)
+            entry = per_node.get(n | state_id << 4)
             if entry is None:
                 world = world or self.world(key)
                 state = states[state_id]
-                entry = per_node[node_key] = (
-                    self._local_moves(world, n, state),
+                boot, query, back, deadline = self._local_moves(world, n, state)
+                entry = per_node[n | state_id << 4] = (
+                    boot,
+                    query,
+                    back,
+                    deadline,
                     check_node(self.config, n, state),
                     node_premises(self.config, n, state),
                 )
             entries.append(entry)
-        locals_ = [entry[0] for entry in entries]
-        busy = False
-        tail: list[Move] = []
-        for part_index in (0, 1, 2):  # all nodes' bootstrap dials, then queries, then dial-backs
-            for local in locals_:
-                tail.extend(local[0][part_index])
-        # A node's own protocol actions are urgent: time passes only when none is enabled.
-        deadlines = [local[1] for local in locals_ if local[1] is not None]
-        if not tail and deadlines and clock < min(deadlines) <= self.horizon:
-            head.append(self._tick)
-            busy = True
-        busy = busy or bool(tail)
-        found: list[Violation] = [v for entry in entries for v in entry[1]]
+        # all nodes' bootstrap dials, then queries, then dial-backs
+        tail = [m for e in entries for m in e[0]]
+        tail.extend([m for e in entries for m in e[1]])
+        tail.extend([m for e in entries for m in e[2]])
+        head = user
+        busy = bool(tail)
+        if not busy:
+            # A node's own protocol actions are urgent: time passes only when none is enabled.
+            deadlines = [e[3] for e in entries if e[3] is not None]
+            if deadlines and clock < min(deadlines) <= self.horizon:
+                head = (*user, self._tick)
+                busy = True
+        found = tuple([v for e in entries for v in e[4]])
         by_nodes: dict[StateCheck, tuple[Violation, ...]] = {}
-        for rid, check in WORLD_CHECKS:
-            if check not in _READ_NODES_ONLY:
-                continue
-            split = _SPLIT_OVER_NODES.get(check)
+        for rid, check, split in self._node_checks:
             if split is None:
                 world = world or self.world(key)
                 by_nodes[check] = tuple(Violation(rid, d) for d in check(world, self.policy))
@@ -477,7 +522,7 @@ class Successors:
             memo = self._split_checks.setdefault(check, {})
             shares: list[Violation] = []
             for n, state_id in enumerate(ids):
-                share_key = (clock << bits | state_id) << 4 | n
+                share_key = (clock << self.NODE_BITS | state_id) << 4 | n
                 share = memo.get(share_key)
                 if share is None:
                     share = memo[share_key] = tuple(
@@ -485,21 +530,28 @@ class Successors:
                     )
                 shares.extend(share)
             by_nodes[check] = tuple(shares)
-        premises: frozenset[str] = frozenset().union(*(entry[2] for entry in entries))
-        fault_head, fault_tail, loses = self._node_faults(clock, budget_id, ids)
-        complete = all(check in by_nodes for _, check in WORLD_CHECKS)
-        every = tuple(found) + tuple(
-            v for _, check in WORLD_CHECKS for v in by_nodes.get(check, ())
-        )
+        premises = entries[0][5]
+        for e in entries[1:]:
+            if not e[5] <= premises:
+                premises = premises | e[5]
+        faulty = self._budgets[budget_id].faults > 0
+        fault_head: tuple[Move, ...] = ()
+        fault_tail: tuple[Move, ...] = ()
+        loses = False
+        if faulty:
+            fault_head, fault_tail, loses = self._node_faults(clock, budget_id, ids)
+        every = None
+        if self._nodes_decide_world_checks:
+            every = found + tuple([v for _, c in WORLD_CHECKS for v in by_nodes[c]])
         part = NodesPart(
-            tuple(head),
+            head,
             tuple(tail),
             busy,
-            tuple(found),
+            found,
             by_nodes,
             premises,
-            self._budgets[budget_id].faults > 0,
-            every if complete else None,
+            faulty,
+            every,
             fault_head,
             fault_tail,
             loses,
@@ -507,27 +559,30 @@ class Successors:
         self._by_nodes[nodes_key] = part
         return part
 
-    def _network_part(self, world: World, key: int) -> NetworkPart:
-        """What depends on the network only: deliveries, and checks of messages in flight."""
+    def _network_part(self, world: World | None, key: int) -> NetworkPart:
+        """What depends on the network only: deliveries, and checks of messages in flight
+        (the world is decoded only if such a check needs it)."""
         network_id = (key >> self._network_shift) & ((1 << self.NETWORK_BITS) - 1)
         part = self._by_network.get(network_id)
         if part is not None:
             return part
+        channels = self._channels
+        network = [channels[c] for c in self._networks[network_id]]
         deliveries = []
-        for channel in world.network:
+        for channel in network:
             if channel:
                 head = channel[0]
                 move = self._deliveries.get(head)
                 if move is None:
                     action = Action("deliver", message=head)
-                    move = self._deliveries[head] = Move(action, (head.src, head.dst), self._count)
+                    move = self._deliveries[head] = self._move(action, (head.src, head.dst))
                 deliveries.append(move)
-        kinds = {m.kind for channel in world.network for m in channel}
-        by_network = {
-            check: tuple(Violation(rid, d) for d in check(world, self.policy))
-            for rid, check in WORLD_CHECKS
-            if check in _READ_NETWORK_ONLY
-        }
+        kinds = {m.kind for channel in network for m in channel}
+        by_network: dict[StateCheck, tuple[Violation, ...]] = {}
+        for rid, check in WORLD_CHECKS:
+            if check in _READ_NETWORK_ONLY:
+                world = world or self.world(key)
+                by_network[check] = tuple(Violation(rid, d) for d in check(world, self.policy))
         # ADDR-01 compares the newest identify in flight with its sender's mode: with no
         # identify in flight it has nothing to say, whatever the nodes.
         silent = frozenset(
@@ -541,7 +596,7 @@ class Successors:
 
     def _user_moves(self, world: World) -> tuple[Move, ...]:
         return tuple(
-            Move(a, (a.node,), self._count, spends=True)
+            self._move(a, (a.node,), spends=True)
             for a in transitions.user_actions(world, self.policy)
         )
 
@@ -592,26 +647,24 @@ class Successors:
                 else:
                     assert action.kind == "lose" and action.message is not None
                     parties = (action.message.src, action.message.dst)
-                move = self._faults[action] = Move(action, parties, self._count, spends=True)
+                move = self._faults[action] = self._move(action, parties, spends=True)
             found.append(move)
         return found
 
     def _local_moves(self, world: World, node: int, state: NodeState) -> Local:
-        count = self._count
         boot = tuple(
-            Move(a, (node, a.peer), count)
+            self._move(a, (node, a.peer))
             for a in transitions.bootstrap_of(world, self.policy, node)
         )
         query = []
         for a in transitions.query_of(world, self.policy, node):
             peer = next_candidate(world, state.lookups[a.key])
             assert peer is not None
-            query.append(Move(a, (node, peer), count))
+            query.append(self._move(a, (node, peer)))
         back = tuple(
-            Move(a, (node,), count) for a in transitions.dial_back_of(world, self.policy, node)
+            self._move(a, (node,)) for a in transitions.dial_back_of(world, self.policy, node)
         )
-        entry = ((boot, tuple(query), back), node_deadline(state))
-        return entry
+        return boot, tuple(query), back, node_deadline(state)
 
     # --- effects --------------------------------------------------------------------------------
 
@@ -628,45 +681,53 @@ class Successors:
         (:func:`~kadspec.models.checks.exercised_in_step`), memoized with the effect."""
         return self.successor(key, move, world)
 
-    def _situation(self, key: int, move: Move, world: World | None) -> tuple[int, bool]:
-        """The situation of ``move`` in the world ``key`` packed into one int (the clock, the
-        ids of the parties' states, the budget's id when the move spends), tagged by its form
-        in the low two bits; and whether it is a delivery that ignores its sender.
+    def _move(
+        self, action: Action, parties: tuple[int, ...] | None, *, spends: bool = False
+    ) -> Move:
+        """A move of ``action`` touching ``parties`` (None: every node), with the masks that
+        cut its situation out of a world's key.
 
-        Ids are this engine's interned ids, so equal ints are equal situations."""
-        bits = self.NODE_BITS
-        node_mask = (1 << bits) - 1
-        clock = key >> self._clock_shift
-        parties = move.parties
-        alone = False
+        A situation is the key with every field the effect does not read cleared: the clock,
+        the parties' states, and the budget when the move spends (a move of every node keeps
+        every field but the network's, the budget's too unless it spends). A delivery that
+        ignores its sender (see ``deliver_reads_sender``) keeps the clock and the receiver's
+        state only. Masked fields are zero, so equal ints are equal situations of one move;
+        whether a delivery reads its sender is decided by the receiver's state, so for one
+        receiver state every situation has the same form."""
+        move = Move(action, parties, self._count, spends=spends)
         if parties is None:
-            # every node: the key without the network (and without the budget unless spent)
-            mask = self._nodes_mask if move.spends else self._nodes_and_clock_mask
-            return (key & mask) << 2 | 3, False
-        if move.popped >= 0 and not move.spends:
-            # A delivery: most depend on the receiver alone (see deliver_reads_sender).
-            receiver = (key >> (parties[1] * bits)) & node_mask
-            found = move.alone.get(receiver)
-            if found is None:
-                message = move.action.message
-                assert message is not None
-                if world is None:
-                    world = self.world(key)
-                found = move.alone[receiver] = not deliver_reads_sender(world, self.policy, message)
-            if found:
-                return (clock << bits | receiver) << 2, True
-            sender = (key >> (parties[0] * bits)) & node_mask
-            situation = ((clock << bits | sender) << bits | receiver) << 2 | 1
-        elif len(parties) == 2:
-            first = (key >> (parties[0] * bits)) & node_mask
-            second = (key >> (parties[1] * bits)) & node_mask
-            situation = ((clock << bits | first) << bits | second) << 2 | 1
-        else:
-            situation = (clock << bits | (key >> (parties[0] * bits)) & node_mask) << 2 | 2
-        if move.spends:
-            budget = (key >> self._budget_shift) & ((1 << self.BUDGET_BITS) - 1)
-            situation = situation << self.BUDGET_BITS | budget
-        return situation, alone
+            move.mask = self._nodes_mask if spends else self._nodes_and_clock_mask
+            return move
+        clock = -1 << self._clock_shift
+        budget = self._budget_mask << self._budget_shift if spends else 0
+        fields = 0
+        for n in parties:
+            fields |= self._node_mask << self._node_shifts[n]
+        move.mask = clock | fields | budget
+        if move.popped >= 0 and not spends:
+            move.receiver = self._node_mask << self._node_shifts[parties[1]]
+            move.single = clock | move.receiver
+        return move
+
+    def _delivery_mask(self, key: int, move: Move, world: World | None) -> int:
+        """The mask of a delivery's situation for the receiver's state in the world ``key``:
+        most deliveries depend on the receiver alone (see ``deliver_reads_sender``)."""
+        message = move.action.message
+        assert message is not None
+        if world is None:
+            world = self.world(key)
+        alone = not deliver_reads_sender(world, self.policy, message)
+        mask = move.alone[key & move.receiver] = move.single if alone else move.mask
+        return mask
+
+    def _layout(self, mask: int) -> int:
+        """Which fields a situation's mask keeps, for another engine to map its ids: bit 0
+        the budget's, bit ``n + 1`` node ``n``'s (see :meth:`_map_situation`)."""
+        layout = 1 if (mask >> self._budget_shift) & self._budget_mask else 0
+        for n, shift in enumerate(self._node_shifts):
+            if (mask >> shift) & self._node_mask:
+                layout |= 2 << n
+        return layout
 
     def successor(
         self, key: int, move: Move, world: World | None = None
@@ -674,17 +735,35 @@ class Successors:
         """The key of the successor of the world ``key`` under ``move``, the step checks'
         violations and the step premises made live; ``world`` is that world if the caller has
         it (it is decoded from the key only when the step is computed, not replayed)."""
-        situation, alone = self._situation(key, move, world)
+        receiver = move.receiver
+        if receiver:
+            mask = move.alone.get(key & receiver)
+            if mask is None:
+                mask = self._delivery_mask(key, move, world)
+            situation = key & mask
+        else:
+            situation = key & move.mask
         effect = move.memo.get(situation)
         if effect is None:
-            if world is None:
-                world = self.world(key)
-            return self._compute(world, move, situation, alone, key)
+            shared = self.shared
+            if shared is not None:
+                effect = shared.get((move.action, situation))
+            if effect is None:
+                if world is None:
+                    world = self.world(key)
+                alone = receiver != 0 and move.alone[key & receiver] == move.single
+                return self._compute(world, move, situation, alone, key)
+            # computed by another engine in the same situation: adopted, with no world decoded
+            # (kept: moves for equal actions are separate objects with memos of their own)
+            self.adopted += 1
+            if not effect.serial:
+                self._register(effect)
+            move.memo[situation] = effect
         self.replayed += 1
         after = key & effect.keep | effect.put
         if effect.edits:
             network = (key >> self._network_shift) & self._network_mask
-            cached = network | effect.serial << self.NETWORK_BITS
+            cached = network | effect.edit_set << self.NETWORK_BITS
             following = self._next_network.get(cached)
             if following is None:
                 if len(self._next_network) >= self.NETWORK_CACHE:
@@ -718,18 +797,8 @@ class Successors:
         self, world: World, move: Move, situation: int, alone: bool, key: int | None = None
     ) -> tuple[int, tuple[Violation, ...], frozenset[str]]:
         """The step computed with the model's functions (``key`` is ``world``'s key, computed
-        when not given), its effect memoized; or, when another engine computed it in the same
-        situation (see :meth:`share`), that effect adopted."""
-        if self.shared is not None:
-            known = self.shared.get((move.action, situation))
-            if known is not None:
-                # computed by another worker in the same situation: adopt it, then replay
-                # (kept: moves for equal actions are separate objects with memos of their own)
-                self.adopted += 1
-                if not known.serial:
-                    self._register(known)
-                move.memo[situation] = known
-                return self.successor(self.key(world) if key is None else key, move, world)
+        when not given), its effect memoized (an effect another engine computed in the same
+        situation is adopted by :meth:`successor` instead, see :meth:`share`)."""
         self.computed += 1
         after = apply(world, self.policy, move.action)
         violations = tuple(check_step(world, move.action, after, self.policy))
@@ -746,8 +815,8 @@ class Successors:
             self._register(effect)
             move.memo[situation] = effect
             if self.shared is not None:
-                layout = (2 if move.parties is None else 0) | move.spends
-                self.exported.append((move.action, situation, layout, effect))
+                mask = move.single if alone else move.mask
+                self.exported.append((move.action, situation, self._layout(mask), effect))
         return key, violations, exercised
 
     def _register(self, effect: Effect) -> None:
@@ -757,6 +826,8 @@ class Successors:
         effect.edit_ids = tuple(
             (index, self._edit(dropped, appended)) for index, dropped, appended in effect.edits
         )
+        edit_sets = self._edit_sets
+        effect.edit_set = edit_sets.setdefault(effect.edit_ids, len(edit_sets))
         if effect.budget is not None:
             effect.budget_id = self._budget_id[effect.budget]
         self._masks(effect)
@@ -850,30 +921,15 @@ class Successors:
     def _map_situation(
         self, situation: int, layout: int, node: Callable[[int], int], budget: Callable[[int], int]
     ) -> int:
-        """``situation`` (packed as :meth:`_situation` packs it) with each node state id
-        replaced by ``node(id)`` and the budget id by ``budget(id)``. ``layout`` says how it
-        was packed: bit 1 for a move of every node (the key's fields), bit 0 for a move that
-        spends (its budget appended, or for a move of every node kept in the key's field)."""
-        bits = self.NODE_BITS
-        node_mask = (1 << bits) - 1
-        if layout & 2:  # the key without the network (and without the budget unless spent)
-            clock, budget_id, _, ids = self.fields(situation >> 2)
-            if layout & 1:
-                budget_id = budget(budget_id)
-            return self.compose(clock, budget_id, 0, [node(i) for i in ids]) << 2 | 3
-        spent = -1
+        """``situation`` (a key with the fields its move does not read cleared, see
+        :meth:`_move`) with each node state id it keeps replaced by ``node(id)`` and its budget
+        id, if kept, by ``budget(id)``. ``layout`` says which fields it keeps (:meth:`_layout`);
+        cleared fields stay zero."""
+        clock, budget_id, _, ids = self.fields(situation)
         if layout & 1:
-            spent = budget(situation & ((1 << self.BUDGET_BITS) - 1))
-            situation >>= self.BUDGET_BITS
-        form, body = situation & 3, situation >> 2
-        if form == 1:  # (clock, first party, second party)
-            second = node(body & node_mask)
-            first = node((body >> bits) & node_mask)
-            mapped = ((body >> 2 * bits) << bits | first) << bits | second
-        else:  # (clock, one party): the receiver of a delivery alone, or a one-node move
-            mapped = (body >> bits) << bits | node(body & node_mask)
-        mapped = mapped << 2 | form
-        return mapped << self.BUDGET_BITS | spent if layout & 1 else mapped
+            budget_id = budget(budget_id)
+        nodes = [node(i) if layout & (2 << n) else i for n, i in enumerate(ids)]
+        return self.compose(clock, budget_id, 0, nodes)
 
     def _masks(self, effect: Effect) -> None:
         """Fill ``effect.keep`` and ``effect.put`` from the fields it sets."""
@@ -998,24 +1054,59 @@ class Exports:
     records: tuple[tuple[Any, ...], ...]
 
 
-@attrs.frozen
 class NodesPart:
-    """What the clock, the budget and the node states decide, for every network."""
+    """What the clock, the budget and the node states decide, for every network (a plain
+    slotted class: one is built per new combination of node states, thousands per run)."""
 
-    head: tuple[Move, ...]  # starts, the user's actions, tick: before faults and deliveries
-    tail: tuple[Move, ...]  # the nodes' own protocol actions: after deliveries
-    busy: bool  # a protocol action or a timer is due (the world is not quiescent)
-    violations: tuple[Violation, ...]  # the node invariants
-    checks: dict[StateCheck, tuple[Violation, ...]]  # world invariants that read only the nodes
-    premises: frozenset[str] = frozenset()  # node premises live (checks.node_premises)
-    faulty: bool = False  # the budget allows faults (their moves read the whole world)
-    #: every invariant's violations, when the world invariants all read the nodes only
-    state_violations: tuple[Violation, ...] | None = None
-    #: with ``faulty``: the fault moves before the losses (crashes, disconnects) and after
-    #: them (forgeries), and whether the budget allows losses (see Successors._node_faults)
-    fault_head: tuple[Move, ...] = ()
-    fault_tail: tuple[Move, ...] = ()
-    loses: bool = False
+    __slots__ = (
+        "busy",
+        "checks",
+        "fault_head",
+        "fault_tail",
+        "faulty",
+        "head",
+        "loses",
+        "premises",
+        "state_violations",
+        "tail",
+        "violations",
+    )
+
+    def __init__(
+        self,
+        head: tuple[Move, ...],
+        tail: tuple[Move, ...],
+        busy: bool,
+        violations: tuple[Violation, ...],
+        checks: dict[StateCheck, tuple[Violation, ...]],
+        premises: frozenset[str] = frozenset(),
+        faulty: bool = False,
+        state_violations: tuple[Violation, ...] | None = None,
+        fault_head: tuple[Move, ...] = (),
+        fault_tail: tuple[Move, ...] = (),
+        loses: bool = False,
+    ) -> None:
+        #: starts, the user's actions, tick: before faults and deliveries
+        self.head = head
+        #: the nodes' own protocol actions: after deliveries
+        self.tail = tail
+        #: a protocol action or a timer is due (the world is not quiescent)
+        self.busy = busy
+        #: the node invariants
+        self.violations = violations
+        #: world invariants that read only the nodes
+        self.checks = checks
+        #: node premises live (checks.node_premises)
+        self.premises = premises
+        #: the budget allows faults (their moves read the whole world)
+        self.faulty = faulty
+        #: every invariant's violations, when the world invariants all read the nodes only
+        self.state_violations = state_violations
+        #: with ``faulty``: the fault moves before the losses (crashes, disconnects) and after
+        #: them (forgeries), and whether the budget allows losses (see Successors._node_faults)
+        self.fault_head = fault_head
+        self.fault_tail = fault_tail
+        self.loses = loses
 
 
 @attrs.frozen
