@@ -293,6 +293,9 @@ class Successors:
             for rid, check in WORLD_CHECKS
             if check in _READ_NODES_ONLY
         )
+        for _, check, split in self._node_checks:
+            if split is not None:
+                self._split_checks[check] = {}
         #: every world invariant reads the nodes only: the nodes' memo holds all violations
         self._nodes_decide_world_checks = all(c in _READ_NODES_ONLY for _, c in WORLD_CHECKS)
         self._tick = self._move(Action("tick"), None)
@@ -490,20 +493,29 @@ class Successors:
             if entry is None:
                 world = world or self.world(key)
                 state = states[state_id]
-                boot, query, back, deadline = self._local_moves(world, n, state)
+                local = self._local_moves(world, n, state)
                 entry = per_node[n | state_id << 4] = (
-                    boot,
-                    query,
-                    back,
-                    deadline,
+                    *local,
                     check_node(self.config, n, state),
                     node_premises(self.config, n, state),
                 )
             entries.append(entry)
-        # all nodes' bootstrap dials, then queries, then dial-backs
-        tail = [m for e in entries for m in e[0]]
-        tail.extend([m for e in entries for m in e[1]])
-        tail.extend([m for e in entries for m in e[2]])
+        # all nodes' bootstrap dials, then queries, then dial-backs (most nodes have none:
+        # concatenate only what is there)
+        boot: tuple[Move, ...] = ()
+        query: tuple[Move, ...] = ()
+        back: tuple[Move, ...] = ()
+        found: tuple[Violation, ...] = ()
+        for e in entries:
+            if e[0]:
+                boot += e[0]
+            if e[1]:
+                query += e[1]
+            if e[2]:
+                back += e[2]
+            if e[4]:
+                found += e[4]
+        tail = boot + query + back
         head = user
         busy = bool(tail)
         if not busy:
@@ -512,15 +524,14 @@ class Successors:
             if deadlines and clock < min(deadlines) <= self.horizon:
                 head = (*user, self._tick)
                 busy = True
-        found = tuple([v for e in entries for v in e[4]])
         by_nodes: dict[StateCheck, tuple[Violation, ...]] = {}
         for rid, check, split in self._node_checks:
             if split is None:
                 world = world or self.world(key)
                 by_nodes[check] = tuple(Violation(rid, d) for d in check(world, self.policy))
                 continue
-            memo = self._split_checks.setdefault(check, {})
-            shares: list[Violation] = []
+            memo = self._split_checks[check]
+            shares: tuple[Violation, ...] = ()
             for n, state_id in enumerate(ids):
                 share_key = (clock << self.NODE_BITS | state_id) << 4 | n
                 share = memo.get(share_key)
@@ -528,8 +539,9 @@ class Successors:
                     share = memo[share_key] = tuple(
                         Violation(rid, d) for d in split(self.config, n, states[state_id], clock)
                     )
-                shares.extend(share)
-            by_nodes[check] = tuple(shares)
+                if share:
+                    shares += share
+            by_nodes[check] = shares
         premises = entries[0][5]
         for e in entries[1:]:
             if not e[5] <= premises:
@@ -542,10 +554,13 @@ class Successors:
             fault_head, fault_tail, loses = self._node_faults(clock, budget_id, ids)
         every = None
         if self._nodes_decide_world_checks:
-            every = found + tuple([v for _, c in WORLD_CHECKS for v in by_nodes[c]])
+            every = found
+            for _, check in WORLD_CHECKS:
+                if by_nodes[check]:
+                    every += by_nodes[check]
         part = NodesPart(
             head,
-            tuple(tail),
+            tail,
             busy,
             found,
             by_nodes,
@@ -803,9 +818,11 @@ class Successors:
         after = apply(world, self.policy, move.action)
         violations = tuple(check_step(world, move.action, after, self.policy))
         exercised = exercised_in_step(world, move.action, after, self.policy)
-        key = self.key(after)
-        after = self.world(key)  # the interned copy: its node states are the shared objects
-        effect = self._effect(world, move, after, violations, exercised)
+        if key is None:
+            key = self.key(world)
+        following = self._key_after(key, world, after)
+        effect = self._effect(key, following, move, violations, exercised)
+        key = following
         if effect is not None and alone:
             # Keyed by the receiver alone: the sender must have stayed as it was.
             sender = move.action.message.src if move.action.message is not None else -1
@@ -948,34 +965,73 @@ class Successors:
             put |= effect.clock << self._clock_shift
         effect.keep, effect.put = keep, put
 
+    def _key_after(self, key: int, world: World, after: World) -> int:
+        """The key of ``after``, a successor of ``world`` (whose key is ``key``): a node state,
+        channel or budget the step left as the same object keeps its id (it has the same
+        content), so only what the step made is interned."""
+        node_mask, shifts = self._node_mask, self._node_shifts
+        following = after.clock << self.BUDGET_BITS
+        if after.budget is world.budget:
+            following |= (key >> self._budget_shift) & self._budget_mask
+        else:
+            following |= self.budget_id(after.budget)
+        network_id = (key >> self._network_shift) & self._network_mask
+        if after.network is not world.network:
+            channels = list(self._networks[network_id])
+            for index, (before, now) in enumerate(zip(world.network, after.network, strict=True)):
+                if now is not before:
+                    channels[index] = self._channel(now)
+            network_id = self._network_of(tuple(channels))
+        following = following << self.NETWORK_BITS | network_id
+        for n in range(self._count - 1, -1, -1):
+            state = after.nodes[n]
+            if state is world.nodes[n]:
+                state_id = (key >> shifts[n]) & node_mask
+            else:
+                state_id = self._intern(self._node_id, self._nodes, state, self.NODE_BITS)
+            following = following << self.NODE_BITS | state_id
+        return following
+
     def _effect(
         self,
-        world: World,
+        key: int,
+        after: int,
         move: Move,
-        after: World,
         violations: tuple[Violation, ...],
         exercised: frozenset[str],
     ) -> Effect | None:
-        """What ``move`` changed, or None when it reached beyond its situation."""
+        """What ``move`` changed from the world ``key`` to the world ``after``, read off their
+        ids (equal ids, equal content), or None when it reached beyond its situation."""
         parties = move.parties
-        if not move.spends and after.budget != world.budget:
+        budget_before = (key >> self._budget_shift) & self._budget_mask
+        budget_after = (after >> self._budget_shift) & self._budget_mask
+        if not move.spends and budget_after != budget_before:
             return None
+        node_mask, nodes = self._node_mask, self._nodes
         changes = []
-        for n, (before, now) in enumerate(zip(world.nodes, after.nodes, strict=True)):
-            if before is not now and before != now:
+        for n, shift in enumerate(self._node_shifts):
+            now = (after >> shift) & node_mask
+            if now != (key >> shift) & node_mask:
                 if parties is not None and n not in parties:
                     return None
-                changes.append((n, now))
+                changes.append((n, nodes[now]))
         edits = []
-        for index, (before_ch, now_ch) in enumerate(zip(world.network, after.network, strict=True)):
+        network_before = self._networks[(key >> self._network_shift) & self._network_mask]
+        network_after = self._networks[(after >> self._network_shift) & self._network_mask]
+        channels = self._channels
+        for index, (before_id, now_id) in enumerate(
+            zip(network_before, network_after, strict=True)
+        ):
+            now_ch = channels[now_id]
             if index in move.cleared:
                 edits.append((index, -1, now_ch))
                 continue
             # The popped channel is always recorded: popping m and appending an equal m leaves
             # it looking unchanged here, but not in a world with more messages queued.
             dropped = 1 if index == move.popped else 0
-            if not dropped and (before_ch is now_ch or before_ch == now_ch):
+            if not dropped and before_id == now_id:
                 continue
+            before_ch = channels[before_id]
             kept = len(before_ch) - dropped
             if now_ch[:kept] != before_ch[dropped:]:
                 return None  # not a FIFO pop and append
@@ -983,8 +1039,9 @@ class Successors:
             if len(now_ch) > kept and parties is not None and sender not in parties:
                 return None  # a node outside the situation sent something
             edits.append((index, dropped, now_ch[kept:]))
-        budget = after.budget if move.spends and after.budget != world.budget else None
-        clock = after.clock if after.clock != world.clock else None
+        budget = self._budgets[budget_after] if budget_after != budget_before else None
+        clock_before, clock_after = key >> self._clock_shift, after >> self._clock_shift
+        clock = clock_after if clock_after != clock_before else None
         return Effect(tuple(changes), tuple(edits), budget, clock, violations, exercised)
 
     # --- invariants -----------------------------------------------------------------------------
