@@ -30,12 +30,16 @@ and adopted there instead of computed again (:meth:`Successors.share`). Effects 
 as successors do: a node state goes to the others once, and a receiver maps the sender's ids
 onto its own, so adopting an effect hashes and compares no node state. What is not shared is
 each worker's own memo of networks and of what node states decide, the model's own memo of
-projections, and the translation of the successors it receives: two workers spend 1.40 to
-1.44 times the serial explorer's CPU time in all on ``trio-forgery`` (1.51 to 1.57 before
-effects travelled by id), and the busiest of them 0.71 to 0.73 times, so with a free core
-each they would finish about 1.4 times sooner. How evenly the states split depends on the
-hash secret (owner nodes' state combinations are few): 51 to 57% of the states went to one
-worker over the seeds tried (``benchmarks/explorer_bench.py --only scale`` measures it).
+projections, and the translation of the successors it receives. These are costs per step that
+the serial explorer does not pay, and they now weigh more since the serial explorer got
+cheaper: on ``trio-forgery`` (hash secrets 1 to 3, CPU times at load 4-5) two workers spend
+1.52 to 1.56 times the serial explorer's CPU time in all and the busiest of them 0.76 to 0.80
+times, so with a free core each they would finish 1.25 to 1.31 times sooner (1.32 to 1.41
+before, when the serial run took 3.5 s of CPU there instead of 2.6 and the busiest worker 2.5
+to 2.7 s instead of 2.0 to 2.1). How evenly the states split depends on the hash secret:
+owner nodes' state combinations are few (755 there, the largest holding 4.2% of the states),
+and 50.6 to 53.5% of the states went to one worker over those secrets
+(``benchmarks/explorer_bench.py --only scale`` measures it).
 
 With ``fingerprints`` a worker keeps a 64-bit fingerprint per state instead of its key and its
 parent link (Zobrist hashing: a random 64-bit value per (field, interned id), XORed, so two
@@ -392,6 +396,14 @@ class Worker:
         timed_out = False
         depth = self._depth
         step_sets = self._step_sets
+        state_sets = self._state_sets
+        alone = count == 1
+        # Own new states are kept inline on the common path (parent links kept, no witness
+        # waited for): _take does the same, one call per state more.
+        inline = not fingerprints and not self._waiting
+        parent_worker, parent_index = self._parent_worker.append, self._parent_index.append
+        parent_position, keep_next = self._position.append, self._next.append
+        state_checks = engine.state_checks
         for offset, key in enumerate(self._level):
             index = self._level_first + offset
             moves, quiet = expand(key)
@@ -404,20 +416,44 @@ class Worker:
                 stalled = check_quiescent(world, policy)
                 if stalled:
                     found.append(self._found(stalled, "quiescent", index, -1, depth, key))
+            transitions += len(moves)
             for position, move in enumerate(moves):
                 after, violations, premises = successor(key, move)
-                transitions += 1
                 if premises:
                     step_sets[premises] = step_sets.get(premises, 0) + 1
                 if violations:
                     found.append(self._found(violations, "step", index, position, depth + 1, key))
-                target = me if count == 1 else owners.get(after & owner_mask, -1)
+                target = me if alone else owners.get(after & owner_mask, -1)
                 if target < 0:
                     target = owner(after)
                 if target == me:
                     # Ours: kept now, at the depth it is first reached (this level + 1), so it
                     # needs no second pass in absorb. A state another worker sends us later
                     # in this round is then found in the visited set there.
+                    if inline:
+                        if after in seen:
+                            continue
+                        seen.add(after)
+                        parent_worker(me)
+                        parent_index(index)
+                        parent_position(position)
+                        self._owned += 1
+                        keep_next(after)
+                        state_violations, live = state_checks(after)
+                        if live:
+                            state_sets[live] = state_sets.get(live, 0) + 1
+                        if state_violations:
+                            found.append(
+                                self._found(
+                                    state_violations,
+                                    "state",
+                                    self._owned - 1,
+                                    -1,
+                                    depth + 1,
+                                    after,
+                                )
+                            )
+                        continue
                     name = fingerprint(after) if fingerprints else after
                     if name in seen:
                         continue
