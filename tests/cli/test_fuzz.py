@@ -135,7 +135,8 @@ class _Proof:
 
 @pytest.fixture
 def cheap_engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Real parsing and reporting, tiny explorations, no mutant hunts or proofs; run in a
+    """Real parsing and reporting, tiny explorations, no mutant hunts or proofs, verify's live
+    conformance part on one scenario (all eight took about 80 s of a 2-core CI); run in a
     scratch folder so that any file a random command line names lands there."""
     real_check = reports.run_check
 
@@ -150,8 +151,11 @@ def cheap_engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     def no_proof(note: Any) -> tuple[tuple[str, int, str], dict[str, Any]]:
         return ("prove", 0, "stand-in"), _Proof().to_json()
 
+    from kadspec.conformance import scenarios as conformance_scenarios
     from kadspec.engines.symbolic import lifecycle
 
+    first = next(iter(conformance_scenarios.SCENARIOS.values()))
+    monkeypatch.setattr(conformance_scenarios, "SCENARIOS", {first.name: first})
     monkeypatch.setattr(cli_main, "run_check", small_check)
     monkeypatch.setattr(cli_main, "run_mutants", no_hunt)
     monkeypatch.setattr(cli_main, "_prove_for_verify", no_proof)
