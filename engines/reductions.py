@@ -324,11 +324,12 @@ class Symmetry:
 
     def __init__(self, group: tuple[Automorphism, ...]) -> None:
         self.group = group
-        # Per automorphism, the image of each interned node state, network and budget (by id):
-        # states recur, so each is mapped once.
-        self._images: list[tuple[dict[int, int], dict[int, int], dict[int, int]]] = [
-            ({}, {}, {}) for _ in group
-        ]
+        # The images of each interned node state, network and budget (by id) under every
+        # automorphism, in group order: states recur, so each is mapped once, and one lookup
+        # per part serves the whole group.
+        self._node_images: dict[int, tuple[int, ...]] = {}
+        self._network_images: dict[int, tuple[int, ...]] = {}
+        self._budget_images: dict[int, tuple[int, ...]] = {}
 
     @classmethod
     def of(cls, initial: World, policy: Policy) -> Symmetry:
@@ -343,27 +344,38 @@ class Symmetry:
         """The key of the representative of ``key``'s orbit: the smallest key of its images
         (a key, once given, never changes, so the choice is a function of the orbit)."""
         clock, budget, network, nodes = engine.fields(key)
+        group = self.group
+        node_images = self._node_images
+        per_node = []
+        for state in nodes:
+            mapped = node_images.get(state)
+            if mapped is None:
+                world_state = engine.node_state(state)
+                mapped = node_images[state] = tuple(
+                    engine.node_id(g.node(world_state)) for g in group
+                )
+            per_node.append(mapped)
+        networks = self._network_images.get(network)
+        if networks is None:
+            channels = engine.network(network)
+            networks = self._network_images[network] = tuple(
+                engine.network_id(g.network(channels)) for g in group
+            )
+        budgets = self._budget_images.get(budget)
+        if budgets is None:
+            held = engine.budget(budget)
+            budgets = self._budget_images[budget] = tuple(
+                engine.budget_id(g.budget(held)) for g in group
+            )
         best = key
-        for g, (node_images, network_images, budget_images) in zip(
-            self.group, self._images, strict=True
-        ):
-            image = list(nodes)
-            for n, state in enumerate(nodes):
-                mapped = node_images.get(state)
-                if mapped is None:
-                    mapped = node_images[state] = engine.node_id(g.node(engine.node_state(state)))
-                image[g.order[n]] = mapped
-            mapped_network = network_images.get(network)
-            if mapped_network is None:
-                mapped_network = network_images[network] = engine.network_id(
-                    g.network(engine.network(network))
-                )
-            mapped_budget = budget_images.get(budget)
-            if mapped_budget is None:
-                mapped_budget = budget_images[budget] = engine.budget_id(
-                    g.budget(engine.budget(budget))
-                )
-            best = min(best, engine.compose(clock, mapped_budget, mapped_network, image))
+        compose = engine.compose
+        image = list(nodes)
+        for i, g in enumerate(group):
+            for n, order in enumerate(g.order):
+                image[order] = per_node[n][i]
+            candidate = compose(clock, budgets[i], networks[i], image)
+            if candidate < best:
+                best = candidate
         return best
 
 
