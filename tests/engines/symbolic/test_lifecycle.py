@@ -58,6 +58,12 @@ def _spec_report(nodes: int) -> ProofReport:
     return prove_lifecycle(nodes, SPEC, lemmas=False)
 
 
+#: The tests that read the 3-node proof (50-80 s) run in one worker process, so that it is
+#: proved once per run, not once per worker that happens to get one of them.
+THREE_NODE_PROOF = pytest.mark.xdist_group("three-node-proof")
+
+
+@THREE_NODE_PROOF
 def test_every_obligation_is_proved_for_three_nodes_under_the_spec() -> None:
     report = _spec_report(3)
     assert report.ok, "\n\n".join(f"{o.name}: {o.counterexample}" for o in report.failures)
@@ -103,6 +109,7 @@ def test_the_encoding_reads_every_policy_knob() -> None:
     assert "policy.give_up_after" in inspect.getsource(SymConfig)
 
 
+@THREE_NODE_PROOF
 def test_the_report_names_obligations_with_kinds_results_and_times() -> None:
     report = _spec_report(3)
     assert {o.kind for o in report.obligations} == {"initiation", "consecution"}
