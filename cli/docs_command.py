@@ -45,6 +45,10 @@ DOCS_HELP = """Build the documentation site into DIR (default docs/_build/html).
 \b
 The spec, model, mutants and traceability pages and every diagram are generated
 from the code while the site builds; any warning fails the build (exit 1).
+The traceability page's check, proofs and conformance runs (about a minute)
+are kept in ~/.cache/kadspec/docs under a digest of the package's sources, so
+a rebuild of the same code reuses them; KADSPEC_CACHE_DIR=DIR keeps them
+elsewhere, KADSPEC_CACHE_DIR=off computes them every time.
 Needs the docs extra and Graphviz:
   python3 -m pip install -e '.[docs]' && apt-get install graphviz
 
@@ -113,7 +117,7 @@ def docs(out: Path | None, open_: bool) -> None:
         raise CannotBuild("; ".join(hints))
     source = docs_source()
     target = (out if out is not None else source / "_build" / "html").resolve()
-    click.echo(f"building the docs from {source} into {target} (about a minute)", err=True)
+    click.echo(f"building the docs from {source} into {target} (a minute or two)", err=True)
     code = build(source, target)
     index = target / "index.html"
     if code != 0 or not index.is_file():

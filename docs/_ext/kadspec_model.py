@@ -51,17 +51,23 @@ from __future__ import annotations
 import ast
 import contextlib
 import enum
+import fcntl
 import functools
 import hashlib
 import html
+import importlib.metadata
 import importlib.util
+import os
+import pickle
 import pkgutil
 import re
 import string
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 from docutils import nodes
@@ -502,20 +508,128 @@ PROOF_NODES = 2
 PROOF_TIMEOUT_MS = 20_000
 
 
+# -- results computed from the code, kept between builds -----------------------------------------
+#
+# The traceability page runs ``kadspec check`` over every scenario, the z3 proofs and the
+# simulated conformance runs: about a minute of CPU per build. They are functions of the
+# package's sources (and of the Python and solver versions), so each result is kept on disk
+# under a digest of those: another build of the same sources (another process, a test worker)
+# reads it instead of computing it again, and any change of the code computes it afresh.
+
+_T = TypeVar("_T")
+
+#: the folder results are kept in (default: the user's cache folder); "off" keeps none
+CACHE_ENV = "KADSPEC_CACHE_DIR"
+#: the kadspec packages whose folders the digest reads (their subpackages are inside them)
+_DIGESTED = (
+    "kadspec",
+    "kadspec.spec",
+    "kadspec.models",
+    "kadspec.engines",
+    "kadspec.impl",
+    "kadspec.conformance",
+)
+
+
+def cache_folder() -> Path | None:
+    """Where computed results are kept: ``$KADSPEC_CACHE_DIR``, else ``kadspec/docs`` in the
+    user's cache folder; None when the variable says "off"."""
+    chosen = os.environ.get(CACHE_ENV, "")
+    if chosen == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kadspec" / "docs"
+
+
 @functools.cache
-def spec_check() -> reports.CheckReport:
-    """``kadspec check`` under the spec policy over every scenario, run once per process."""
-    return reports.run_check(SPEC, reports.all_scenarios())
+def source_digest() -> str:
+    """sha256 over every Python and TOML file of the kadspec packages, with the Python, z3
+    and attrs versions: what the kept results are a function of."""
+    digest = hashlib.sha256(sys.version.encode())
+    for dist in ("z3-solver", "attrs"):
+        digest.update(f"{dist} {importlib.metadata.version(dist)}".encode())
+    folders = sorted(
+        {Path(p).resolve() for name in _DIGESTED for p in importlib.import_module(name).__path__}
+    )
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            skipped = {"__pycache__", "node_modules"} & set(path.parts)
+            if path.suffix in (".py", ".toml") and not skipped and path.is_file():
+                digest.update(path.relative_to(folder).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
-def check_cell(report: reports.CheckReport, rid: str) -> str:
+def kept(compute: Callable[[], _T]) -> Callable[[], _T]:
+    """``compute`` run once per process, and once per source digest across processes: the
+    first build of a digest computes and writes the result while others wait on its lock,
+    then read it. A kept file that cannot be read is computed again."""
+
+    @functools.cache
+    def once() -> _T:
+        folder = cache_folder()
+        if folder is None:
+            return compute()
+        path = folder / f"{compute.__name__}-{source_digest()}.pickle"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115 - held across the body
+        except OSError:
+            return compute()
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.exists():
+                with contextlib.suppress(Exception):  # unreadable: computed again below
+                    found: _T = pickle.loads(path.read_bytes())
+                    return found
+            result = compute()
+            with contextlib.suppress(OSError):
+                # written whole, then renamed: a reader never sees half a file
+                with tempfile.NamedTemporaryFile(dir=folder, delete=False) as out:
+                    out.write(pickle.dumps(result))
+                os.replace(out.name, path)
+            return result
+
+    functools.update_wrapper(once, compute)
+    return once
+
+
+@attrs.frozen
+class CheckSummary:
+    """What the traceability page shows of ``kadspec check`` under the spec policy."""
+
+    status: dict[str, str]
+    exercised_in: dict[str, int]  # requirement -> scenarios where its premise was live
+    scenarios: int
+    states: int
+    seconds: float
+
+
+@kept
+def spec_check() -> CheckSummary:
+    """``kadspec check`` under the spec policy over every scenario."""
+    report = reports.run_check(SPEC, reports.all_scenarios())
+    return CheckSummary(
+        status=dict(report.status()),
+        exercised_in={
+            rid: sum(1 for run in report.runs if run.exploration.exercised.get(rid, 0) > 0)
+            for rid in report.status()
+        },
+        scenarios=len(report.runs),
+        states=sum(run.exploration.states for run in report.runs),
+        seconds=report.seconds,
+    )
+
+
+def check_cell(report: CheckSummary, rid: str) -> str:
     """A requirement's status in ``kadspec check`` and how many scenarios exercised it."""
-    status = report.status()[rid]
-    live = sum(1 for run in report.runs if run.exploration.exercised.get(rid, 0) > 0)
-    return f"{status} (exercised in {live} of {len(report.runs)} scenarios)"
+    live = report.exercised_in.get(rid, 0)
+    return f"{report.status[rid]} (exercised in {live} of {report.scenarios} scenarios)"
 
 
-@functools.cache
+@kept
 def proof_report() -> ProofReport:
     """``kadspec prove --nodes PROOF_NODES`` under the spec policy, run once per process."""
     return prove_lifecycle(PROOF_NODES, SPEC, timeout_ms=PROOF_TIMEOUT_MS)
@@ -587,11 +701,11 @@ class KadspecProofs(_Generated):
         ]
         lines = list_table("Requirements, proofs and tests", header, rows)
         proved = report.count("proved")
-        states = sum(run.exploration.states for run in checked.runs)
         lines += [
-            f"While this page was built, ``kadspec check`` explored {states:,} states of "
-            f"{len(checked.runs)} scenarios in {checked.seconds:.1f} s, and z3 discharged "
-            f"{proved} of {len(report.obligations)} obligations in {report.seconds:.1f} s.",
+            f"For these sources, ``kadspec check`` explored {checked.states:,} states of "
+            f"{checked.scenarios} scenarios in {checked.seconds:.1f} s, and z3 discharged "
+            f"{proved} of {len(report.obligations)} obligations in {report.seconds:.1f} s "
+            "(computed by the docs build; a build of the same sources reuses them).",
             "",
         ]
         return lines
@@ -602,10 +716,10 @@ class KadspecProofs(_Generated):
 CONFORMANCE_REPORTS = "results/conformance/*.json"
 
 
-@functools.cache
+@kept
 def simulated_conformance() -> Any:
     """Every conformance scenario run on reference cores in the simulated network, judged by
-    the model's checks and replayed by trace validation, once per process (about a second)."""
+    the model's checks and replayed by trace validation (about 20 s)."""
     import time
 
     from kadspec.conformance.observe import LOOPBACK
@@ -673,7 +787,7 @@ class KadspecConformance(_Generated):
         validated = [s for s in simulated.scenarios if s.validation is not None]
         accepted = sum(1 for s in validated if s.validation.accepted)
         lines += [
-            f"While this page was built, {len(simulated.scenarios)} conformance scenarios ran on "
+            f"For these sources, {len(simulated.scenarios)} conformance scenarios ran on "
             f"reference cores in the simulated network in {simulated.seconds:.1f} s "
             f"(verdict {simulated.verdict()}; trace validation accepted {accepted} of "
             f"{len(validated)} runs). Profile: {simulated.profile.describe()}",

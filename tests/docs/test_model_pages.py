@@ -281,3 +281,37 @@ def test_changed_knobs_compares_field_by_field() -> None:
     policy = attrs.evolve(SPEC, retry=Retry.DROP_ERROR, republish=False)
     assert kadspec_model.changed_knobs(policy) == {"retry": Retry.DROP_ERROR, "republish": False}
     assert kadspec_model.changed_knobs(SPEC) == {}
+
+
+def test_kept_results_are_reused_for_the_same_sources_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result the build computed is read back by another build (a fresh wrapper stands for
+    another process) while the sources are the same, and computed again once they change."""
+    monkeypatch.setenv(kadspec_model.CACHE_ENV, str(tmp_path))
+    calls: list[int] = []
+
+    def expensive() -> dict[str, int]:
+        calls.append(1)
+        return {"states": len(calls)}
+
+    assert kadspec_model.kept(expensive)() == {"states": 1}
+    assert kadspec_model.kept(expensive)() == {"states": 1} and len(calls) == 1
+    assert [p.name for p in tmp_path.glob("*.pickle")] == [
+        f"expensive-{kadspec_model.source_digest()}.pickle"
+    ]
+    monkeypatch.setattr(kadspec_model, "source_digest", lambda: "0" * 64)  # the code changed
+    assert kadspec_model.kept(expensive)() == {"states": 2}
+    monkeypatch.setenv(kadspec_model.CACHE_ENV, "off")
+    assert kadspec_model.kept(expensive)() == {"states": 3}
+
+
+def test_the_source_digest_covers_every_kadspec_folder() -> None:
+    digest = kadspec_model.source_digest()
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    folders = {
+        Path(p).resolve().name
+        for name in kadspec_model._DIGESTED
+        for p in __import__(name, fromlist=["_"]).__path__
+    }
+    assert folders == {"cli", "spec", "models", "engines", "impl", "conformance"}
