@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 
 import pytest
 
-from kadspec.engines.explorer import Exploration, explore
+from kadspec.engines.explorer import Counterexample, Exploration, explore
 from kadspec.engines.reductions import (
     Automorphism,
     Symmetry,
@@ -163,6 +163,19 @@ def test_components_follow_who_knows_whom() -> None:
 # --- verdicts are kept --------------------------------------------------------------------------
 
 
+def assert_a_real_run_breaking(found: Counterexample, policy: Policy, rid: str) -> None:
+    """The trace is a real run: replayed with the public functions, it ends in a world or a
+    step that breaks ``rid``."""
+    world = found.initial
+    for step in found.steps:
+        before, world = world, apply(world, policy, step.action)
+        assert world == step.world
+    seen = check_state(world, policy) + check_quiescent(world, policy)
+    if found.steps:
+        seen += check_step(before, found.steps[-1].action, world, policy)
+    assert rid in {v.requirement for v in seen}
+
+
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_reductions_detect_every_mutant(name: str) -> None:
     mutant = MUTANTS[name]
@@ -171,15 +184,7 @@ def test_reductions_detect_every_mutant(name: str) -> None:
         found = searches[reduction].counterexample
         assert found is not None, f"{name} not detected with {reduction}"
         assert mutant.expected in found.requirements
-        # The trace is a real run: replay it with the public functions.
-        world = found.initial
-        for step in found.steps:
-            before, world = world, apply(world, mutant.policy, step.action)
-            assert world == step.world
-        seen = check_state(world, mutant.policy) + check_quiescent(world, mutant.policy)
-        if found.steps:
-            seen += check_step(before, found.steps[-1].action, world, mutant.policy)
-        assert mutant.expected in {v.requirement for v in seen}
+        assert_a_real_run_breaking(found, mutant.policy, mutant.expected)
 
 
 @pytest.mark.parametrize(
@@ -275,14 +280,7 @@ def test_partial_order_reports_the_same_violations_on_every_mutant(name: str) ->
     assert reduced.violated == plain.violated
     assert reduced.states <= plain.states
     for rid, found in reduced.counterexamples.items():
-        world = found.initial
-        for step in found.steps:
-            before, world = world, apply(world, mutant.policy, step.action)
-            assert world == step.world
-        seen = check_state(world, mutant.policy) + check_quiescent(world, mutant.policy)
-        if found.steps:
-            seen += check_step(before, found.steps[-1].action, world, mutant.policy)
-        assert rid in {v.requirement for v in seen}
+        assert_a_real_run_breaking(found, mutant.policy, rid)
         # a reduced trace may be longer than a shortest one, never shorter
         assert len(found.steps) >= len(plain.counterexamples[rid].steps)
 
