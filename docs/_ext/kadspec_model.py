@@ -543,6 +543,15 @@ def cache_folder() -> Path | None:
     return Path(base) / "kadspec" / "docs"
 
 
+def digested_folders() -> list[Path]:
+    """The folders the kadspec packages are imported from (an editable install's link tree
+    or the repository's folders), without one that lies inside another. Their files may be
+    links (a link tree's are): the digest reads what they point to."""
+    modules = [importlib.import_module(name) for name in _DIGESTED]
+    found = {Path(p).resolve() for module in modules for p in module.__path__}
+    return sorted(f for f in found if not any(o != f and o in f.parents for o in found))
+
+
 @functools.cache
 def source_digest() -> str:
     """sha256 over every Python and TOML file of the kadspec packages, with the Python, z3
@@ -550,10 +559,7 @@ def source_digest() -> str:
     digest = hashlib.sha256(sys.version.encode())
     for dist in ("z3-solver", "attrs"):
         digest.update(f"{dist} {importlib.metadata.version(dist)}".encode())
-    folders = sorted(
-        {Path(p).resolve() for name in _DIGESTED for p in importlib.import_module(name).__path__}
-    )
-    for folder in folders:
+    for folder in digested_folders():
         for path in sorted(folder.rglob("*")):
             skipped = {"__pycache__", "node_modules"} & set(path.parts)
             if path.suffix in (".py", ".toml") and not skipped and path.is_file():
