@@ -577,6 +577,7 @@ def node(
     except BaseException as error:  # trio wraps what its tasks raise in exception groups
         leaves = _leaves(error)
         if all(isinstance(e, KeyboardInterrupt) for e in leaves):
+            _ignore_late_stop_signals()
             click.echo("stopped", err=True)
             return
         for leaf in leaves:
@@ -588,7 +589,16 @@ def node(
                 click.echo(f"error: {_one_line(leaf)}", err=True)
                 sys.exit(1)
         raise
+    _ignore_late_stop_signals()
     click.echo(f"stopped ({ended_by})", err=True)
+
+
+def _ignore_late_stop_signals() -> None:
+    """The node has stopped cleanly: a stop signal that comes after (``timeout`` signals the
+    node, then its process group, and forwards what it gets itself) must not turn its exit
+    status 0 into 130. A CI run saw exactly that, after "stopped (SIGINT)"."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
