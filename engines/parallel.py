@@ -396,14 +396,7 @@ class Worker:
         timed_out = False
         depth = self._depth
         step_sets = self._step_sets
-        state_sets = self._state_sets
         alone = count == 1
-        # Own new states are kept inline on the common path (parent links kept, no witness
-        # waited for): _take does the same, one call per state more.
-        inline = not fingerprints and not self._waiting
-        parent_worker, parent_index = self._parent_worker.append, self._parent_index.append
-        parent_position, keep_next = self._position.append, self._next.append
-        state_checks = engine.state_checks
         for offset, key in enumerate(self._level):
             index = self._level_first + offset
             moves, quiet = expand(key)
@@ -430,30 +423,6 @@ class Worker:
                     # Ours: kept now, at the depth it is first reached (this level + 1), so it
                     # needs no second pass in absorb. A state another worker sends us later
                     # in this round is then found in the visited set there.
-                    if inline:
-                        if after in seen:
-                            continue
-                        seen.add(after)
-                        parent_worker(me)
-                        parent_index(index)
-                        parent_position(position)
-                        self._owned += 1
-                        keep_next(after)
-                        state_violations, live = state_checks(after)
-                        if live:
-                            state_sets[live] = state_sets.get(live, 0) + 1
-                        if state_violations:
-                            found.append(
-                                self._found(
-                                    state_violations,
-                                    "state",
-                                    self._owned - 1,
-                                    -1,
-                                    depth + 1,
-                                    after,
-                                )
-                            )
-                        continue
                     name = fingerprint(after) if fingerprints else after
                     if name in seen:
                         continue
