@@ -28,7 +28,7 @@ from kadspec.models.config import Reach
 if TYPE_CHECKING:
     from kadspec.models.actions import Action
     from kadspec.models.observe import Event
-    from kadspec.models.state import Message, NodeState, World
+    from kadspec.models.state import Message, World
 
 #: ``Ghost.asked`` operation codes
 PROVIDE = 0
@@ -426,20 +426,6 @@ def message_of(action: Action) -> Message | None:
     return action.message
 
 
-def reported(old: NodeState, new: NodeState) -> list[tuple[int, int]]:
-    """(operation, key) of every outcome the node reported in the step (its events)."""
-    from kadspec.models.observe import node_events  # observe imports state: import late
-
-    return _operations(node_events(-1, old, new))
-
-
-def succeeded(old: NodeState, new: NodeState) -> list[int]:
-    """Keys whose provide the node reported successful in the step."""
-    from kadspec.models.observe import node_events
-
-    return _succeeded(node_events(-1, old, new))
-
-
 #: the operation each reported outcome answers
 _ANSWERS = {
     "provide-succeeded": PROVIDE,
@@ -459,4 +445,4 @@ def _succeeded(events: tuple[Event, ...]) -> list[int]:
     return [e.key for e in events if e.kind == "provide-succeeded"]
 
 
-__all__ = ["FIND", "NO_HISTORY", "OPERATIONS", "PROVIDE", "Ghost", "observe", "parties", "reported"]
+__all__ = ["FIND", "NO_HISTORY", "OPERATIONS", "PROVIDE", "Ghost", "observe", "parties"]
