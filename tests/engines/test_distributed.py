@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - depends on the environment
         raise  # the set-up script installs the 'ray' extra in CI: its absence is a failure
     pytest.skip("Ray is not installed (pip install 'kadspec[ray]')", allow_module_level=True)
 
+from test_parallel import CAP, assert_capped_levels_agree
+
 from kadspec.engines.distributed import HASH_SEED, explore_ray
 
 #: one xdist worker runs them all, so only one local Ray is started
@@ -88,11 +90,9 @@ def test_a_capped_ray_run_agrees_level_by_level(local_ray: None, name: str) -> N
     """A state cap ends the serial search inside a level and the Ray one after it: every
     level both completed must hold the same number of states."""
     initial = SCENARIOS[name].initial()
-    serial = explore(initial, SPEC, keep_going=True, max_states=15_000)
-    distributed = explore_ray(initial, SPEC, workers=2, keep_going=True, max_states=15_000)
-    assert serial.stop_reason == distributed.stop_reason == "state-cap"
-    assert distributed.states >= 15_000 and len(serial.levels) > 5
-    assert distributed.levels[: len(serial.levels)] == serial.levels
+    serial = explore(initial, SPEC, keep_going=True, max_states=CAP)
+    distributed = explore_ray(initial, SPEC, workers=2, keep_going=True, max_states=CAP)
+    assert_capped_levels_agree(serial, distributed)
 
 
 @pytest.mark.parametrize("name", ["admit-on-inbound-request", "lookup-check-deadlock"])

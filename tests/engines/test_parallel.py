@@ -79,11 +79,21 @@ def test_a_capped_run_agrees_level_by_level(name: str) -> None:
     """A state cap ends the serial search inside a level and the partitioned one after it:
     every level both completed must hold the same number of states."""
     initial = SCENARIOS[name].initial()
-    serial = explore(initial, SPEC, keep_going=True, max_states=15_000)
-    parallel = explore_parallel(initial, SPEC, workers=2, keep_going=True, max_states=15_000)
-    assert serial.stop_reason == parallel.stop_reason == "state-cap"
-    assert parallel.states >= 15_000 and len(serial.levels) > 5
-    assert parallel.levels[: len(serial.levels)] == serial.levels
+    serial = explore(initial, SPEC, keep_going=True, max_states=CAP)
+    parallel = explore_parallel(initial, SPEC, workers=2, keep_going=True, max_states=CAP)
+    assert_capped_levels_agree(serial, parallel)
+
+
+#: the state cap of the level-by-level comparisons
+CAP = 15_000
+
+
+def assert_capped_levels_agree(serial: Exploration, partitioned: Exploration) -> None:
+    """Both stopped at the cap (the serial search inside a level, the partitioned one after
+    it), and every level both completed holds the same number of states."""
+    assert serial.stop_reason == partitioned.stop_reason == "state-cap"
+    assert partitioned.states >= CAP and len(serial.levels) > 5
+    assert partitioned.levels[: len(serial.levels)] == serial.levels
 
 
 @pytest.mark.parametrize("name", MUTANT_SAMPLE)
