@@ -574,7 +574,7 @@ class _Replayer:
                 if (
                     later.kind == "event"
                     and later.node == node
-                    and (later.payload.get("event") == "mode_changed")
+                    and later.payload.get("event") == "mode_changed"
                 ):
                     switches[entry.seq] = later.seq
                     break

@@ -637,7 +637,7 @@ def check_cell(report: CheckSummary, rid: str) -> str:
 
 @kept
 def proof_report() -> ProofReport:
-    """``kadspec prove --nodes PROOF_NODES`` under the spec policy, run once per process."""
+    """``kadspec prove --nodes PROOF_NODES`` under the spec policy."""
     return prove_lifecycle(PROOF_NODES, SPEC, timeout_ms=PROOF_TIMEOUT_MS)
 
 
