@@ -414,16 +414,17 @@ CHECK_HELP = CHECK_HELP.replace("SCENARIO_LINES", _scenario_lines())
 @click.option(
     "--jobs",
     type=click.IntRange(min=1, max=64),
-    default=1,
-    show_default=True,
-    help="Explore scenarios in this many worker processes (progress then counts scenarios).",
+    default=None,
+    help="Explore whole scenarios side by side in this many worker processes, the largest "
+    "first (progress then counts scenarios). Default: every usable core when several "
+    "scenarios are checked and --workers and --ray are not given.",
 )
 @click.option(
     "--workers",
     type=click.IntRange(min=1, max=1024),
     default=None,
-    help="Partition each scenario's states over this many processes (default: every usable "
-    "core; 1 explores in this process). With --jobs above 1, each scenario uses one.",
+    help="Partition each scenario's states over this many processes (1 explores in this "
+    "process). Default: every usable core when one scenario is checked.",
 )
 @click.option(
     "--fingerprints",
@@ -447,7 +448,7 @@ def check(
     max_seconds: float,
     keep_going: bool,
     strict: bool,
-    jobs: int,
+    jobs: int | None,
     workers: int | None,
     fingerprints: bool,
     ray: str | None,
@@ -456,6 +457,7 @@ def check(
     scenarios = [SCENARIOS[n] for n in dict.fromkeys(scenario_names)] + list(networks)
     if not scenarios:
         scenarios = all_scenarios()
+    jobs, workers = _parallelism(len(scenarios), jobs, workers, ray)
     if max_states > PROBE_STATES:  # under a smaller cap the run itself is the probe
         for network in networks:
             _warn_if_large(network, max_states, max_seconds)
@@ -475,7 +477,7 @@ def check(
             strict=strict,
             progress=note,
             jobs=jobs,
-            workers=1 if jobs > 1 else workers or usable_cores(),
+            workers=workers,
             fingerprints=fingerprints,
             ray=ray,
         )
@@ -483,6 +485,30 @@ def check(
     write_report(json_path, "check", report.to_json())
     out.print(f"check: {_verdict(report.exit_code)} (exit {report.exit_code})")
     sys.exit(report.exit_code)
+
+
+def _parallelism(
+    scenarios: int, jobs: int | None, workers: int | None, ray: str | None
+) -> tuple[int, int]:
+    """``check``'s (jobs, workers). Several scenarios run side by side by default, one per
+    core: whole scenarios need no exchange between processes, so two cores finish the
+    catalogue close to twice as fast, where partitioning each one gains about 1.4x. A single
+    scenario is partitioned over every core. Asking for both is a usage error, not a silent
+    choice."""
+    if jobs is not None and jobs > 1 and ray is not None:
+        fail_usage(
+            f"--jobs {jobs} runs whole scenarios side by side; --ray partitions each one over "
+            "Ray actors: give one of them"
+        )
+    if jobs is not None and jobs > 1 and workers is not None and workers > 1:
+        fail_usage(
+            f"--jobs {jobs} runs whole scenarios side by side; --workers {workers} partitions "
+            "each one over processes: give one of them"
+        )
+    if jobs is None:
+        several = scenarios > 1 and workers is None and ray is None
+        jobs = usable_cores() if several else 1
+    return jobs, 1 if jobs > 1 else workers or usable_cores()
 
 
 def _warn_if_large(scenario: Scenario, max_states: int, max_seconds: float) -> None:

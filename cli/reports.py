@@ -325,7 +325,9 @@ def run_check(
     A violation of a failing requirement (MUST, or any under ``strict``) ends the run unless
     ``keep_going``; a SHOULD violation is recorded and the search goes on. ``max_states`` caps
     each scenario, ``max_seconds`` the whole run. With ``jobs`` above 1 the scenarios are
-    explored in that many worker processes (progress then counts scenarios, not states).
+    explored side by side in that many worker processes, each one serially and the largest
+    started first (progress then counts scenarios, not states); ``workers`` must then be 1 and
+    ``ray`` None.
 
     ``workers`` above 1 partitions each scenario's states over that many processes
     (``kadspec.engines.parallel``), ``fingerprints`` keeps 64-bit fingerprints instead of
@@ -338,9 +340,15 @@ def run_check(
     stop_at = None if strict else frozenset(rid for rid in requirements() if is_must(rid))
     pending = list(scenarios)
     caps = Caps(max_states, max_seconds)
+    if jobs > 1 and (ray is not None or workers > 1):
+        # one or the other: never a setting silently dropped
+        raise ValueError(
+            f"jobs={jobs} runs whole scenarios side by side; it cannot be combined with "
+            f"workers={workers} or ray={ray!r}, which partition each scenario"
+        )
     if jobs > 1 and len(pending) > 1:
         runs, not_run = _explore_in_workers(
-            pending, policy, caps, keep_going, stop_at, progress, jobs
+            pending, policy, caps, keep_going, stop_at, progress, jobs, fingerprints
         )
         return CheckReport(
             policy_name,
@@ -419,26 +427,49 @@ def explore_with(
     return explore(initial, policy, **options)
 
 
+#: the first pass over several scenarios in worker processes explores each up to this many
+#: states: most built-in scenarios end within it, and how fast the breadth-first levels of the
+#: others are still growing there orders their full runs (see _explore_in_workers)
+SIZING_STATES = 5_000
+
+
 def _explore_one(
     scenario: Scenario | str,
     policy: Policy,
-    caps: Caps,
+    max_states: int | None,
     deadline: float | None,
     keep_going: bool,
     stop_at: frozenset[str] | None,
+    fingerprints: bool,
 ) -> Exploration:
     """One scenario's exploration in a worker (a built-in scenario is passed by name: its
     witnesses are functions, which do not travel between processes)."""
     chosen = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
-    return explore(
+    return explore_with(
         chosen.initial(),
         policy,
-        max_states=caps.max_states,
+        fingerprints=fingerprints,
+        max_states=max_states,
         max_seconds=None if deadline is None else max(0.0, deadline - time.time()),
         keep_going=keep_going,
         stop_at=stop_at,
         witnesses=getattr(chosen, "witnesses", ()),
     )
+
+
+def work_ahead(exploration: Exploration) -> float:
+    """How much work a breadth-first search cut short by its state cap still had ahead of it,
+    as a figure for ordering, not a prediction: the last full level's width over the one
+    before (how fast the levels were still widening; the last level is cut short by the cap)
+    times the transitions per state (how much each state costs). Of the built-in scenarios
+    sized at 5,000 states, the one that runs longest (``crowd-unresponsive-find``, 10 of the
+    catalogue's 29 CPU seconds) scores highest, 1.71 x 3.03 = 5.2; ``republish`` (3 s) scores
+    lowest, 1.78 x 1.79 = 3.2, which costs little at the end of a run."""
+    levels = exploration.levels
+    if len(levels) < 3:
+        return float("inf")
+    widening = levels[-2] / max(1, levels[-3])
+    return widening * exploration.transitions / max(1, exploration.states)
 
 
 def _explore_in_workers(
@@ -449,40 +480,77 @@ def _explore_in_workers(
     stop_at: frozenset[str] | None,
     progress: Progress | None,
     jobs: int,
+    fingerprints: bool = False,
 ) -> tuple[list[ScenarioRun], list[str]]:
-    """The scenarios explored in worker processes, reported in the order given. A stopping
-    violation or the time cap cancels the scenarios not yet started (reported as not run)."""
+    """The scenarios explored side by side in worker processes, reported in the order given.
+
+    Whole scenarios are the unit of work: each runs serially in one worker, so nothing is
+    exchanged between workers and two cores finish the built-in catalogue close to twice as
+    fast as one (``benchmarks/explorer_bench.py``, section ``jobs``). Only the order matters:
+    a large scenario started last leaves the other cores idle while it runs. So a first pass
+    explores every scenario up to :data:`SIZING_STATES` states; a scenario that ends there is
+    done (a capped breadth-first search is a prefix of the full one, so its result is the full
+    run's), and the rest are then explored in full, the most work ahead first
+    (:func:`work_ahead`): longest-processing-time-first scheduling on an estimate.
+
+    A stopping violation or the time cap cancels the scenarios not yet started (reported as
+    not run)."""
     deadline = None if caps.max_seconds is None else time.time() + caps.max_seconds
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     found: dict[int, Exploration] = {}
+    first = SIZING_STATES if caps.max_states is None else min(SIZING_STATES, caps.max_states)
+    ahead: list[tuple[float, int]] = []  # (-work ahead, index) of the scenarios the sizing cut
     with concurrent.futures.ProcessPoolExecutor(
         min(jobs, len(scenarios)), mp_context=context
     ) as pool:
-        futures = {
-            pool.submit(
-                _explore_one,
-                s.name if SCENARIOS.get(s.name) is s else s,
-                policy,
-                caps,
-                deadline,
-                keep_going,
-                stop_at,
-            ): index
-            for index, s in enumerate(scenarios)
-        }
-        for future in concurrent.futures.as_completed(futures):
-            if future.cancelled():
-                continue
-            exploration = future.result()
-            found[futures[future]] = exploration
+
+        def run(indexes: Iterable[int], max_states: int | None, sizing: bool) -> bool:
+            """Explore these scenarios under ``max_states``; False once the run must stop.
+            In the ``sizing`` pass a scenario stopped by the cap is put ``ahead``, not done."""
+            futures = {
+                pool.submit(
+                    _explore_one,
+                    scenarios[i].name
+                    if SCENARIOS.get(scenarios[i].name) is scenarios[i]
+                    else scenarios[i],
+                    policy,
+                    max_states,
+                    deadline,
+                    keep_going,
+                    stop_at,
+                    fingerprints,
+                ): i
+                for i in indexes
+            }
+            going = True
+            for future in concurrent.futures.as_completed(futures):
+                if future.cancelled():
+                    continue
+                exploration, index = future.result(), futures[future]
+                if sizing and exploration.stop_reason == "state-cap":
+                    ahead.append((-work_ahead(exploration), index))
+                    continue
+                found[index] = exploration
+                if progress is not None:
+                    progress(
+                        f"explored {len(found)} of {len(scenarios)} scenarios in {jobs} workers "
+                        f"(last: {scenarios[index].name}, {exploration.states:,} states)"
+                    )
+                if exploration.stop_reason in ("violation", "time-cap"):
+                    going = False
+                    for other in futures:
+                        other.cancel()
+            return going
+
+        if run(range(len(scenarios)), first, sizing=first != caps.max_states) and ahead:
+            order = [index for _, index in sorted(ahead)]
             if progress is not None:
                 progress(
-                    f"explored {len(found)} of {len(scenarios)} scenarios in {jobs} workers "
-                    f"(last: {scenarios[futures[future]].name}, {exploration.states:,} states)"
+                    f"{len(found)} of {len(scenarios)} scenarios ended within {first:,} states; "
+                    f"exploring the other {len(order)} in full, the most work ahead first: "
+                    + ", ".join(scenarios[i].name for i in order)
                 )
-            if exploration.stop_reason in ("violation", "time-cap"):
-                for other in futures:
-                    other.cancel()
+            run(order, caps.max_states, sizing=False)
     runs = [ScenarioRun(s, found[i]) for i, s in enumerate(scenarios) if i in found]
     return runs, [s.name for i, s in enumerate(scenarios) if i not in found]
 

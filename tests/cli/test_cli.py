@@ -77,9 +77,16 @@ def agree(result: subprocess.CompletedProcess[str], data: dict[str, Any]) -> Non
 
 
 def test_problem_1a_a_run_stopped_at_a_violation_claims_nothing_else(tmp_path: Path) -> None:
+    """In one process the catalogue's first scenario breaks BOOT-05 and the run stops there."""
     report = tmp_path / "r.json"
     result = kadspec(
-        "check", "--policy", "provide-before-ready-error-dropped", "--json", str(report)
+        "check",
+        "--policy",
+        "provide-before-ready-error-dropped",
+        "--workers",
+        "1",
+        "--json",
+        str(report),
     )
     data = valid_report(report, "check")
     agree(result, data)
@@ -98,6 +105,33 @@ def test_problem_1a_a_run_stopped_at_a_violation_claims_nothing_else(tmp_path: P
     else:  # a SHOULD violation is listed and the run goes on
         assert result.returncode in (0, 3)
         assert "BOOT-05" in data["summary"]["violated_should"]
+
+
+def test_problem_1a_side_by_side_a_stopped_run_claims_only_what_finished(tmp_path: Path) -> None:
+    """With scenarios side by side (the default), the ones that finished before the violation
+    stopped the run are reported; every "holds" is a finished scenario's, and every scenario
+    not finished is reported as not run, with nothing claimed for it."""
+    report = tmp_path / "r.json"
+    result = kadspec(
+        "check",
+        "--policy",
+        "provide-before-ready-error-dropped",
+        "--jobs",
+        "2",
+        "--json",
+        str(report),
+    )
+    data = valid_report(report, "check")
+    agree(result, data)
+    assert result.returncode == (1 if is_must("BOOT-05") else 0)
+    finished = {s["name"]: s for s in data["scenarios"]}
+    assert "join" in finished and "BOOT-05" in finished["join"]["violated"]
+    assert set(data["not_run"]) == set(SCENARIOS) - set(finished)
+    for rid, status in statuses(data).items():
+        if status == "holds" and rid not in CONFIG_REQUIREMENTS:
+            assert any(
+                s["complete"] and s["statuses"].get(rid) == "holds" for s in finished.values()
+            ), rid
 
 
 def test_problem_1b_a_capped_run_is_incomplete_not_holding(tmp_path: Path) -> None:
@@ -545,6 +579,8 @@ def test_a_small_example_network_is_explored(tmp_path: Path) -> None:
         (["check", "--max-seconds", "-1"], "--max-seconds"),
         (["mutants", "--only", "nope"], "unknown mutant 'nope'"),
         (["check", "--bogus"], "No such option"),
+        (["check", "--jobs", "2", "--workers", "2"], "--jobs 2 runs whole scenarios side by"),
+        (["check", "--jobs", "2", "--ray", "local"], "give one of them"),
         (["prove", "--nodes", "9"], "outside"),
         (["example-config", "nope"], "nope"),
         (["nope"], "No such command"),
@@ -552,6 +588,21 @@ def test_a_small_example_network_is_explored(tmp_path: Path) -> None:
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
     one_line_error(kadspec(*args), needle)
+
+
+def test_check_runs_several_scenarios_side_by_side_and_partitions_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(jobs, workers) for (scenarios, --jobs, --workers, --ray) on a 2-core machine."""
+    from kadspec import main as cli_main
+
+    monkeypatch.setattr(cli_main, "usable_cores", lambda: 2)
+    assert cli_main._parallelism(20, None, None, None) == (2, 1)
+    assert cli_main._parallelism(1, None, None, None) == (1, 2)
+    assert cli_main._parallelism(20, None, 3, None) == (1, 3)
+    assert cli_main._parallelism(20, None, None, "local") == (1, 2)
+    assert cli_main._parallelism(20, 3, None, None) == (3, 1)
+    assert cli_main._parallelism(20, 1, 1, None) == (1, 1)
 
 
 def test_requirement_levels_are_listed() -> None:

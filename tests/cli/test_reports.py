@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import pytest
 
-from kadspec.engines.explorer import Counterexample, Exploration
+from kadspec.engines.explorer import Counterexample, Exploration, explore
 from kadspec.models.mutants import MUTANTS
 from kadspec.models.policy import SPEC
 from kadspec.models.scenarios import SCENARIOS, Scenario
@@ -21,12 +21,14 @@ from kadspec.reports import (
     EXIT_INCOMPLETE,
     EXIT_OK,
     EXIT_VIOLATION,
+    SIZING_STATES,
     CheckReport,
     ScenarioRun,
     checks_by_requirement,
     combine,
     is_must,
     run_check,
+    work_ahead,
 )
 from kadspec.spec import requirements
 
@@ -191,6 +193,54 @@ def test_workers_give_the_same_report_as_one_process() -> None:
     assert [r.scenario.name for r in shared.runs] == [s.name for s in chosen]
     assert [r.exploration.states for r in shared.runs] == [r.exploration.states for r in alone.runs]
     assert shared.status() == alone.status() and shared.exit_code == alone.exit_code
+
+
+def test_jobs_finish_small_scenarios_in_the_sizing_pass_and_run_the_rest_after() -> None:
+    """client-joins (118 states) and mode-change (3,893) end within the sizing pass; trio
+    (35,522) outgrows it and is explored again in full, after them: it reports last."""
+    chosen = [SCENARIOS[n] for n in ("client-joins", "trio", "mode-change")]
+    notes: list[str] = []
+    shared = run_check(SPEC, chosen, keep_going=True, jobs=2, progress=notes.append)
+    alone = run_check(SPEC, chosen, keep_going=True)
+    assert len(notes) == 4 and "last: trio" in notes[-1]
+    assert notes[-2].startswith("2 of 3 scenarios ended within 5,000 states")
+    assert notes[-2].endswith("the other 1 in full, the most work ahead first: trio")
+    assert [r.exploration.levels for r in shared.runs] == [r.exploration.levels for r in alone.runs]
+    assert all(r.exploration.complete for r in shared.runs)
+    assert shared.status() == alone.status()
+
+
+def test_jobs_honour_a_state_cap_below_the_sizing_pass_as_one_process_does() -> None:
+    chosen = [SCENARIOS["join"], SCENARIOS["trio"]]
+    report = run_check(SPEC, chosen, max_states=100, jobs=2)
+    alone = run_check(SPEC, chosen, max_states=100)
+    assert [r.exploration.stop_reason for r in report.runs] == ["state-cap", "state-cap"]
+    assert [r.exploration.levels for r in report.runs] == [r.exploration.levels for r in alone.runs]
+    assert report.exit_code == EXIT_INCOMPLETE
+
+
+def test_jobs_keep_fingerprints_and_refuse_a_second_way_to_partition() -> None:
+    chosen = [SCENARIOS["client-joins"], SCENARIOS["nat-joins"]]
+    report = run_check(SPEC, chosen, jobs=2, fingerprints=True)
+    assert [r.exploration.fingerprints for r in report.runs] == [True, True]
+    with pytest.raises(ValueError, match="workers=2"):
+        run_check(SPEC, chosen, jobs=2, workers=2)
+    with pytest.raises(ValueError, match="ray='local'"):
+        run_check(SPEC, chosen, jobs=2, ray="local")
+
+
+def test_the_largest_scenario_scores_the_most_work_ahead_at_the_sizing_cap() -> None:
+    """crowd-unresponsive-find (414,533 states) against trio (35,522), both cut at the
+    sizing cap: the order of the full runs starts the larger one first."""
+    cut = {
+        name: explore(SCENARIOS[name].initial(), SPEC, max_states=SIZING_STATES, keep_going=True)
+        for name in ("trio", "crowd-unresponsive-find")
+    }
+    assert all(e.stop_reason == "state-cap" for e in cut.values())
+    assert work_ahead(cut["crowd-unresponsive-find"]) > work_ahead(cut["trio"])
+    assert work_ahead(explore(SCENARIOS["client-joins"].initial(), SPEC, max_states=3)) == float(
+        "inf"
+    )
 
 
 def test_a_violation_in_a_worker_fails_the_run() -> None:
