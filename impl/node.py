@@ -236,15 +236,12 @@ def describe(effect: fx.Effect, names: KeyNames) -> str | None:
     lines: dict[str, Callable[[], str]] = {
         "node.start": lambda: f"node started in {f['mode']} mode, {f['bootstrap']} bootstrap peers",
         "bootstrap.dial": lambda: f"bootstrap: dialling {peer_name(f['peer'])}",
-        "dial.failed": lambda: (
-            f"peer {peer_name(f['peer'])} unreachable: {_one_line(f['reason'])}"
-        ),
+        "dial.failed": lambda: f"peer {peer_name(f['peer'])} unreachable: {_one_line(f['reason'])}",
         "table.add": lambda: (
             f"routing table: +{peer_name(f['peer'])} ({f['evidence']}), {f['size']} peers"
         ),
         "table.remove": lambda: (
-            f"routing table: -{peer_name(f['peer'])} ({_one_line(f['reason'])}), "
-            f"{f['size']} peers"
+            f"routing table: -{peer_name(f['peer'])} ({_one_line(f['reason'])}), {f['size']} peers"
         ),
         "node.ready": lambda: f"ready: self-lookup done, {f['table']} peers in the table",
         "mode.change": lambda: f"mode: {f['old']} -> {f['new']}",

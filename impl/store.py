@@ -138,9 +138,7 @@ class SqliteProviderStore:
             "SELECT key, provider, addrs, expires_at FROM provider ORDER BY key, provider"
         )
         return tuple(
-            ProviderRecord(
-                key=k, provider=p, addrs=_unpack(a), expires_at=e - self.wall_offset_ms
-            )
+            ProviderRecord(key=k, provider=p, addrs=_unpack(a), expires_at=e - self.wall_offset_ms)
             for k, p, a, e in rows
         )
 

@@ -105,4 +105,3 @@ def test_kill_9_while_storing_then_restart_loses_no_acknowledged_record(tmp_path
             f"\nkilled after {len(acknowledged)} acknowledged stores "
             f"({len(held)} records on disk), none lost"
         )
-
