@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import multiprocessing.queues
 import os
+import queue
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -368,11 +370,7 @@ def run_check(
 
         def report(snapshot: Snapshot, name: str = scenario.name) -> None:
             if progress is not None:
-                progress(
-                    f"exploring {name}: {snapshot.states:,} states, depth {snapshot.depth}, "
-                    f"frontier {snapshot.frontier:,}, {snapshot.states_per_second:,.0f} states/s, "
-                    f"{snapshot.memory_mb:,.0f} MB"
-                )
+                progress(_describe(name, snapshot))
 
         exploration = explore_with(
             scenario.initial(),
@@ -433,7 +431,19 @@ def explore_with(
 SIZING_STATES = 5_000
 
 
+#: where a worker process of _explore_in_workers sends its progress (set as it starts)
+_live: multiprocessing.queues.Queue[tuple[int, str]] | None = None
+#: seconds between two progress notes of one worker
+LIVE_INTERVAL = 0.5
+
+
+def _relay_progress_to(queue: multiprocessing.queues.Queue[tuple[int, str]]) -> None:
+    global _live
+    _live = queue
+
+
 def _explore_one(
+    index: int,
     scenario: Scenario | str,
     policy: Policy,
     max_states: int | None,
@@ -443,8 +453,17 @@ def _explore_one(
     fingerprints: bool,
 ) -> Exploration:
     """One scenario's exploration in a worker (a built-in scenario is passed by name: its
-    witnesses are functions, which do not travel between processes)."""
+    witnesses are functions, which do not travel between processes). Its progress goes to
+    the parent as (index, text), at most every :data:`LIVE_INTERVAL` seconds."""
     chosen = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    noted = [0.0]
+
+    def relay(snapshot: Snapshot) -> None:
+        now = time.monotonic()
+        if _live is not None and now - noted[0] >= LIVE_INTERVAL:
+            noted[0] = now
+            _live.put((index, _describe(chosen.name, snapshot)))
+
     return explore_with(
         chosen.initial(),
         policy,
@@ -454,6 +473,15 @@ def _explore_one(
         keep_going=keep_going,
         stop_at=stop_at,
         witnesses=getattr(chosen, "witnesses", ()),
+        progress=relay,
+    )
+
+
+def _describe(name: str, snapshot: Snapshot) -> str:
+    return (
+        f"exploring {name}: {snapshot.states:,} states, depth {snapshot.depth}, "
+        f"frontier {snapshot.frontier:,}, {snapshot.states_per_second:,.0f} states/s, "
+        f"{snapshot.memory_mb:,.0f} MB"
     )
 
 
@@ -500,9 +528,29 @@ def _explore_in_workers(
     found: dict[int, Exploration] = {}
     first = SIZING_STATES if caps.max_states is None else min(SIZING_STATES, caps.max_states)
     ahead: list[tuple[float, int]] = []  # (-work ahead, index) of the scenarios the sizing cut
+    live: multiprocessing.queues.Queue[tuple[int, str]] = context.Queue()
+    running: dict[int, str] = {}  # the latest progress note of each scenario under way
     with concurrent.futures.ProcessPoolExecutor(
-        min(jobs, len(scenarios)), mp_context=context
+        min(jobs, len(scenarios)),
+        mp_context=context,
+        initializer=_relay_progress_to,
+        initargs=(live,),
     ) as pool:
+
+        def relay() -> None:
+            """Pass the workers' latest notes on, as one line (states of every scenario under
+            way, then how many are done)."""
+            while True:
+                try:
+                    index, note = live.get_nowait()
+                except queue.Empty:
+                    break
+                running[index] = note
+            if progress is not None and running:
+                progress(
+                    "; ".join(running[i] for i in sorted(running))
+                    + f" ({len(found)} of {len(scenarios)} scenarios done, {jobs} workers)"
+                )
 
         def run(indexes: Iterable[int], max_states: int | None, sizing: bool) -> bool:
             """Explore these scenarios under ``max_states``; False once the run must stop.
@@ -510,6 +558,7 @@ def _explore_in_workers(
             futures = {
                 pool.submit(
                     _explore_one,
+                    i,
                     scenarios[i].name
                     if SCENARIOS.get(scenarios[i].name) is scenarios[i]
                     else scenarios[i],
@@ -523,23 +572,31 @@ def _explore_in_workers(
                 for i in indexes
             }
             going = True
-            for future in concurrent.futures.as_completed(futures):
-                if future.cancelled():
-                    continue
-                exploration, index = future.result(), futures[future]
-                if sizing and exploration.stop_reason == "state-cap":
-                    ahead.append((-work_ahead(exploration), index))
-                    continue
-                found[index] = exploration
-                if progress is not None:
-                    progress(
-                        f"explored {len(found)} of {len(scenarios)} scenarios in {jobs} workers "
-                        f"(last: {scenarios[index].name}, {exploration.states:,} states)"
-                    )
-                if exploration.stop_reason in ("violation", "time-cap"):
-                    going = False
-                    for other in futures:
-                        other.cancel()
+            waiting = set(futures)
+            while waiting:
+                done, waiting = concurrent.futures.wait(
+                    waiting, timeout=LIVE_INTERVAL, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                relay()
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    exploration, index = future.result(), futures[future]
+                    running.pop(index, None)
+                    if sizing and exploration.stop_reason == "state-cap":
+                        ahead.append((-work_ahead(exploration), index))
+                        continue
+                    found[index] = exploration
+                    if progress is not None:
+                        progress(
+                            f"explored {len(found)} of {len(scenarios)} scenarios in {jobs} "
+                            f"workers (last: {scenarios[index].name}, {exploration.states:,} "
+                            "states)"
+                        )
+                    if exploration.stop_reason in ("violation", "time-cap"):
+                        going = False
+                        for other in futures:
+                            other.cancel()
             return going
 
         if run(range(len(scenarios)), first, sizing=first != caps.max_states) and ahead:

@@ -197,14 +197,21 @@ def test_workers_give_the_same_report_as_one_process() -> None:
 
 def test_jobs_finish_small_scenarios_in_the_sizing_pass_and_run_the_rest_after() -> None:
     """client-joins (118 states) and mode-change (3,893) end within the sizing pass; trio
-    (35,522) outgrows it and is explored again in full, after them: it reports last."""
+    (35,522) outgrows it and is explored again in full, after them: it reports last, and its
+    worker's progress is relayed live while it runs."""
     chosen = [SCENARIOS[n] for n in ("client-joins", "trio", "mode-change")]
     notes: list[str] = []
     shared = run_check(SPEC, chosen, keep_going=True, jobs=2, progress=notes.append)
     alone = run_check(SPEC, chosen, keep_going=True)
-    assert len(notes) == 4 and "last: trio" in notes[-1]
-    assert notes[-2].startswith("2 of 3 scenarios ended within 5,000 states")
-    assert notes[-2].endswith("the other 1 in full, the most work ahead first: trio")
+    done = [n for n in notes if n.startswith("explored ")]
+    assert len(done) == 3 and "last: trio" in done[-1]
+    assert [n for n in notes if "scenarios ended within" in n] == [
+        "2 of 3 scenarios ended within 5,000 states; exploring the other 1 in full, the most "
+        "work ahead first: trio"
+    ]
+    live = r"exploring trio: [\d,]+ states, depth \d+, frontier [\d,]+, [\d,]+ states/s, "
+    live += r"[\d,]+ MB \(2 of 3 scenarios done, 2 workers\)"
+    assert any(re.fullmatch(live, n) for n in notes), notes
     assert [r.exploration.levels for r in shared.runs] == [r.exploration.levels for r in alone.runs]
     assert all(r.exploration.complete for r in shared.runs)
     assert shared.status() == alone.status()
