@@ -437,9 +437,9 @@ _live: multiprocessing.queues.Queue[tuple[int, str]] | None = None
 LIVE_INTERVAL = 0.5
 
 
-def _relay_progress_to(queue: multiprocessing.queues.Queue[tuple[int, str]]) -> None:
+def _relay_progress_to(notes: multiprocessing.queues.Queue[tuple[int, str]]) -> None:
     global _live
-    _live = queue
+    _live = notes
 
 
 def _explore_one(
