@@ -416,7 +416,7 @@ CHECK_HELP = CHECK_HELP.replace("SCENARIO_LINES", _scenario_lines())
     type=click.IntRange(min=1, max=64),
     default=None,
     help="Explore whole scenarios side by side in this many worker processes, the largest "
-    "first (progress then counts scenarios). Default: every usable core when several "
+    "first (progress shows each scenario under way). Default: every usable core when several "
     "scenarios are checked and --workers and --ray are not given.",
 )
 @click.option(

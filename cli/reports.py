@@ -328,8 +328,8 @@ def run_check(
     ``keep_going``; a SHOULD violation is recorded and the search goes on. ``max_states`` caps
     each scenario, ``max_seconds`` the whole run. With ``jobs`` above 1 the scenarios are
     explored side by side in that many worker processes, each one serially and the largest
-    started first (progress then counts scenarios, not states); ``workers`` must then be 1 and
-    ``ray`` None.
+    started first (progress then shows each scenario under way, and each one finished);
+    ``workers`` must then be 1 and ``ray`` None.
 
     ``workers`` above 1 partitions each scenario's states over that many processes
     (``kadspec.engines.parallel``), ``fingerprints`` keeps 64-bit fingerprints instead of
