@@ -80,6 +80,24 @@ class Reference:
                     return outcome
             await trio.sleep(0.05)
 
+    async def provide_settled(self, op: int) -> fx.ProvideOutcome:
+        """Provide ``op``'s first attempt that succeeded, or its final one. A failed attempt
+        that is not final is retried (PROV-06): on a loaded machine a peer written in another
+        implementation may miss the first attempt's deadline. Every attempt is in the
+        assertion's message when none succeeds."""
+        while True:
+            attempts = [
+                o for o in self.outcomes() if isinstance(o, fx.ProvideOutcome) and o.op == op
+            ]
+            for outcome in attempts:
+                if outcome.ok or outcome.final:
+                    failures = [
+                        e for e in self.reports if isinstance(e, fx.LogEvent) and "failed" in e.name
+                    ]
+                    assert outcome.ok, (attempts, failures)
+                    return outcome
+            await trio.sleep(0.05)
+
 
 @contextlib.asynccontextmanager
 async def hosts(count: int) -> AsyncIterator[list[Any]]:
@@ -202,8 +220,8 @@ def test_interop_with_py_libp2p_kad_dht_both_ways() -> None:
                 # the key rule: text -> sha2-256 multihash; py-libp2p takes it as a CID string
                 ours_key, theirs_key = content_key("from-reference"), content_key("from-py-libp2p")
                 ours.driver.command(ev.Provide(ours.driver.now(), op=1, key=ours_key))
-                provided = await ours.wait_for(fx.ProvideOutcome, 1)
-                assert provided.ok and provided.delivered == 1  # py-libp2p closed: it stored
+                provided = await ours.provide_settled(1)
+                assert provided.delivered == 1  # py-libp2p closed: it stored
                 found = await dht.find_providers(key_cid(ours_key))
                 assert our_host.get_id() in {p.peer_id for p in found}
                 assert await dht.provide(key_cid(theirs_key))
