@@ -491,8 +491,8 @@ def work_ahead(exploration: Exploration) -> float:
     before (how fast the levels were still widening; the last level is cut short by the cap)
     times the transitions per state (how much each state costs). Of the built-in scenarios
     sized at 5,000 states, the one that runs longest (``crowd-unresponsive-find``, 10 of the
-    catalogue's 29 CPU seconds) scores highest, 1.71 x 3.03 = 5.2; ``republish`` (3 s) scores
-    lowest, 1.78 x 1.79 = 3.2, which costs little at the end of a run."""
+    catalogue's 29 CPU seconds) scores highest, 1.71 x 3.03 = 5.2. Below the largest it is
+    rough: ``republish`` (3 s) scores 1.78 x 1.79 = 3.2, level with ``join-lossy`` (0.6 s)."""
     levels = exploration.levels
     if len(levels) < 3:
         return float("inf")
